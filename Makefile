@@ -1,0 +1,30 @@
+# citebot: `make run` installs, builds the index over corpus/ and starts the bot (console without a token);
+# `make test` installs and runs the tests. Both work on a fresh machine with only the package registries.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run build test bench clean
+
+install: $(STAMP)
+
+# torch==2.13.0 first: it is the local CPU build; without it pip would pull several GB of CUDA wheels.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+build: install
+	$(BIN)/citebot build
+
+run: build
+	$(BIN)/citebot serve
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

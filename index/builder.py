@@ -1,0 +1,213 @@
+"""Build the index: corpus folder -> documents -> chunks -> vectors (reused when unchanged) -> store."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .chunking import Chunk, chunk_document, embedding_text
+from .config import Settings
+from .documents import Corpus, SkippedFile, load_corpus
+from .embedding import Embedder
+from .language import main_language
+from .store import BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, read_manifest
+from .tokenize import tokenize
+
+log = logging.getLogger(__name__)
+
+# progress(stage, done, total): stage is "read", "embed" or "write".
+Progress = Callable[[str, int, int], None]
+
+
+class BuildError(RuntimeError):
+    """The build cannot produce an index; the message says why. The previous index is untouched."""
+
+
+@dataclass
+class BuildReport:
+    """What a build did, for the build summary, `citebot stats` and the bot's /reindex."""
+
+    build_dir: Path | None
+    documents: int
+    chunks: int
+    embedded: int
+    reused: int
+    seconds: float
+    unchanged: bool = False
+    skipped: list[SkippedFile] = field(default_factory=list)
+    duplicates: list[SkippedFile] = field(default_factory=list)
+    foreign_paragraphs: int = 0
+
+    def summary(self) -> str:
+        if self.unchanged:
+            head = f"Index is up to date: {self.documents} documents, {self.chunks} chunks (nothing to embed)."
+        else:
+            head = (
+                f"Indexed {self.documents} documents as {self.chunks} chunks in {self.seconds:.1f} s "
+                f"({self.embedded} embedded, {self.reused} reused)."
+            )
+        lines = [head]
+        if self.duplicates:
+            lines.append(f"{len(self.duplicates)} duplicate document(s) indexed once.")
+        if self.foreign_paragraphs:
+            lines.append(f"{self.foreign_paragraphs} paragraph(s) not in the corpus language left out of search.")
+        if self.skipped:
+            lines.append(f"Skipped {len(self.skipped)} file(s):")
+            lines += [f"  {s.path}: {s.reason}" for s in self.skipped]
+        return "\n".join(lines)
+
+
+def chunk_hash(model: str, text: str) -> str:
+    """Identity of a chunk's vector: the same text through the same model gives the same vector."""
+    return hashlib.sha256(f"{model}\0{text}".encode()).hexdigest()[:32]
+
+
+def _fingerprint(settings: Settings, language: str, corpus: Corpus) -> str:
+    h = hashlib.sha256(f"{settings.model}|{settings.chunk_words}|{settings.overlap_words}|{language}".encode())
+    for doc in corpus.documents:
+        h.update(f"\n{doc.doc_id}|{doc.source}|{doc.url}|{doc.published}".encode())
+    for skipped in corpus.skipped:
+        h.update(f"\nskipped|{skipped.path}".encode())
+    return h.hexdigest()[:32]
+
+
+def _previous(root: Path, model: str) -> tuple[dict | None, IndexSnapshot | None]:
+    build_dir = current_build_dir(root)
+    if build_dir is None:
+        return None, None
+    try:
+        manifest = read_manifest(build_dir)
+        return manifest, IndexSnapshot.load(root, model)
+    except IndexUnavailable as exc:
+        log.info("Not reusing the previous index: %s", exc)
+        return None, None
+
+
+def build_index(
+    settings: Settings,
+    corpus_dir: Path | None = None,
+    embedder: Embedder | None = None,
+    progress: Progress | None = None,
+    force: bool = False,
+) -> BuildReport:
+    """Build the index for a corpus folder and make it live atomically.
+
+    Unchanged corpora are detected by fingerprint and left alone (unless force); otherwise only
+    chunks whose text is new are embedded, the rest reuse the previous build's vectors.
+    """
+    began = time.perf_counter()
+    root = settings.index_root
+    corpus_dir = Path(corpus_dir or settings.corpus_dir)
+    with BuildLock(root):
+        try:
+            corpus = load_corpus(corpus_dir, progress=lambda d, t: progress and progress("read", d, t))
+        except FileNotFoundError as exc:
+            raise BuildError(str(exc)) from None
+        if not corpus.documents:
+            raise BuildError(
+                f"No readable articles in {corpus_dir} ({corpus.files_read} file(s) read); "
+                "see corpus/README.md for the accepted formats."
+            )
+        language = main_language((p.language, p.end - p.start) for d in corpus.documents for p in d.paragraphs)
+        foreign = sum(1 for d in corpus.documents for p in d.paragraphs if p.language and p.language != language)
+        fingerprint = _fingerprint(settings, language, corpus)
+
+        previous_manifest, previous = _previous(root, settings.model)
+        report = BuildReport(
+            build_dir=None, documents=len(corpus.documents), chunks=0, embedded=0, reused=0, seconds=0.0,
+            skipped=corpus.skipped, duplicates=corpus.duplicates, foreign_paragraphs=foreign,
+        )
+        if previous is not None and not force and previous_manifest.get("corpus_fingerprint") == fingerprint:
+            previous.close()
+            report.build_dir, report.chunks, report.unchanged = previous.build_dir, previous_manifest["chunks"], True
+            report.seconds = time.perf_counter() - began
+            return report
+
+        titles = {d.doc_id: d.title for d in corpus.documents}
+        chunks: list[Chunk] = [
+            c
+            for d in corpus.documents
+            for c in chunk_document(d, language, settings.chunk_words, settings.overlap_words)
+        ]
+        if not chunks:
+            raise BuildError(f"The articles in {corpus_dir} hold no text to index.")
+        texts = [embedding_text(titles[c.doc_id], c.text) for c in chunks]
+        hashes = [chunk_hash(settings.model, t) for t in texts]
+        vectors = _vectors(settings, texts, hashes, previous, embedder, progress, report)
+
+        writer = IndexWriter(root)
+        try:
+            if progress:
+                progress("write", 0, 1)
+            writer.add_documents(
+                (d.doc_id, d.title, d.source, d.url, d.published, d.path, d.text) for d in corpus.documents
+            )
+            writer.add_chunks(
+                (row, c.chunk_id, c.doc_id, c.ordinal, c.start, c.end, c.text, h)
+                for row, (c, h) in enumerate(zip(chunks, hashes))
+            )
+            writer.write_vectors(vectors)
+            writer.write_bm25([tokenize(t) for t in texts])
+            report.chunks = len(chunks)
+            report.seconds = time.perf_counter() - began
+            report.build_dir = writer.commit(
+                {
+                    "model": settings.model,
+                    "dim": int(vectors.shape[1]),
+                    "documents": len(corpus.documents),
+                    "chunks": len(chunks),
+                    "files_read": corpus.files_read,
+                    "skipped_files": [{"path": s.path, "reason": s.reason} for s in corpus.skipped],
+                    "duplicate_documents": [{"path": s.path, "reason": s.reason} for s in corpus.duplicates],
+                    "foreign_paragraphs": foreign,
+                    "language": language,
+                    "chunk_words": settings.chunk_words,
+                    "overlap_words": settings.overlap_words,
+                    "corpus_dir": str(corpus_dir),
+                    "corpus_fingerprint": fingerprint,
+                    "embedded": report.embedded,
+                    "reused": report.reused,
+                    "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "build_seconds": round(report.seconds, 2),
+                }
+            )
+            if progress:
+                progress("write", 1, 1)
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            if previous is not None:
+                previous.close()
+        log.info("Built index %s", report.build_dir.name)
+        return report
+
+
+def _vectors(settings, texts, hashes, previous, embedder, progress, report) -> np.ndarray:
+    """Vectors for every chunk: copied from the previous build when the hash matches, else embedded."""
+    known: dict[str, int] = {}
+    old = None
+    if previous is not None:
+        known, old = previous.vectors_by_hash()
+    todo = [i for i, h in enumerate(hashes) if h not in known]
+    report.reused, report.embedded = len(texts) - len(todo), len(todo)
+    dim = old.shape[1] if old is not None and not todo else None
+    fresh = None
+    if todo:
+        embedder = embedder or Embedder(settings.model)
+        log.info("Embedding %d new chunks (%d reused)", len(todo), report.reused)
+        fresh = embedder.embed([texts[i] for i in todo], progress=lambda d, t: progress and progress("embed", d, t))
+        dim = fresh.shape[1]
+    elif progress:
+        progress("embed", 0, 0)
+    vectors = np.empty((len(texts), dim), dtype=np.float32)
+    position = {i: n for n, i in enumerate(todo)}
+    for i, h in enumerate(hashes):
+        vectors[i] = fresh[position[i]] if i in position else old[known[h]]
+    return vectors

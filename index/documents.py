@@ -1,0 +1,291 @@
+"""Load articles from the corpus folder (.txt, .md, .html, .json, .jsonl) into clean Documents."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+from .cleaning import clean_paragraphs, clean_title, normalize_text
+from .language import detect_language
+
+log = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm"}
+JSON_SUFFIXES = {".json", ".jsonl"}
+SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES
+MAX_FILE_BYTES = 50 * 1024 * 1024
+HEADER_KEYS = {"title", "url", "link", "source", "published", "date"}
+PARAGRAPH_SEPARATOR = "\n\n"
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """A paragraph's span in its document's cleaned text, and its language ('' if unsure)."""
+
+    start: int
+    end: int
+    language: str = ""
+
+
+@dataclass(frozen=True)
+class Document:
+    """One cleaned article. `text` is the cleaned body; offsets everywhere point into it."""
+
+    doc_id: str
+    title: str
+    text: str
+    paragraphs: tuple[Paragraph, ...]
+    path: str
+    source: str = ""
+    url: str = ""
+    published: str = ""
+
+    @property
+    def content_key(self) -> str:
+        """Hash of the body alone: two copies of one article share it, whatever their titles."""
+        return hashlib.sha256(re.sub(r"\s+", " ", self.text.casefold()).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass
+class Corpus:
+    """What loading a corpus folder gave: documents, and what was left out and why."""
+
+    documents: list[Document] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+    duplicates: list[SkippedFile] = field(default_factory=list)
+    files_read: int = 0
+
+
+@dataclass
+class RawArticle:
+    title: str
+    body: str
+    url: str = ""
+    source: str = ""
+    published: str = ""
+
+
+class UnreadableFile(Exception):
+    """A corpus file that cannot be read or parsed; the message says why."""
+
+
+def read_text(path: Path) -> str:
+    """File contents as text: UTF-8 if it is, else Windows-1252/Latin-1; binary files refused."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise UnreadableFile(f"file is {size // 2**20} MiB, over the {MAX_FILE_BYTES // 2**20} MiB limit")
+    data = path.read_bytes()
+    if b"\x00" in data[:4096]:
+        raise UnreadableFile("looks like a binary file, not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        log.info("%s is not UTF-8; reading it as Windows-1252", path)
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError:
+            return data.decode("latin-1")
+
+
+def normalize_date(value: str) -> str:
+    """ISO date (YYYY-MM-DD) when the value parses as one, else the value as given."""
+    value = (value or "").strip()
+    if not value:
+        return ""
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).date().isoformat()
+    except ValueError:
+        pass
+    for fmt in ("%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%d/%m/%Y", "%Y/%m/%d"):
+        try:
+            return datetime.strptime(value, fmt).date().isoformat()
+        except ValueError:
+            continue
+    return value
+
+
+def parse_text_article(text: str) -> RawArticle:
+    """A .txt/.md article: optional `Key: value` header or `---` front matter, else title on line 1."""
+    lines = text.split("\n")
+    meta: dict[str, str] = {}
+    i = 0
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    fenced = i < len(lines) and lines[i].strip() == "---"
+    if fenced:
+        i += 1
+    while i < len(lines):
+        m = re.match(r"^\s*([A-Za-z]+)\s*:\s*(.*?)\s*$", lines[i])
+        if not m or m.group(1).lower() not in HEADER_KEYS:
+            break
+        meta[m.group(1).lower()] = m.group(2).strip().strip('"')
+        i += 1
+    if fenced and i < len(lines) and lines[i].strip() == "---":
+        i += 1
+    body_lines = lines[i:]
+    title = meta.get("title", "")
+    if not title:
+        while body_lines and not body_lines[0].strip():
+            body_lines = body_lines[1:]
+        if body_lines:
+            title, body_lines = body_lines[0], body_lines[1:]
+    return RawArticle(
+        title=title,
+        body="\n".join(body_lines),
+        url=meta.get("url") or meta.get("link", ""),
+        source=meta.get("source", ""),
+        published=meta.get("published") or meta.get("date", ""),
+    )
+
+
+def parse_html_article(html: str) -> RawArticle:
+    """Main content of a web page, by trafilatura (no menus, comments or footers)."""
+    import trafilatura
+
+    result = trafilatura.bare_extraction(
+        html, include_comments=False, include_tables=False, with_metadata=True, favor_precision=True
+    )
+    if result is None or not (result.text or "").strip():
+        raise UnreadableFile("no article text found in the HTML")
+    return RawArticle(
+        title=result.title or "",
+        body=result.text,
+        url=result.url or "",
+        source=result.sitename or "",
+        published=result.date or "",
+    )
+
+
+def _record_to_article(record: object, where: str) -> RawArticle:
+    if not isinstance(record, dict):
+        raise UnreadableFile(f"{where}: expected an object with title and text")
+    body = record.get("text") or record.get("body") or ""
+    if not isinstance(body, str) or not body.strip():
+        raise UnreadableFile(f"{where}: no 'text' or 'body'")
+    text_field = lambda key: str(record.get(key) or "").strip()  # noqa: E731
+    return RawArticle(
+        title=text_field("title"),
+        body=body,
+        url=text_field("url"),
+        source=text_field("source"),
+        published=text_field("published") or text_field("date"),
+    )
+
+
+def parse_json_articles(text: str, jsonl: bool, path: Path) -> Iterator[RawArticle]:
+    """Records from a .json file (one object or a list) or a .jsonl file (one object a line)."""
+    if jsonl:
+        for number, line in enumerate(text.split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                yield _record_to_article(json.loads(line), f"line {number}")
+            except (json.JSONDecodeError, UnreadableFile) as exc:
+                log.warning("Skipping %s line %d: %s", path, number, exc)
+        return
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UnreadableFile(f"invalid JSON ({exc})") from None
+    records = data if isinstance(data, list) else [data]
+    for number, record in enumerate(records, 1):
+        try:
+            yield _record_to_article(record, f"record {number}")
+        except UnreadableFile as exc:
+            log.warning("Skipping %s record %d: %s", path, number, exc)
+
+
+def read_articles(path: Path) -> list[RawArticle]:
+    """Every article in one corpus file; raises UnreadableFile with a reason."""
+    suffix = path.suffix.lower()
+    text = read_text(path)
+    if suffix in TEXT_SUFFIXES:
+        return [parse_text_article(text)]
+    if suffix in HTML_SUFFIXES:
+        return [parse_html_article(text)]
+    return list(parse_json_articles(text, suffix == ".jsonl", path))
+
+
+def make_document(article: RawArticle, path: str) -> Document | None:
+    """Clean one article into a Document; None when nothing readable is left."""
+    title = clean_title(article.title)
+    paragraphs = clean_paragraphs(article.body, title)
+    if not paragraphs:
+        return None
+    text = PARAGRAPH_SEPARATOR.join(paragraphs)
+    spans, start = [], 0
+    for para in paragraphs:
+        spans.append(Paragraph(start, start + len(para), detect_language(para)))
+        start += len(para) + len(PARAGRAPH_SEPARATOR)
+    doc_id = hashlib.sha256(f"{path}\n{title}\n{text}".encode()).hexdigest()[:16]
+    return Document(
+        doc_id=doc_id,
+        title=title or Path(path).stem,
+        text=text,
+        paragraphs=tuple(spans),
+        path=path,
+        source=normalize_text(article.source).strip(),
+        url=article.url.strip(),
+        published=normalize_date(article.published),
+    )
+
+
+def corpus_files(corpus_dir: Path) -> list[Path]:
+    """Article files under the corpus folder, in a stable order; README files are notes, not news."""
+    return sorted(
+        p
+        for p in corpus_dir.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in SUFFIXES
+        and not p.name.lower().startswith("readme")
+        and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)
+    )
+
+
+def load_corpus(corpus_dir: Path, progress=None) -> Corpus:
+    """Read and clean every article; unreadable files are skipped with a warning, never fatal."""
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        raise FileNotFoundError(f"Corpus folder {corpus_dir} does not exist.")
+    corpus = Corpus()
+    by_content: dict[str, Document] = {}
+    files = corpus_files(corpus_dir)
+    for number, path in enumerate(files, 1):
+        rel = path.relative_to(corpus_dir).as_posix()
+        corpus.files_read += 1
+        try:
+            articles = read_articles(path)
+        except (OSError, UnreadableFile, ValueError) as exc:
+            log.warning("Skipping %s: %s", rel, exc)
+            corpus.skipped.append(SkippedFile(rel, str(exc)))
+            continue
+        multi = len(articles) > 1
+        for i, article in enumerate(articles):
+            where = f"{rel}#{i + 1}" if multi else rel
+            doc = make_document(article, where)
+            if doc is None:
+                log.warning("Skipping %s: no article text left after cleaning", where)
+                corpus.skipped.append(SkippedFile(where, "no article text left after cleaning"))
+                continue
+            twin = by_content.get(doc.content_key)
+            if twin is not None:
+                log.info("%s duplicates %s; indexing it once", where, twin.path)
+                corpus.duplicates.append(SkippedFile(where, f"duplicate of {twin.path}"))
+                continue
+            by_content[doc.content_key] = doc
+            corpus.documents.append(doc)
+        if progress:
+            progress(number, len(files))
+    return corpus

@@ -1,0 +1,172 @@
+"""Retrieval evaluation: recall@k of cited excerpts, MRR, abstention and latency, per retriever.
+
+QUESTIONS is a SQuAD-format JSON file (its paragraphs become the corpus, one document per article
+title) or a JSONL file of {"question": ..., "answers": [...]} lines; an empty answers list marks
+a question the corpus cannot answer, where the right result is to abstain.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .config import Settings
+from .engine import Engine
+from .question import QuestionError
+
+log = logging.getLogger(__name__)
+
+KS = (1, 5, 10)
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    question: str
+    answers: tuple[str, ...]
+
+
+def normalize(text: str) -> str:
+    """Case- and whitespace-insensitive form used to decide whether an excerpt holds an answer."""
+    return re.sub(r"\s+", " ", text.casefold()).strip()
+
+
+def contains_answer(text: str, answers: tuple[str, ...]) -> bool:
+    haystack = normalize(text)
+    return any(normalize(a) and normalize(a) in haystack for a in answers)
+
+
+def load_squad(path: Path) -> tuple[list[EvalQuestion], list[dict]]:
+    """Questions and corpus records (one per article title, paragraphs in order) of a SQuAD file."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    questions, records = [], []
+    for article in data["data"]:
+        title = article["title"].replace("_", " ")
+        paragraphs = [p["context"] for p in article["paragraphs"]]
+        records.append({"title": title, "text": "\n\n".join(paragraphs), "source": "Wikipedia (SQuAD v1.1)"})
+        for p in article["paragraphs"]:
+            for qa in p["qas"]:
+                answers = tuple(dict.fromkeys(a["text"] for a in qa["answers"]))
+                questions.append(EvalQuestion(qa["question"], answers))
+    return questions, records
+
+
+def load_jsonl(path: Path) -> list[EvalQuestion]:
+    questions = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            questions.append(EvalQuestion(str(row["question"]), tuple(str(a) for a in row.get("answers") or ())))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path} line {number} is not a question record ({exc})") from None
+    return questions
+
+
+def is_squad(path: Path) -> bool:
+    if path.suffix.lower() != ".json":
+        return False
+    with open(path, encoding="utf-8") as f:
+        head = f.read(4096)
+    return '"data"' in head
+
+
+def _eval_settings(settings: Settings, key: str) -> Settings:
+    """A data directory of its own for an evaluation corpus, reused while the corpus is unchanged."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return settings.with_(data_dir=settings.data_dir / "eval" / digest)
+
+
+def prepare(
+    questions_path: Path, settings: Settings, corpus_dir: Path | None = None, progress=None
+) -> tuple[list[EvalQuestion], Engine]:
+    """Questions and an engine over their corpus (SQuAD paragraphs, --corpus, or the built index)."""
+    if is_squad(questions_path):
+        questions, records = load_squad(questions_path)
+        eval_settings = _eval_settings(settings, f"squad:{questions_path.resolve()}")
+        corpus = eval_settings.data_dir / "corpus"
+        corpus.mkdir(parents=True, exist_ok=True)
+        target = corpus / "squad.jsonl"
+        payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        if not target.exists() or target.read_text(encoding="utf-8") != payload:
+            target.write_text(payload, encoding="utf-8")
+        engine = Engine(eval_settings)
+        engine.build(corpus, progress=progress)
+        return questions, engine
+    questions = load_jsonl(questions_path)
+    if corpus_dir is not None:
+        engine = Engine(_eval_settings(settings, f"corpus:{Path(corpus_dir).resolve()}"))
+        engine.build(Path(corpus_dir), progress=progress)
+    else:
+        engine = Engine(settings)
+    return questions, engine
+
+
+def evaluate(
+    engine: Engine,
+    questions: list[EvalQuestion],
+    retriever: str = "hybrid",
+    on_question: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Metrics for one retriever over the questions, with the key names of `citebot eval --json`."""
+    hits = {k: 0 for k in KS}
+    chunk_hits5 = 0
+    reciprocal = 0.0
+    abstained = {True: 0, False: 0}
+    latencies = []
+    answerable = sum(1 for q in questions if q.answers)
+    for n, q in enumerate(questions, 1):
+        try:
+            answer = engine.ask(q.question, k=max(KS), retriever=retriever, abstain=False)
+        except QuestionError as exc:
+            log.warning("Question %d cannot be asked: %s", n, exc)
+            abstained[bool(q.answers)] += 1
+            continue
+        latencies.append(answer.elapsed_ms)
+        abstained[bool(q.answers)] += answer.abstained
+        if q.answers:
+            ranks = [c.rank for c in answer.citations if contains_answer(c.excerpt, q.answers)]
+            first = ranks[0] if ranks else None
+            for k in KS:
+                hits[k] += first is not None and first <= k
+            reciprocal += 1.0 / first if first else 0.0
+            chunk_hits5 += any(contains_answer(c.chunk_text, q.answers) for c in answer.citations[:5])
+        if on_question:
+            on_question(n, len(questions))
+    unanswerable = len(questions) - answerable
+    ratio = lambda x, n: round(x / n, 4) if n else None  # noqa: E731
+    lat = np.array(latencies) if latencies else np.zeros(1)
+    return {
+        **{f"recall@{k}": ratio(hits[k], answerable) for k in KS},
+        "chunk_recall@5": ratio(chunk_hits5, answerable),
+        "mrr": ratio(reciprocal, answerable),
+        "abstain_rate_answerable": ratio(abstained[True], answerable),
+        "abstain_rate_unanswerable": ratio(abstained[False], unanswerable),
+        "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
+        "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
+    }
+
+
+def format_table(result: dict) -> str:
+    """The eval result as a Markdown table, one row per retriever."""
+    cols = ["recall@1", "recall@5", "recall@10", "chunk_recall@5", "mrr",
+            "abstain_rate_answerable", "abstain_rate_unanswerable", "latency_ms_p50", "latency_ms_p95"]
+    heads = ["R@1", "R@5", "R@10", "chunk R@5", "MRR", "abstain (answerable)", "abstain (unanswerable)",
+             "p50 ms", "p95 ms"]
+    lines = [
+        f"{result['questions']} questions, {result['answerable']} answerable",
+        "",
+        "| retriever | " + " | ".join(heads) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
+    for name, metrics in result["retrievers"].items():
+        cells = ["-" if metrics[c] is None else f"{metrics[c]:.3f}" if not c.startswith("latency") else f"{metrics[c]:.1f}"
+                 for c in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

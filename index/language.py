@@ -1,0 +1,40 @@
+"""Paragraph language identification, so that a foreign line is never shown as an English answer."""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Iterable
+
+# Short lines (headings, bylines) are too short to identify reliably; treat them as unknown.
+MIN_CHARS = 20
+MIN_CONFIDENCE = 0.90
+
+_lock = threading.Lock()
+_identifier = None
+
+
+def _get_identifier():
+    global _identifier
+    with _lock:
+        if _identifier is None:
+            from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+            _identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    return _identifier
+
+
+def detect_language(text: str) -> str:
+    """ISO 639-1 code of the text's language, or '' when it is too short or unclear."""
+    if len(text) < MIN_CHARS:
+        return ""
+    language, confidence = _get_identifier().classify(text)
+    return language if confidence >= MIN_CONFIDENCE else ""
+
+
+def main_language(paragraphs: Iterable[tuple[str, int]]) -> str:
+    """The language holding the most characters among (language, length) pairs; 'en' if none."""
+    weight: Counter[str] = Counter()
+    for language, length in paragraphs:
+        if language:
+            weight[language] += length
+    return weight.most_common(1)[0][0] if weight else "en"

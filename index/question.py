@@ -1,0 +1,24 @@
+"""Checking a question before the engine sees it: one clear sentence for input it cannot use."""
+from __future__ import annotations
+
+import re
+
+from .cleaning import normalize_text
+
+MAX_QUESTION_CHARS = 1000
+
+
+class QuestionError(ValueError):
+    """The question cannot be searched; str(error) is a short message for the person who asked."""
+
+
+def clean_question(text: str | None) -> str:
+    """The question normalised to one line, or QuestionError if it is empty or too long."""
+    question = re.sub(r"\s+", " ", normalize_text(text or "")).strip()
+    if not re.search(r"\w", question):
+        raise QuestionError("Please ask a question in words; the message has none.")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(
+            f"Please keep questions under {MAX_QUESTION_CHARS} characters (this one has {len(question)})."
+        )
+    return question

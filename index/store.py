@@ -1,0 +1,279 @@
+"""The index on disk: versioned build folders, an atomic CURRENT pointer, and read-only snapshots.
+
+Layout under <data_dir>/index/:
+    CURRENT                  name of the live build (replaced atomically with os.replace)
+    builds/<build-id>/       manifest.json, vectors.npy, dense.faiss, meta.sqlite, bm25/
+    builds/.tmp-<build-id>/  a build in progress; never read, swept by the next build
+
+Metadata lives in SQLite rather than JSON files: a query fetches a handful of chunks by row id
+without loading the corpus into memory, the file is one self-checking unit, and it is in the
+standard library.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+KEEP_BUILDS = 2  # the live build and the one before it, for processes that have not reloaded yet
+
+SCHEMA = """
+CREATE TABLE documents (
+    doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, url TEXT NOT NULL,
+    published TEXT NOT NULL, path TEXT NOT NULL, text TEXT NOT NULL
+);
+CREATE TABLE chunks (
+    row INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL REFERENCES documents,
+    ordinal INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL, text TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+"""
+
+
+class IndexUnavailable(RuntimeError):
+    """The index cannot be used; the message is one sentence saying what to run."""
+
+
+class IndexMissing(IndexUnavailable):
+    pass
+
+
+class IndexCorrupt(IndexUnavailable):
+    pass
+
+
+class IndexMismatch(IndexUnavailable):
+    pass
+
+
+class BuildInProgress(RuntimeError):
+    """Another build holds the lock."""
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """A chunk with the citation fields of its document, as stored."""
+
+    row: int
+    chunk_id: str
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    title: str
+    source: str
+    url: str
+    published: str
+
+
+def _builds_dir(root: Path) -> Path:
+    return root / "builds"
+
+
+def current_build_dir(root: Path) -> Path | None:
+    """The live build folder, or None when nothing has been built."""
+    try:
+        name = (root / "CURRENT").read_text().strip()
+    except FileNotFoundError:
+        return None
+    return _builds_dir(root) / name if name else None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BuildLock:
+    """An exclusive, non-blocking lock on the index folder: one build at a time, across processes."""
+
+    def __init__(self, root: Path):
+        root.mkdir(parents=True, exist_ok=True)
+        self._file = open(root / "build.lock", "a+")
+
+    def __enter__(self) -> "BuildLock":
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.close()
+            raise BuildInProgress("Another index build is running; wait for it to finish.") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()
+
+
+class IndexWriter:
+    """Writes one build into a temporary folder; commit() makes it live with an atomic rename."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.build_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        _builds_dir(root).mkdir(parents=True, exist_ok=True)
+        self._sweep_abandoned()
+        self.tmp = _builds_dir(root) / f".tmp-{self.build_id}"
+        self.tmp.mkdir()
+        self.db = sqlite3.connect(self.tmp / "meta.sqlite")
+        self.db.executescript(SCHEMA)
+
+    def _sweep_abandoned(self) -> None:
+        """Remove temporary folders left by builds that crashed or were killed."""
+        for path in _builds_dir(self.root).glob(".tmp-*"):
+            log.info("Removing the unfinished build %s", path.name)
+            shutil.rmtree(path, ignore_errors=True)
+
+    def add_documents(self, rows: Iterable[tuple]) -> None:
+        self.db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def add_chunks(self, rows: Iterable[tuple]) -> None:
+        self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def write_vectors(self, vectors: np.ndarray) -> None:
+        import faiss
+
+        np.save(self.tmp / "vectors.npy", vectors)
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        index.add(vectors)
+        faiss.write_index(index, str(self.tmp / "dense.faiss"))
+
+    def write_bm25(self, corpus_tokens: list[list[str]]) -> None:
+        import bm25s
+
+        bm25 = bm25s.BM25()
+        bm25.index(corpus_tokens, show_progress=False)
+        bm25.save(str(self.tmp / "bm25"))
+
+    def commit(self, manifest: dict) -> Path:
+        """Finish the build and point CURRENT at it; the previous build stays intact until then."""
+        self.db.commit()
+        self.db.close()
+        manifest = {"format_version": FORMAT_VERSION, "build_id": self.build_id, **manifest}
+        (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        for path in self.tmp.rglob("*"):
+            if path.is_file():
+                with open(path, "rb") as f:
+                    os.fsync(f.fileno())
+        final = _builds_dir(self.root) / self.build_id
+        os.rename(self.tmp, final)
+        pointer = self.root / "CURRENT.tmp"
+        pointer.write_text(self.build_id + "\n")
+        with open(pointer, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(pointer, self.root / "CURRENT")
+        _fsync_dir(self.root)
+        self._prune()
+        return final
+
+    def abort(self) -> None:
+        try:
+            self.db.close()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _prune(self) -> None:
+        builds = sorted(p for p in _builds_dir(self.root).iterdir() if p.is_dir() and not p.name.startswith("."))
+        for old in builds[:-KEEP_BUILDS]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def read_manifest(build_dir: Path) -> dict:
+    try:
+        manifest = json.loads((build_dir / "manifest.json").read_text())
+    except FileNotFoundError:
+        raise IndexCorrupt(f"The index in {build_dir} has no manifest; run `citebot build` to rebuild it.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise IndexCorrupt(f"The index manifest in {build_dir} is damaged; run `citebot build` to rebuild it.") from None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexCorrupt(
+            f"The index in {build_dir} is in an older or unknown format; run `citebot build` to rebuild it."
+        )
+    return manifest
+
+
+class IndexSnapshot:
+    """One build, loaded read-only. Safe to share between threads; never changes once loaded."""
+
+    def __init__(self, build_dir: Path, manifest: dict, dense, bm25, db: sqlite3.Connection):
+        self.build_dir = build_dir
+        self.manifest = manifest
+        self.dense = dense
+        self.bm25 = bm25
+        self._db = db
+        self._db_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, root: Path, model: str | None = None) -> "IndexSnapshot":
+        """Load the live build, checking it against the configured model. Raises IndexUnavailable."""
+        build_dir = current_build_dir(root)
+        if build_dir is None:
+            raise IndexMissing(f"There is no index in {root} yet; run `citebot build` to create it.")
+        if not build_dir.is_dir():
+            raise IndexCorrupt(f"The live index folder {build_dir} is missing; run `citebot build` to rebuild it.")
+        manifest = read_manifest(build_dir)
+        if model is not None and manifest.get("model") != model:
+            raise IndexMismatch(
+                f"The index was built with the model {manifest.get('model')!r} but CITEBOT_MODEL is {model!r}; "
+                "run `citebot build` to rebuild it with the configured model."
+            )
+        broken = f"The index in {build_dir} is damaged ({{}}); run `citebot build` to rebuild it."
+        try:
+            import bm25s
+            import faiss
+
+            dense = faiss.read_index(str(build_dir / "dense.faiss"))
+            bm25 = bm25s.BM25.load(str(build_dir / "bm25"), mmap=True)
+            db = sqlite3.connect(f"file:{build_dir / 'meta.sqlite'}?mode=ro", uri=True, check_same_thread=False)
+            (count,) = db.execute("SELECT count(*) FROM chunks").fetchone()
+        except (RuntimeError, OSError, ValueError, sqlite3.DatabaseError, EOFError) as exc:
+            raise IndexCorrupt(broken.format(str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)) from exc
+        expected = manifest.get("chunks")
+        if dense.ntotal != expected or count != expected or dense.d != manifest.get("dim"):
+            raise IndexCorrupt(broken.format("its parts disagree on the number of chunks"))
+        return cls(build_dir, manifest, dense, bm25, db)
+
+    def chunks(self, rows: Sequence[int]) -> dict[int, ChunkRecord]:
+        """Chunk records by row id, with their documents' citation fields."""
+        if not rows:
+            return {}
+        marks = ",".join("?" * len(rows))
+        with self._db_lock:
+            found = self._db.execute(
+                "SELECT c.row, c.chunk_id, c.doc_id, c.start, c.end, c.text, d.title, d.source, d.url, d.published "
+                f"FROM chunks c JOIN documents d USING (doc_id) WHERE c.row IN ({marks})",
+                [int(r) for r in rows],
+            ).fetchall()
+        return {r[0]: ChunkRecord(*r) for r in found}
+
+    def document_text(self, doc_id: str) -> str:
+        with self._db_lock:
+            row = self._db.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return row[0] if row else ""
+
+    def vectors_by_hash(self) -> tuple[dict[str, int], np.ndarray]:
+        """Content hash -> row, and the stored vectors (memory-mapped), for reuse by the next build."""
+        with self._db_lock:
+            rows = self._db.execute("SELECT hash, row FROM chunks").fetchall()
+        vectors = np.load(self.build_dir / "vectors.npy", mmap_mode="r")
+        return dict(rows), vectors
+
+    def close(self) -> None:
+        with self._db_lock:
+            self._db.close()
