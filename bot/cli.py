@@ -50,7 +50,7 @@ class ProgressBars:
 def _settings(args):
     from index.config import Settings
 
-    return Settings.from_env(data_dir=args.data_dir, model=args.model)
+    return Settings.from_env(data_dir=args.data_dir, model=args.model, fusion=getattr(args, "fusion", None))
 
 
 def _engine(args):
@@ -184,6 +184,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--corpus", help="folder of articles to evaluate a JSONL file against")
     e.add_argument("--retriever", choices=("dense", "bm25", "hybrid", "all"), default="all",
                    help="which retriever(s) to measure (default all)")
+    e.add_argument("--fusion", choices=("convex", "rrf"), help="how hybrid fuses dense and BM25 "
+                   "(default: $CITEBOT_FUSION or convex; rrf = reciprocal rank fusion, k=60)")
     e.add_argument("--limit", type=int, default=0, help="use only the first N questions")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.set_defaults(func=cmd_eval)

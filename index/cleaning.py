@@ -49,12 +49,21 @@ def is_boilerplate(line: str) -> bool:
     return len(line) <= _BOILERPLATE_MAX_CHARS and bool(_BOILERPLATE.match(line.strip()))
 
 
+def _is_soft_wrap(previous: str, line: str, wrap_width: int, block_lines: int) -> bool:
+    """Whether the break between two lines of a block only wraps a paragraph."""
+    if _TERMINAL.search(previous):
+        return False
+    if line[:1].islower():
+        return True  # a sentence carrying on
+    return block_lines >= 3 and len(previous) >= 0.6 * wrap_width
+
+
 def split_paragraphs(text: str) -> list[str]:
     """Split normalised text into paragraphs, re-joining hard-wrapped lines.
 
     Blank lines always separate paragraphs. Inside a block, a line break is kept as a
-    paragraph break when the line before it ends a sentence or is short (a heading, a
-    one-line live-blog entry); otherwise it is a soft wrap and the lines are joined.
+    paragraph break when the line before it ends a sentence, or is a short line followed by a
+    capital (a heading, a one-line live-blog entry); otherwise the lines are joined.
     """
     paragraphs: list[str] = []
     for block in re.split(r"\n\s*\n", text):
@@ -64,11 +73,11 @@ def split_paragraphs(text: str) -> list[str]:
         wrap_width = max(len(ln) for ln in lines)
         current = previous = lines[0]
         for line in lines[1:]:
-            if _TERMINAL.search(previous) or len(previous) < 0.6 * wrap_width:
+            if _is_soft_wrap(previous, line, wrap_width, len(lines)):
+                current = f"{current} {line}"
+            else:
                 paragraphs.append(current)
                 current = line
-            else:
-                current = f"{current} {line}"
             previous = line
         paragraphs.append(current)
     return paragraphs

@@ -59,7 +59,8 @@ class Engine:
             pointer = self._pointer()
             if self._loaded is None or self._loaded.pointer != pointer:
                 snapshot = IndexSnapshot.load(self.settings.index_root, self.settings.model)
-                retriever = Retriever(snapshot, self.settings.candidates, self.settings.rrf_k)
+                s = self.settings
+                retriever = Retriever(snapshot, s.candidates, s.fusion, s.alpha, s.rrf_k)
                 # Queries still running on the old snapshot keep their reference; its files stay readable.
                 self._loaded = _Loaded(snapshot, retriever, snapshot.build_dir.name)
                 log.info("Serving index %s", pointer)
@@ -90,8 +91,7 @@ class Engine:
         loaded = self._current()
         vector = self.embedder.embed_query(question)
         tokens = tokenize(question)
-        hits = loaded.retriever.search(vector, tokens, k=k * OVERFETCH, mode=retriever)
-        best = max((h.similarity for h in hits), default=0.0)
+        hits, best = loaded.retriever.search(vector, tokens, k=k * OVERFETCH, mode=retriever)
         abstained = best < self.settings.min_similarity
         if abstained and abstain:
             self._count()

@@ -1,11 +1,11 @@
-"""The Retriever: dense (FAISS inner product), BM25 (bm25s), or both fused by reciprocal rank."""
+"""The Retriever: dense (FAISS inner product), BM25 (bm25s), or both fused (convex combination or RRF)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from .fusion import reciprocal_rank_fusion
+from .fusion import FUSIONS, convex_combination, reciprocal_rank_fusion
 from .store import IndexSnapshot
 from .tokenize import tokenize
 
@@ -33,9 +33,15 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 class Retriever:
     """Searches one index snapshot. Stateless between calls, so safe to share between threads."""
 
-    def __init__(self, snapshot: IndexSnapshot, candidates: int = 50, rrf_k: int = 60):
+    def __init__(
+        self, snapshot: IndexSnapshot, candidates: int = 50, fusion: str = "convex", alpha: float = 0.5, rrf_k: int = 60
+    ):
+        if fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
         self.snapshot = snapshot
         self.candidates = candidates
+        self.fusion = fusion
+        self.alpha = alpha
         self.rrf_k = rrf_k
         self._vectors = np.load(snapshot.build_dir / "vectors.npy", mmap_mode="r")
 
@@ -54,24 +60,37 @@ class Retriever:
         scores = np.asarray(bm25.get_scores_from_ids(ids))
         return [(int(i), float(scores[i])) for i in top_k(scores, n)]
 
-    def search(self, query_vector: np.ndarray, tokens: list[str], k: int = 10, mode: str = "hybrid") -> list[Hit]:
-        """The k best chunks for a question, given its vector and its lexical tokens."""
+    def search(
+        self, query_vector: np.ndarray, tokens: list[str], k: int = 10, mode: str = "hybrid"
+    ) -> tuple[list[Hit], float]:
+        """The k best chunks for a question, given its vector and lexical tokens, and the cosine of
+        the closest chunk in the whole index (what abstention looks at, whichever mode ranks)."""
         if mode not in MODES:
             raise ValueError(f"unknown retriever {mode!r}; choose one of {', '.join(MODES)}")
         depth = max(self.candidates, k)
+        dense = self.dense(query_vector, k if mode == "dense" else depth if mode == "hybrid" else 1)
+        closest = dense[0][1] if dense else 0.0
         if mode == "dense":
-            ranked = self.dense(query_vector, k)
+            ranked = dense
         elif mode == "bm25":
             ranked = self.bm25(tokens, k)
         else:
-            dense, lexical = self.dense(query_vector, depth), self.bm25(tokens, depth)
-            fused = reciprocal_rank_fusion([[r for r, _ in dense], [r for r, _ in lexical]], self.rrf_k)
-            ranked = fused[:k]
-        if not ranked:
-            return []
-        rows = np.sort([row for row, _ in ranked])  # sorted reads are kinder to a memory-mapped file
-        similarity = dict(zip(rows.tolist(), (np.asarray(self._vectors[rows]) @ query_vector).tolist()))
-        return [Hit(row, score, similarity[row]) for row, score in ranked]
+            lexical = self.bm25(tokens, depth)
+            if self.fusion == "rrf":
+                ranked = reciprocal_rank_fusion([[r for r, _ in dense], [r for r, _ in lexical]], self.rrf_k)[:k]
+            else:
+                cosine = dict(dense)
+                cosine.update(self.cosine(query_vector, [r for r, _ in lexical if r not in cosine]))
+                ranked = convex_combination(cosine, dict(lexical), self.alpha)[:k]
+        similarity = self.cosine(query_vector, [row for row, _ in ranked])
+        return [Hit(row, score, similarity[row]) for row, score in ranked], closest
+
+    def cosine(self, query_vector: np.ndarray, rows: list[int]) -> dict[int, float]:
+        """Cosine of the question to each chunk row (vectors are normalised)."""
+        if not rows:
+            return {}
+        ordered = np.sort(rows)  # sorted reads are kinder to a memory-mapped file
+        return dict(zip(ordered.tolist(), (np.asarray(self._vectors[ordered]) @ query_vector).tolist()))
 
     def idf(self, tokens: list[str]) -> dict[str, float]:
         """BM25 inverse document frequency of each known token (unknown tokens are left out)."""

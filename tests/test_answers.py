@@ -1,0 +1,103 @@
+"""A user asks the sample corpus a question and gets cited excerpts, or an honest "not in the corpus"."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from index.question import QuestionError
+
+from .conftest import write_corpus
+
+BATTLEGROUPS = "How many new battlegroups did NATO agree to deploy, and where?"
+
+
+def test_battlegroup_question_cites_both_articles_naming_the_four_countries(sample_engine):
+    answer = sample_engine.ask(BATTLEGROUPS)
+    assert not answer.abstained
+    naming_all = [c for c in answer.citations
+                  if all(country in c.excerpt for country in ("Bulgaria", "Hungary", "Romania", "Slovakia"))]
+    assert {c.title for c in naming_all} == {
+        "Nato summit in Brussels: live updates",
+        "NATO allies agree to bolster the eastern flank and send more help to Ukraine",
+    }
+    assert {c.rank for c in naming_all} == {1, 2}, "the answer comes first"
+    assert all(c.published == "2022-03-24" and c.source for c in answer.citations)
+
+
+def test_question_outside_the_corpus_abstains_without_citations(sample_engine):
+    for question in ("What is the capital of Peru?", "How do I bake sourdough bread?", "Who won the 1998 World Cup?"):
+        answer = sample_engine.ask(question)
+        assert answer.abstained, question
+        assert answer.citations == ()
+        assert "does not" in answer.reason
+
+
+def test_excerpts_are_short_and_found_at_their_offsets_in_the_document(sample_engine):
+    for question in (BATTLEGROUPS, "What did Zelenskyy accuse Russia of?", "What will the alliance send to Ukraine?"):
+        answer = sample_engine.ask(question, k=5)
+        for c in answer.citations:
+            document = sample_engine.snapshot.document_text(c.doc_id)
+            assert document[c.char_start:c.char_end] == c.excerpt
+            assert 0 < len(c.excerpt) <= 350
+            assert c.excerpt in c.chunk_text
+
+
+def test_the_albanian_line_is_never_quoted(sample_engine):
+    answer = sample_engine.ask("NATO premton më shumë furnizime ushtarake dhe mbështetje kibernetike për Ukrainën")
+    assert not any("premton" in c.excerpt for c in answer.citations)
+
+
+def test_json_answer_has_the_documented_fields(sample_engine):
+    data = sample_engine.ask(BATTLEGROUPS, k=3).to_dict()
+    assert set(data) == {"question", "abstained", "reason", "retriever", "elapsed_ms", "best_similarity", "citations"}
+    assert len(data["citations"]) == 3
+    assert set(data["citations"][0]) == {
+        "rank", "excerpt", "score", "similarity", "title", "source", "url", "published",
+        "doc_id", "chunk_id", "char_start", "char_end", "also_in",
+    }
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_each_retriever_finds_the_battlegroups(sample_engine, mode):
+    answer = sample_engine.ask(BATTLEGROUPS, retriever=mode)
+    assert any("Bulgaria" in c.excerpt for c in answer.citations[:2])
+
+
+def test_empty_and_huge_questions_get_a_clear_message(sample_engine):
+    with pytest.raises(QuestionError, match="in words"):
+        sample_engine.ask("   ?! ")
+    with pytest.raises(QuestionError, match="under 1000 characters"):
+        sample_engine.ask("why " * 2500)
+
+
+def test_html_in_a_question_is_just_text(sample_engine):
+    answer = sample_engine.ask("<script>alert(1)</script> <b>battlegroups</b> & Bulgaria?")
+    assert not answer.abstained and "Bulgaria" in answer.citations[0].excerpt
+
+
+def test_syndicated_copies_collapse_into_one_citation_noting_the_other(tmp_path, make_engine):
+    shared = ("The port of Rotterdam handled a record 470 million tonnes of cargo last year, "
+              "its operator said, thanks to a surge in liquefied natural gas imports.")
+    corpus = write_corpus(tmp_path / "corpus", {
+        "wire.txt": f"Title: Rotterdam sets cargo record\nSource: Wire Service\nURL: https://wire.example/rotterdam\n"
+                    f"Published: 2024-01-10\n\n{shared}\n\nDredging of the harbour continues through spring.",
+        "copy.txt": f"Title: Record year for Dutch port\nSource: Daily Paper\n\n{shared}\n\n"
+                    "Local shops reported a busy holiday season in the city centre.",
+        "other.txt": "Title: Antwerp expands\nSource: Wire Service\n\nAntwerp opened a new container terminal "
+                     "able to handle the largest ships afloat.",
+    })
+    engine = make_engine(corpus)
+    answer = engine.ask("How much cargo did the port of Rotterdam handle last year?")
+    holding = [c for c in answer.citations if "470 million tonnes" in c.excerpt]
+    assert len(holding) == 1, "one citation for the passage"
+    (citation,) = holding
+    assert citation.url == "https://wire.example/rotterdam", "the better-sourced copy is kept"
+    assert [ref.title for ref in citation.also_in] == ["Record year for Dutch port"]
+    assert citation.rank == 1
+    ranks = [c.rank for c in answer.citations]
+    assert ranks == list(range(1, len(ranks) + 1))
+    for a in answer.citations:
+        for b in answer.citations:
+            if a is not b:
+                assert set(re.findall(r"\w+", a.excerpt)) != set(re.findall(r"\w+", b.excerpt))

@@ -1,0 +1,68 @@
+"""The `citebot` command as a user types it: help, build, ask (text and JSON), stats, and clear errors."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT, SAMPLE_CORPUS
+
+
+def citebot(*args: str, data_dir, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CITEBOT_DATA_DIR": str(data_dir)}
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("command", [[], ["build"], ["ask"], ["stats"], ["eval"], ["serve"]])
+def test_every_command_explains_itself(tmp_path, command):
+    result = citebot(*command, "--help", data_dir=tmp_path)
+    assert result.returncode == 0
+    assert "usage: citebot" in result.stdout and len(result.stdout.splitlines()) > 5
+
+
+def test_ask_before_build_says_what_to_run(tmp_path):
+    result = citebot("ask", "Where are the battlegroups?", data_dir=tmp_path / "nothing")
+    assert result.returncode == 2
+    assert "run `citebot build`" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_build_ask_and_stats_from_the_command_line(tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SAMPLE_CORPUS, corpus)
+    (corpus / "broken.json").write_text("{ not json")
+    data = tmp_path / "data"
+
+    built = citebot("-q", "build", str(corpus), data_dir=data)
+    assert built.returncode == 0, built.stderr
+    assert "Indexed 2 documents" in built.stdout and "broken.json" in built.stdout
+
+    asked = citebot("ask", "--json", "How many new battlegroups did NATO agree to deploy, and where?", data_dir=data)
+    assert asked.returncode == 0, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert answer["abstained"] is False and "Bulgaria" in answer["citations"][0]["excerpt"]
+
+    text = citebot("ask", "What is the capital of Peru?", data_dir=data)
+    assert text.returncode == 0 and "does not seem to hold the answer" in text.stdout
+
+    stats = citebot("stats", data_dir=data)
+    assert stats.returncode == 0
+    assert "documents:          2" in stats.stdout and "skipped files:      1" in stats.stdout
+    assert "broken.json" in stats.stdout
+
+
+def test_console_answers_through_the_same_engine(tmp_path, sample_engine):
+    from bot.console import run_console
+
+    lines = iter(["How many new battlegroups did NATO agree to deploy?", "", "What is the capital of Peru?", "quit"])
+    shown: list[str] = []
+    run_console(sample_engine, input_fn=lambda prompt: next(lines), print_fn=shown.append)
+    assert "2 articles" in shown[0]
+    assert "[1]" in shown[1] and "Bulgaria" in shown[1] and "2022-03-24" in shown[1]
+    assert "does not seem to hold the answer" in shown[2]

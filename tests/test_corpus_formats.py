@@ -1,0 +1,89 @@
+"""A user drops articles into corpus/ in any accepted format and every one is read."""
+from __future__ import annotations
+
+import json
+import logging
+
+from index.documents import load_corpus
+
+from .conftest import write_corpus
+
+HTML_PAGE = """<!doctype html><html><head><title>Floods close Danube ports | River News</title>
+<meta property="og:site_name" content="River News">
+<meta property="og:url" content="https://river.example/floods">
+<meta name="date" content="2024-05-02"></head>
+<body><nav><a href="/">Home</a> <a href="/world">World</a> <a href="/sport">Sport</a></nav>
+<article><h1>Floods close Danube ports</h1>
+<p>Heavy rain closed three ports on the Danube on Thursday, the river authority said, after the water
+rose by two metres in a single night and barges were ordered to moor downstream.</p>
+<p>Shipping companies expect the closures to last at least a week while engineers inspect the quays
+and the locks near Vienna and Bratislava.</p></article>
+<footer>Subscribe to our newsletter. We use cookies to improve your experience.</footer>
+</body></html>"""
+
+
+def test_each_format_becomes_a_document_with_its_metadata(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", {
+        "header.txt": "Title: Port strike ends\nSource: Harbour Times\nURL: https://ht.example/strike\n"
+                      "Published: 2024-03-01\n\nDockers returned to work on Monday after a deal on pay.",
+        "plain.txt": "Wheat prices fall\n\nWheat futures fell for a third day as rain eased drought fears.",
+        "front.md": "---\ntitle: Rail link opens\ndate: March 4, 2024\n---\n\nThe new rail link cut the journey to an hour.",
+        "heading.md": "# Bridge reopens\n\nThe old bridge reopened to traffic after two years of repairs.",
+        "page.html": HTML_PAGE,
+        "one.json": json.dumps({"title": "Mine rescue", "body": "All twelve miners were brought to the surface.",
+                                "source": "Wire", "published": "2024-02-10T08:00:00Z"}),
+        "many.json": json.dumps([{"title": "A", "text": "First article text about tides."},
+                                 {"title": "B", "text": "Second article text about winds."}]),
+        "feed.jsonl": json.dumps({"title": "Snow", "text": "Snow closed the mountain pass overnight."}) + "\n"
+                      + json.dumps({"title": "Heat", "text": "A heatwave broke records in the south."}) + "\n",
+    })
+    docs = {d.title: d for d in load_corpus(corpus).documents}
+
+    assert docs["Port strike ends"].source == "Harbour Times"
+    assert docs["Port strike ends"].url == "https://ht.example/strike"
+    assert docs["Port strike ends"].published == "2024-03-01"
+    assert docs["Port strike ends"].text == "Dockers returned to work on Monday after a deal on pay."
+    assert docs["Wheat prices fall"].text.startswith("Wheat futures fell")
+    assert docs["Rail link opens"].published == "2024-03-04"
+    assert docs["Bridge reopens"].text.startswith("The old bridge")
+    page = docs["Floods close Danube ports"]
+    assert "three ports on the Danube" in page.text and "Bratislava" in page.text
+    assert "Home" not in page.text and "cookies" not in page.text.lower()
+    assert page.source == "River News" and page.url == "https://river.example/floods"
+    assert docs["Mine rescue"].published == "2024-02-10" and docs["Mine rescue"].source == "Wire"
+    assert {"A", "B", "Snow", "Heat"} <= set(docs)
+
+
+def test_unreadable_files_are_skipped_by_name_and_the_rest_is_read(tmp_path, caplog):
+    corpus = write_corpus(tmp_path / "corpus", {
+        "good.txt": "Good article\n\nThis one is fine and must be indexed.",
+        "binary.txt": b"\x89PNG\r\n\x1a\n\x00\x00\x00IHDR",
+        "broken.json": "{not json",
+        "empty.md": "\n\n   \n",
+        "mixed.jsonl": json.dumps({"title": "Kept", "text": "A valid line."}) + "\n{oops\n",
+        "notes.csv": "ignored,because,not,an,article",
+    })
+    with caplog.at_level(logging.WARNING):
+        result = load_corpus(corpus)
+
+    assert sorted(d.title for d in result.documents) == ["Good article", "Kept"]
+    assert sorted(s.path for s in result.skipped) == ["binary.txt", "broken.json", "empty.md"]
+    for name in ("binary.txt", "broken.json", "empty.md", "mixed.jsonl line 2"):
+        assert name in caplog.text
+
+
+def test_latin1_file_is_read(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", {"cafe.txt": "Café prices\n\nA café in Zürich raised prices.".encode("latin-1")})
+    (doc,) = load_corpus(corpus).documents
+    assert doc.title == "Café prices" and "Zürich" in doc.text
+
+
+def test_exact_duplicate_documents_are_indexed_once(tmp_path):
+    body = "Stocks rose sharply on Tuesday as investors cheered the rate cut.\n\nBanks led the gains."
+    corpus = write_corpus(tmp_path / "corpus", {
+        "a.txt": f"Title: Markets rally\nSource: Wire A\n\n{body}",
+        "b.txt": f"Title: Shares climb after rate cut\nSource: Wire B\n\n{body}",
+    })
+    result = load_corpus(corpus)
+    assert len(result.documents) == 1
+    assert result.duplicates[0].path == "b.txt" and "a.txt" in result.duplicates[0].reason

@@ -1,0 +1,67 @@
+"""`citebot eval` on small question sets of its own: the documented JSON, with numbers that mean something."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from .conftest import ROOT, write_corpus
+
+METRICS = {"recall@1", "recall@5", "recall@10", "chunk_recall@5", "mrr", "abstain_rate_answerable",
+           "abstain_rate_unanswerable", "latency_ms_p50", "latency_ms_p95"}
+
+SQUAD = {"version": "1.1", "data": [
+    {"title": "Port_of_Rotterdam", "paragraphs": [
+        {"context": "The Port of Rotterdam is the largest seaport in Europe. In 2023 it handled 439 million "
+                    "tonnes of cargo. The port stretches over 40 kilometres along the river Maas.",
+         "qas": [{"id": "1", "question": "What is the largest seaport in Europe?",
+                  "answers": [{"text": "The Port of Rotterdam", "answer_start": 0}]},
+                 {"id": "2", "question": "How much cargo did the port handle in 2023?",
+                  "answers": [{"text": "439 million tonnes", "answer_start": 70}]}]}]},
+    {"title": "Alpine_skiing", "paragraphs": [
+        {"context": "Alpine skiing became an Olympic sport in 1936 at the Garmisch-Partenkirchen games. "
+                    "Racers descend gates on a course set on a snowy slope.",
+         "qas": [{"id": "3", "question": "When did alpine skiing become an Olympic sport?",
+                  "answers": [{"text": "1936", "answer_start": 41}]}]}]},
+]}
+
+
+def _eval(tmp_path, *args):
+    env = {**os.environ, "CITEBOT_DATA_DIR": str(tmp_path / "data")}
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "-q", "eval", *args, "--json"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_eval_on_a_squad_file_prints_the_documented_json(tmp_path):
+    squad = tmp_path / "mini-squad.json"
+    squad.write_text(json.dumps(SQUAD))
+    result = _eval(tmp_path, str(squad))
+    assert result["questions"] == 3 and result["answerable"] == 3
+    assert set(result["retrievers"]) == {"dense", "bm25", "hybrid"}
+    for metrics in result["retrievers"].values():
+        assert set(metrics) == METRICS
+        assert metrics["recall@1"] == 1.0 and metrics["mrr"] == 1.0
+        assert metrics["abstain_rate_unanswerable"] is None
+        assert metrics["latency_ms_p50"] > 0
+
+
+def test_eval_on_jsonl_against_a_corpus_counts_abstentions(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", {
+        "rotterdam.txt": "Title: Rotterdam record\n\nThe port of Rotterdam handled 439 million tonnes of cargo in 2023.",
+        "skiing.txt": "Title: Skiing history\n\nAlpine skiing became an Olympic sport in 1936.",
+    })
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("\n".join(json.dumps(q) for q in [
+        {"question": "How much cargo did Rotterdam handle in 2023?", "answers": ["439 million tonnes"], "id": 7},
+        {"question": "When did alpine skiing join the Olympics?", "answers": ["1936"]},
+        {"question": "What is the capital of Peru?", "answers": []},
+        {"question": "How do I bake sourdough bread?", "answers": []},
+    ]))
+    result = _eval(tmp_path, str(questions), "--corpus", str(corpus), "--retriever", "hybrid")
+    hybrid = result["retrievers"]["hybrid"]
+    assert result["questions"] == 4 and result["answerable"] == 2
+    assert hybrid["recall@1"] == 1.0
+    assert hybrid["abstain_rate_unanswerable"] == 1.0 and hybrid["abstain_rate_answerable"] == 0.0

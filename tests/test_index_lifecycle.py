@@ -1,0 +1,149 @@
+"""The index on disk: rebuilds reuse vectors, crashes leave the old index answering, damage is explained."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from index.config import Settings
+from index.engine import Engine
+from index.store import IndexCorrupt, IndexMismatch, IndexMissing, current_build_dir
+
+from .conftest import ROOT, SAMPLE_CORPUS, write_corpus
+
+MARKETS = {
+    "rates.txt": "Title: Central bank raises rates\nSource: Wire\n\nThe central bank raised its main rate to 5.25% "
+                 "on Thursday to fight inflation. Mortgage lenders said repayments would rise within weeks.",
+    "wheat.txt": "Title: Wheat harvest shrinks\nSource: Wire\n\nDrought cut the wheat harvest by a fifth this summer, "
+                 "farmers said, pushing bread prices to a record.",
+}
+NEW_ARTICLE = ("Title: Copper hits a high\nSource: Wire\n\nCopper prices hit an all-time high as mines in Chile "
+               "cut output after strikes, traders said.")
+
+
+def test_rebuilding_an_unchanged_corpus_embeds_nothing(tmp_path, make_engine):
+    engine = make_engine(write_corpus(tmp_path / "corpus", MARKETS))
+    first = current_build_dir(engine.settings.index_root)
+    report = engine.build()
+    assert report.unchanged and report.embedded == 0
+    assert current_build_dir(engine.settings.index_root) == first
+
+    forced = engine.build(force=True)
+    assert not forced.unchanged and forced.embedded == 0 and forced.reused == forced.chunks
+
+
+def test_adding_one_article_embeds_only_that_article(tmp_path, make_engine):
+    corpus = write_corpus(tmp_path / "corpus", MARKETS)
+    engine = make_engine(corpus)
+    before = engine.stats()["chunks"]
+    (corpus / "copper.txt").write_text(NEW_ARTICLE)
+    report = engine.build()
+    assert report.embedded == 1 and report.reused == before and report.chunks == before + 1
+    answer = engine.ask("Why did copper prices hit a record?")
+    assert "Chile" in answer.citations[0].excerpt
+
+
+def test_a_build_killed_midway_leaves_the_old_index_answering(tmp_path, make_engine):
+    corpus = write_corpus(tmp_path / "corpus", MARKETS)
+    engine = make_engine(corpus)
+    live = current_build_dir(engine.settings.index_root)
+    (corpus / "copper.txt").write_text(NEW_ARTICLE)
+    # A real process, killed with SIGKILL while it writes the new build's files.
+    script = textwrap.dedent(f"""
+        import os, signal
+        from index import store
+        from index.builder import build_index
+        from index.config import Settings
+        def die(self, tokens):
+            os.kill(os.getpid(), signal.SIGKILL)
+        store.IndexWriter.write_bm25 = die
+        build_index(Settings(data_dir={str(engine.settings.data_dir)!r}, corpus_dir={str(corpus)!r}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, timeout=300)
+    assert result.returncode == -signal.SIGKILL
+    builds = engine.settings.index_root / "builds"
+    assert any(p.name.startswith(".tmp-") for p in builds.iterdir()), "the kill left a half-written build"
+
+    assert current_build_dir(engine.settings.index_root) == live
+    fresh = Engine(engine.settings, engine.embedder)
+    assert "5.25%" in fresh.ask("What did the central bank do to rates?").citations[0].excerpt
+    assert fresh.stats()["documents"] == 2
+
+    report = fresh.build()
+    assert report.documents == 3 and report.embedded == 1
+    assert not any(p.name.startswith(".tmp-") for p in builds.iterdir()), "the next build sweeps it away"
+
+
+def test_a_failed_build_keeps_the_old_index_and_says_why(tmp_path, make_engine):
+    corpus = write_corpus(tmp_path / "corpus", MARKETS)
+    engine = make_engine(corpus)
+    for f in corpus.iterdir():
+        f.unlink()
+    from index.builder import BuildError
+
+    with pytest.raises(BuildError, match="No readable articles"):
+        engine.build()
+    assert engine.stats()["documents"] == 2
+
+
+def test_missing_corrupt_and_mismatched_indexes_get_one_clear_sentence(tmp_path, make_engine, embedder):
+    settings = Settings(data_dir=tmp_path / "empty", corpus_dir=SAMPLE_CORPUS)
+    with pytest.raises(IndexMissing, match="run `citebot build`"):
+        Engine(settings, embedder).ask("anything?")
+
+    engine = make_engine(write_corpus(tmp_path / "corpus", MARKETS))
+    build = current_build_dir(engine.settings.index_root)
+
+    other_model = engine.settings.with_(model="some-other-model")
+    with pytest.raises(IndexMismatch, match="built with the model 'all-MiniLM-L6-v2'.*run `citebot build`"):
+        Engine(other_model, embedder).ask("rates?")
+
+    faiss_file = build / "dense.faiss"
+    faiss_file.write_bytes(faiss_file.read_bytes()[:100])
+    with pytest.raises(IndexCorrupt, match="damaged.*run `citebot build`"):
+        Engine(engine.settings, embedder).ask("rates?")
+
+    (build / "manifest.json").write_text("{ truncated")
+    with pytest.raises(IndexCorrupt, match="manifest.*damaged"):
+        Engine(engine.settings, embedder).ask("rates?")
+
+
+def test_questions_keep_being_answered_while_the_index_is_swapped(tmp_path, make_engine):
+    corpus = write_corpus(tmp_path / "corpus", MARKETS)
+    engine = make_engine(corpus)
+    (corpus / "copper.txt").write_text(NEW_ARTICLE)
+    answers, errors = [], []
+
+    def ask_many():
+        try:
+            for _ in range(15):
+                answers.append(engine.ask("What did the central bank do to rates?"))
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask_many) for _ in range(4)]
+    for t in threads:
+        t.start()
+    engine.build()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(answers) == 60 and all("5.25%" in a.citations[0].excerpt for a in answers)
+    assert engine.stats()["documents"] == 3
+    assert "Chile" in engine.ask("Why did copper prices hit a record?").citations[0].excerpt
+
+
+def test_another_process_build_is_picked_up_without_restart(tmp_path, make_engine, embedder):
+    corpus = write_corpus(tmp_path / "corpus", MARKETS)
+    engine = make_engine(corpus)
+    assert engine.stats()["documents"] == 2
+    (corpus / "copper.txt").write_text(NEW_ARTICLE)
+    Engine(engine.settings, embedder).build()  # as `citebot build` would, from another process
+    assert engine.stats()["documents"] == 3
