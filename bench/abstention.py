@@ -1,4 +1,4 @@
-"""Measure where to set the abstention threshold (CITEBOT_MIN_SIMILARITY).
+"""Measure where to set the abstention threshold (CITEBOT_MIN_RELEVANCE).
 
 Builds an index over most SQuAD dev articles, holds the rest out, and prints, for a range of
 thresholds, how often the engine would abstain on
@@ -26,8 +26,11 @@ from index.config import Settings  # noqa: E402
 from index.engine import Engine  # noqa: E402
 
 
-def best_similarities(engine: Engine, questions: list[str]) -> np.ndarray:
-    return np.array([engine.ask(q, k=10, abstain=False).best_similarity for q in questions])
+def scores(engine: Engine, questions: list[str]) -> dict[str, np.ndarray]:
+    """The closest passage's cosine alone, and the relevance that the engine compares (index/relevance.py)."""
+    answers = [engine.ask(q, k=5, abstain=False) for q in questions]
+    return {"cosine": np.array([a.best_similarity for a in answers]),
+            "relevance": np.array([a.relevance for a in answers])}
 
 
 def main() -> None:
@@ -57,18 +60,18 @@ def main() -> None:
 
     offtopic = [json.loads(line)["question"] for line in open(ROOT / "bench" / "data" / "offtopic.jsonl")]
     sets = {
-        "answerable": best_similarities(engine, questions(kept)),
-        "near miss (held-out articles)": best_similarities(engine, questions(held)),
-        "off-topic": best_similarities(engine, offtopic),
+        "answerable": scores(engine, questions(kept)),
+        "near miss (held-out articles)": scores(engine, questions(held)),
+        "off-topic": scores(engine, offtopic),
     }
     print(f"\nIndexed {len(kept)} articles; held out: {', '.join(a['title'] for a in held)}")
-    print("\n| threshold | " + " | ".join(f"abstain: {name} (n={len(v)})" for name, v in sets.items()) + " |")
-    print("|---" * (len(sets) + 1) + "|")
-    for threshold in np.arange(0.15, 0.56, 0.05):
-        cells = [f"{np.mean(v < threshold):.3f}" for v in sets.values()]
-        print(f"| {threshold:.2f} | " + " | ".join(cells) + " |")
-    for name, v in sets.items():
-        print(f"{name}: best-similarity percentiles 3/50/97: " + ", ".join(f"{np.percentile(v, p):.3f}" for p in (3, 50, 97)))
+    for signal, thresholds in (("cosine", np.arange(0.25, 0.46, 0.05)), ("relevance", np.arange(0.35, 0.61, 0.025))):
+        print(f"\nAbstention rate when {signal} < threshold:\n")
+        print(f"| {signal} threshold | " + " | ".join(f"{name} (n={len(v[signal])})" for name, v in sets.items()) + " |")
+        print("|---" * (len(sets) + 1) + "|")
+        for threshold in thresholds:
+            cells = [f"{np.mean(v[signal] < threshold):.3f}" for v in sets.values()]
+            print(f"| {threshold:.3f} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

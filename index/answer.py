@@ -58,7 +58,8 @@ class Answer:
     retriever: str
     reason: str = ""
     elapsed_ms: float = 0.0
-    best_similarity: float = 0.0  # the closest passage's cosine to the question; abstention compares it
+    best_similarity: float = 0.0  # the closest passage's cosine to the question
+    relevance: float = 0.0  # what abstention compares with its threshold (index/relevance.py)
 
     def to_dict(self) -> dict:
         return {
@@ -68,6 +69,7 @@ class Answer:
             "retriever": self.retriever,
             "elapsed_ms": round(self.elapsed_ms, 2),
             "best_similarity": round(self.best_similarity, 4),
+            "relevance": round(self.relevance, 4),
             "citations": [c.to_dict() for c in self.citations],
         }
 

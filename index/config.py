@@ -39,9 +39,9 @@ class Settings:
     # 256 word pieces, news averages ~1.3 pieces a word, so 120 words plus a title stays well inside.
     chunk_words: int = 120
     overlap_words: int = 30
-    # Abstain when the best passage's cosine similarity to the question is below this
-    # (measured on SQuAD dev and held-out questions: see README, "Abstention").
-    min_similarity: float = 0.30
+    # Abstain when the relevance of what was found (index/relevance.py) is below this;
+    # chosen with bench/abstention.py (README, "Abstention").
+    min_relevance: float = 0.45
     candidates: int = 50  # per retriever, before fusion
     # Hybrid fusion: "convex" (alpha * cosine + (1 - alpha) * normalised BM25) beat reciprocal rank
     # fusion on SQuAD dev excerpts (README, "Retrieval quality"); "rrf" stays selectable.
@@ -58,7 +58,7 @@ class Settings:
             model=os.environ.get("CITEBOT_MODEL", "").strip() or DEFAULT_MODEL,
             chunk_words=_env_int("CITEBOT_CHUNK_WORDS", cls.chunk_words),
             overlap_words=_env_int("CITEBOT_OVERLAP_WORDS", cls.overlap_words),
-            min_similarity=_env_float("CITEBOT_MIN_SIMILARITY", cls.min_similarity),
+            min_relevance=_env_float("CITEBOT_MIN_RELEVANCE", cls.min_relevance),
             fusion=os.environ.get("CITEBOT_FUSION", "").strip() or cls.fusion,
             alpha=_env_float("CITEBOT_ALPHA", cls.alpha),
         )

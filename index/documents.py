@@ -174,13 +174,16 @@ def _record_to_article(record: object, where: str) -> RawArticle:
     body = record.get("text") or record.get("body") or ""
     if not isinstance(body, str) or not body.strip():
         raise UnreadableFile(f"{where}: no 'text' or 'body'")
-    text_field = lambda key: str(record.get(key) or "").strip()  # noqa: E731
+
+    def field_text(key: str) -> str:
+        return str(record.get(key) or "").strip()
+
     return RawArticle(
-        title=text_field("title"),
+        title=field_text("title"),
         body=body,
-        url=text_field("url"),
-        source=text_field("source"),
-        published=text_field("published") or text_field("date"),
+        url=field_text("url"),
+        source=field_text("source"),
+        published=field_text("published") or field_text("date"),
     )
 
 

@@ -14,6 +14,7 @@ from .config import Settings
 from .embedding import Embedder
 from .excerpt import select_excerpt
 from .question import clean_question
+from .relevance import coverage, relevance
 from .retrieval import MODES, Retriever
 from .store import IndexSnapshot, current_build_dir
 from .tokenize import tokenize
@@ -92,12 +93,15 @@ class Engine:
         vector = self.embedder.embed_query(question)
         tokens = tokenize(question)
         hits, best = loaded.retriever.search(vector, tokens, k=k * OVERFETCH, mode=retriever)
-        abstained = best < self.settings.min_similarity
-        if abstained and abstain:
-            self._count()
-            return Answer(question, True, (), retriever, NO_ANSWER, (time.perf_counter() - began) * 1000, best)
         weights = loaded.retriever.idf(tokens)
         records = loaded.snapshot.chunks([h.row for h in hits])
+        passages = [records[h.row].text for h in hits]
+        score = relevance(best, coverage(tokens, weights, passages, loaded.snapshot.dense.ntotal))
+        abstained = score < self.settings.min_relevance
+        if abstained and abstain:
+            self._count()
+            elapsed = (time.perf_counter() - began) * 1000
+            return Answer(question, True, (), retriever, NO_ANSWER, elapsed, best, score)
         citations = []
         for rank, hit in enumerate(hits, 1):
             chunk = records[hit.row]
@@ -106,7 +110,8 @@ class Engine:
         citations = collapse_near_duplicates(citations)[:k]
         self._count()
         elapsed = (time.perf_counter() - began) * 1000
-        return Answer(question, abstained, tuple(citations), retriever, NO_ANSWER if abstained else "", elapsed, best)
+        reason = NO_ANSWER if abstained else ""
+        return Answer(question, abstained, tuple(citations), retriever, reason, elapsed, best, score)
 
     def _count(self) -> None:
         with self._count_lock:

@@ -14,6 +14,7 @@ _ABBREVIATIONS = {
 # A candidate end: terminal punctuation, optional closing quotes/brackets, then whitespace.
 _END = re.compile(r"""[.!?…]+["'”’»)\]]*(?=\s+)""")
 _NEXT_STARTS_SENTENCE = re.compile(r"""\s+["'“‘«(\[]*[A-Z0-9À-ÖØ-Þ]""")
+_PARAGRAPH = re.compile(r"(?:(?!\n\s*\n)[\s\S])+")  # a run of text without a blank line
 _LAST_WORD = re.compile(r"""([\w.]+)\.["'”’»)\]]*$""")
 
 
@@ -27,8 +28,18 @@ def _is_abbreviation(text: str, end: int) -> bool:
 
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-    """(start, end) spans of the sentences in text[start:end], trimmed of surrounding space."""
+    """(start, end) spans of the sentences in text[start:end], trimmed of surrounding space.
+
+    A blank line always ends a sentence, so a heading without a full stop stays on its own.
+    """
     end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    for m in _PARAGRAPH.finditer(text, start, end):
+        spans.extend(_paragraph_sentences(text, m.start(), m.end()))
+    return spans
+
+
+def _paragraph_sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     begin = start
     for m in _END.finditer(text, start, end):

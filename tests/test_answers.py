@@ -50,7 +50,7 @@ def test_the_albanian_line_is_never_quoted(sample_engine):
 
 def test_json_answer_has_the_documented_fields(sample_engine):
     data = sample_engine.ask(BATTLEGROUPS, k=3).to_dict()
-    assert set(data) == {"question", "abstained", "reason", "retriever", "elapsed_ms", "best_similarity", "citations"}
+    assert set(data) == {"question", "abstained", "reason", "retriever", "elapsed_ms", "best_similarity", "relevance", "citations"}
     assert len(data["citations"]) == 3
     assert set(data["citations"][0]) == {
         "rank", "excerpt", "score", "similarity", "title", "source", "url", "published",
@@ -72,8 +72,9 @@ def test_empty_and_huge_questions_get_a_clear_message(sample_engine):
 
 
 def test_html_in_a_question_is_just_text(sample_engine):
-    answer = sample_engine.ask("<script>alert(1)</script> <b>battlegroups</b> & Bulgaria?")
+    answer = sample_engine.ask("Where will the new <b>battlegroups</b> go & who agreed? </i>")
     assert not answer.abstained and "Bulgaria" in answer.citations[0].excerpt
+    assert sample_engine.ask("<script>alert('x')</script>").abstained
 
 
 def test_syndicated_copies_collapse_into_one_citation_noting_the_other(tmp_path, make_engine):

@@ -45,6 +45,12 @@ def test_a_run_on_sentence_is_cut_at_word_boundaries():
     assert [len(c.text.split()) for c in chunks] == [100, 100, 100]
 
 
+def test_a_heading_without_a_stop_is_its_own_sentence():
+    text = "Making ready for chemical assault\n\nIn his address, he spoke. Then he left."
+    assert [text[s:e] for s, e in sentence_spans(text)] == [
+        "Making ready for chemical assault", "In his address, he spoke.", "Then he left."]
+
+
 def test_sentences_split_at_stops_but_not_at_abbreviations():
     text = "Mr. Smith met Dr. Jones in the U.S. on Monday. Shares rose 3.5% by 2 p.m. on Friday! Why? “We won,” he said."
     assert [text[s:e] for s, e in sentence_spans(text)] == [

@@ -1,0 +1,37 @@
+"""Whether the corpus holds an answer at all: the score that abstention compares with a threshold.
+
+relevance = cosine of the closest passage + COVERAGE_WEIGHT * coverage, where coverage is the
+share of the question's idf weight found in one of the top passages. Cosine alone confuses
+"same topic" with "answers the question"; coverage notices when the question's rarest words
+(a name, a place) are nowhere in what was found. Weights and threshold: bench/abstention.py.
+"""
+from __future__ import annotations
+
+import math
+
+from .tokenize import tokenize
+
+COVERAGE_WEIGHT = 0.2
+TOP_PASSAGES = 3
+
+
+def coverage(question_tokens: list[str], idf: dict[str, float], passages: list[str], num_chunks: int) -> float:
+    """Largest share of the question's idf weight present in one passage (0..1).
+
+    Words the index has never seen get the highest possible idf: a question about "sourdough"
+    asked of a corpus without the word is mostly not covered.
+    """
+    unseen = math.log(1 + (num_chunks + 0.5) / 0.5)
+    weights = {t: idf.get(t, unseen) for t in set(question_tokens)}
+    total = sum(weights.values())
+    if total <= 0:
+        return 0.0
+    best = 0.0
+    for text in passages[:TOP_PASSAGES]:
+        present = set(tokenize(text))
+        best = max(best, sum(w for t, w in weights.items() if t in present) / total)
+    return best
+
+
+def relevance(best_similarity: float, coverage_share: float) -> float:
+    return best_similarity + COVERAGE_WEIGHT * coverage_share
