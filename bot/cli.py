@@ -25,6 +25,21 @@ local Hugging Face cache or a folder also works, nothing is downloaded), CITEBOT
 """
 
 
+SERVE_HELP = """\
+Run the Telegram bot over the built index. Without TELEGRAM_BOT_TOKEN, open the interactive
+console instead, which answers through the same engine.
+
+  TELEGRAM_BOT_TOKEN        the token from @BotFather
+  CITEBOT_ADMIN_IDS         numeric Telegram user ids allowed to /reindex and /stats, comma-separated
+  CITEBOT_WEBHOOK_URL       https address Telegram should post updates to (default: long polling)
+  CITEBOT_WEBHOOK_SECRET    secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (default: random)
+  PORT, CITEBOT_LISTEN      where the webhook server listens (default 0.0.0.0:8443)
+  CITEBOT_TELEGRAM_API_URL  another Bot API server (default https://api.telegram.org/bot)
+  CITEBOT_RATE_LIMIT, CITEBOT_RATE_WINDOW   questions per user per window in seconds (default 10 per 60)
+  CITEBOT_WORKERS           questions answered at once (default 4)
+"""
+
+
 class ProgressBars:
     """tqdm bars for the build stages reported by the engine's progress callback."""
 
@@ -125,17 +140,22 @@ def cmd_eval(args) -> int:
 
 def cmd_serve(args) -> int:
     """Run the Telegram bot, or the console when no token is set."""
-    from bot.console import run_console
+    from bot.config import BotConfig
 
-    if os.environ.get("TELEGRAM_BOT_TOKEN", "").strip():
-        print(
-            "TELEGRAM_BOT_TOKEN is set, but the Telegram front end is not part of this version yet "
-            "(issue 3); unset it to use the console.",
-            file=sys.stderr,
-        )
-        return 2
-    print("TELEGRAM_BOT_TOKEN is not set: starting the console instead of Telegram.", file=sys.stderr)
-    run_console(_engine(args))
+    config = BotConfig.from_env()
+    engine = _engine(args)
+    engine.stats()  # fail now, with one sentence, if there is no usable index
+    if not config.token:
+        from bot.console import run_console
+
+        print("TELEGRAM_BOT_TOKEN is not set: starting the console instead of Telegram.", file=sys.stderr)
+        run_console(engine)
+        return 0
+    from bot.app import run
+
+    mode = f"webhook at {config.webhook_url}" if config.webhook_url else "long polling"
+    logging.getLogger("bot").info("Starting the Telegram bot (%s, %d admin(s))", mode, len(config.admin_ids))
+    run(config, engine)
     return 0
 
 
@@ -190,9 +210,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.set_defaults(func=cmd_eval)
 
-    v = sub.add_parser("serve", help="run the bot (console without a token)", description=
-                       "Run the Telegram bot with TELEGRAM_BOT_TOKEN; without a token, open the interactive "
-                       "console, which answers through the same engine.")
+    v = sub.add_parser("serve", help="run the bot (console without a token)", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=SERVE_HELP)
     v.set_defaults(func=cmd_serve)
     return p
 
@@ -209,6 +228,7 @@ def configure_logging(level: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
+    from bot.config import ConfigError
     from index.builder import BuildError
     from index.embedding import ModelError
     from index.question import QuestionError
@@ -216,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (IndexUnavailable, BuildError, ModelError, QuestionError, BuildInProgress, FileNotFoundError, ValueError) as exc:
+    except (IndexUnavailable, BuildError, ModelError, QuestionError, BuildInProgress, ConfigError,
+            FileNotFoundError, ValueError) as exc:
         print(f"citebot: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

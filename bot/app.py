@@ -1,0 +1,113 @@
+"""The Application, built in one place: handlers, rate limiting, commands menu, polling or webhook."""
+from __future__ import annotations
+
+import logging
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse
+
+from telegram import BotCommand, BotCommandScopeChat, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    Defaults,
+    InlineQueryHandler,
+    MessageHandler,
+    filters,
+)
+
+from index.engine import Engine
+
+from . import handlers
+from .config import BotConfig
+from .pages import PREFIX, PageStore
+from .ratelimit import UserRateLimiter
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [
+    BotCommand("ask", "Ask a question about the news articles"),
+    BotCommand("help", "What I know and how to ask"),
+]
+ADMIN_COMMANDS = COMMANDS + [
+    BotCommand("reindex", "Rebuild the index from the corpus (admins)"),
+    BotCommand("stats", "Index size, age and usage (admins)"),
+]
+
+
+async def register_commands(app: Application) -> None:
+    """Show the commands in Telegram's menu; admins also see theirs (where they have a chat with the bot)."""
+    await app.bot.set_my_commands(COMMANDS)
+    for admin in app.bot_data["citebot"].config.admin_ids:
+        try:
+            await app.bot.set_my_commands(ADMIN_COMMANDS, scope=BotCommandScopeChat(admin))
+        except TelegramError as exc:
+            log.info("No admin menu for %s yet (%s); it appears once they message the bot", admin, exc)
+
+
+async def close_state(app: Application) -> None:
+    state = app.bot_data["citebot"]
+    state.executor.shutdown(wait=False, cancel_futures=True)
+    state.pages.close()
+
+
+def build_application(config: BotConfig, engine: Engine) -> Application:
+    """The bot's Application with every handler registered; start it with polling or a webhook."""
+    app = (
+        Application.builder()
+        .token(config.token)
+        .base_url(config.api_url)
+        # Replies quote the asking message, so answers stay attached to questions in busy chats.
+        .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True),
+                           do_quote=True))
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .concurrent_updates(64)
+        .post_init(register_commands)
+        .post_shutdown(close_state)
+        .build()
+    )
+    app.bot_data["citebot"] = handlers.BotState(
+        engine=engine,
+        config=config,
+        pages=PageStore(Path(engine.settings.data_dir) / "bot.sqlite"),
+        limiter=UserRateLimiter(config.rate_limit, config.rate_window),
+        executor=ThreadPoolExecutor(config.workers, thread_name_prefix="engine"),
+    )
+    new_text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
+    app.add_handler(CommandHandler(["start", "help"], handlers.start, filters.UpdateType.MESSAGE))
+    app.add_handler(CommandHandler("ask", handlers.ask_command, filters.UpdateType.MESSAGE))
+    app.add_handler(CommandHandler("reindex", handlers.reindex, filters.UpdateType.MESSAGE))
+    app.add_handler(CommandHandler("stats", handlers.stats, filters.UpdateType.MESSAGE))
+    app.add_handler(MessageHandler(filters.ChatType.PRIVATE & new_text, handlers.private_text))
+    app.add_handler(MessageHandler(filters.ChatType.GROUPS & new_text, handlers.group_message))
+    app.add_handler(MessageHandler(filters.UpdateType.CHANNEL_POST & filters.TEXT, handlers.channel_post))
+    app.add_handler(
+        MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & ~filters.TEXT, handlers.not_text)
+    )
+    app.add_handler(InlineQueryHandler(handlers.inline_query))
+    app.add_handler(CallbackQueryHandler(handlers.more, pattern=f"^{PREFIX}:"))
+    app.add_error_handler(handlers.error_handler)
+    return app
+
+
+def run(config: BotConfig, engine: Engine) -> None:
+    """Serve until interrupted: a webhook when CITEBOT_WEBHOOK_URL is set, else long polling."""
+    app = build_application(config, engine)
+    if config.webhook_url:
+        secret = config.webhook_secret or secrets.token_urlsafe(32)
+        # PTB answers 403 to any request without this X-Telegram-Bot-Api-Secret-Token header.
+        app.run_webhook(
+            listen=config.listen,
+            port=config.port,
+            url_path=urlparse(config.webhook_url).path.lstrip("/"),
+            webhook_url=config.webhook_url,
+            secret_token=secret,
+            allowed_updates=Update.ALL_TYPES,
+        )
+    else:
+        app.run_polling(allowed_updates=Update.ALL_TYPES)

@@ -1,0 +1,80 @@
+"""Bot configuration from the environment, validated at start with one clear message per problem."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_API_URL = "https://api.telegram.org/bot"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable and what to put there."""
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}.") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}.")
+    return value
+
+
+def parse_admin_ids(raw: str) -> frozenset[int]:
+    """Numeric Telegram user ids separated by commas or spaces (usernames change hands; ids do not)."""
+    ids = set()
+    for part in raw.replace(",", " ").split():
+        if not part.lstrip("-").isdigit():
+            raise ConfigError(
+                f"CITEBOT_ADMIN_IDS holds numeric Telegram user ids separated by commas; {part!r} is not one "
+                "(ask @userinfobot for yours)."
+            )
+        ids.add(int(part))
+    return frozenset(ids)
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    """Everything the Telegram side needs; the engine has its own Settings."""
+
+    token: str = ""
+    admin_ids: frozenset[int] = field(default_factory=frozenset)
+    api_url: str = DEFAULT_API_URL
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    listen: str = "0.0.0.0"
+    port: int = 8443
+    rate_limit: int = 10  # questions per user ...
+    rate_window: int = 60  # ... per this many seconds
+    workers: int = 4  # engine calls running at once
+    first_citations: int = 3
+    max_citations: int = 10
+
+    @classmethod
+    def from_env(cls) -> "BotConfig":
+        token = os.environ.get("TELEGRAM_BOT_TOKEN", "").strip()
+        if token and ":" not in token:
+            raise ConfigError("TELEGRAM_BOT_TOKEN does not look like a token from @BotFather (123456:ABC-...).")
+        webhook_url = os.environ.get("CITEBOT_WEBHOOK_URL", "").strip()
+        if webhook_url and not webhook_url.startswith("https://"):
+            raise ConfigError("CITEBOT_WEBHOOK_URL must be an https:// address that Telegram can reach.")
+        secret = os.environ.get("CITEBOT_WEBHOOK_SECRET", "").strip()
+        if secret and not all(c.isalnum() or c in "_-" for c in secret):
+            raise ConfigError("CITEBOT_WEBHOOK_SECRET may hold only letters, digits, _ and - (1-256 characters).")
+        return cls(
+            token=token,
+            admin_ids=parse_admin_ids(os.environ.get("CITEBOT_ADMIN_IDS", "")),
+            api_url=os.environ.get("CITEBOT_TELEGRAM_API_URL", "").strip() or DEFAULT_API_URL,
+            webhook_url=webhook_url,
+            webhook_secret=secret,
+            listen=os.environ.get("CITEBOT_LISTEN", "").strip() or "0.0.0.0",
+            port=_int("PORT", 8443, 1),
+            rate_limit=_int("CITEBOT_RATE_LIMIT", 10, 1),
+            rate_window=_int("CITEBOT_RATE_WINDOW", 60, 1),
+            workers=_int("CITEBOT_WORKERS", 4, 1),
+        )

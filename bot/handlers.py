@@ -1,0 +1,299 @@
+"""Telegram handlers: when to answer, what to say, and who may rebuild the index."""
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import Future, ThreadPoolExecutor
+import html
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    LinkPreviewOptions,
+    Message,
+    MessageEntity,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import ContextTypes
+
+from index.answer import Answer
+from index.builder import BuildError
+from index.engine import Engine
+from index.question import QuestionError
+from index.store import BuildInProgress, IndexUnavailable
+
+from .config import BotConfig
+from .pages import PageStore, callback_data, parse_callback_data
+from .ratelimit import UserRateLimiter, Verdict
+from .render import render_answer, render_inline_message
+
+log = logging.getLogger(__name__)
+
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
+NOT_READY = "My index is not ready yet; an admin needs to run /reindex."
+TEXT_ONLY = "I read text only: send your question as a message."
+REFUSED = "Sorry, only the bot's admins can do that."
+PROGRESS_EVERY = 2.0  # seconds between edits of the /reindex progress message
+
+
+@dataclass
+class BotState:
+    """What the handlers share, kept in application.bot_data["citebot"]."""
+
+    engine: Engine
+    config: BotConfig
+    pages: PageStore
+    limiter: UserRateLimiter
+    executor: ThreadPoolExecutor  # engine calls for questions; builds run on asyncio's default pool
+    reindexing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    started_at: float = field(default_factory=time.time)
+
+
+def state(context: ContextTypes.DEFAULT_TYPE) -> BotState:
+    return context.application.bot_data["citebot"]
+
+
+async def _ask(context: ContextTypes.DEFAULT_TYPE, question: str, k: int) -> Answer:
+    """Run the engine in a worker thread so the event loop keeps serving other chats."""
+    s = state(context)
+    call = functools.partial(s.engine.ask, question, k=k)
+    return await asyncio.get_running_loop().run_in_executor(s.executor, call)
+
+
+def _more_button(qid: str, offset: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton("More ›", callback_data=callback_data(qid, offset))]])
+
+
+async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
+    """Answer a question in the chat it came from, replying to the asking message."""
+    s = state(context)
+    message = update.effective_message
+    asker = update.effective_user.id if update.effective_user else update.effective_chat.id
+    verdict = s.limiter.check(asker)
+    if verdict is Verdict.SILENT:
+        return
+    if verdict is Verdict.NOTIFY:
+        wait = s.limiter.retry_in(asker)
+        await message.reply_text(f"You are asking faster than I can answer; please wait {wait} s.")
+        return
+    try:
+        await context.bot.send_chat_action(update.effective_chat.id, ChatAction.TYPING)
+    except TelegramError as exc:  # a nicety: never lose the answer over it
+        log.info("No typing indicator: %s", exc)
+    try:
+        answer = await _ask(context, question, s.config.max_citations)
+    except QuestionError as exc:
+        await message.reply_text(html.escape(str(exc)))
+        return
+    except IndexUnavailable:
+        log.exception("The index cannot be loaded")
+        await message.reply_text(NOT_READY)
+        return
+    parts = render_answer(answer, 0, s.config.first_citations)
+    markup = None
+    if len(answer.citations) > s.config.first_citations:
+        markup = _more_button(s.pages.remember(answer.question), s.config.first_citations)
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        await message.reply_text(part, reply_markup=markup if last else None)
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Say what the bot knows and how to ask, in a few lines."""
+    s = state(context)
+    try:
+        stats = await asyncio.to_thread(s.engine.stats)
+        known = f"I know {stats['documents']} news articles ({stats['chunks']} passages)."
+    except IndexUnavailable:
+        known = "My article index is not built yet."
+    me = context.bot.username
+    await update.effective_message.reply_text(
+        f"{known} Ask me a question and I answer with cited excerpts, or tell you the articles do not say.\n"
+        f"Example: <i>How many new battlegroups did NATO agree to deploy?</i>\n"
+        f"In groups: /ask your question, mention @{html.escape(me)}, or reply to my answer. "
+        f"Anywhere: type @{html.escape(me)} and a question."
+    )
+
+
+async def private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """In a private chat every text message is a question."""
+    await answer_question(update, context, update.effective_message.text)
+
+
+async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/ask <question>, in any chat."""
+    question = " ".join(context.args or [])
+    if not question.strip():
+        await update.effective_message.reply_text(
+            "Put your question after the command, like: /ask How many battlegroups did NATO agree to?"
+        )
+        return
+    await answer_question(update, context, question)
+
+
+def _mentions_bot(message: Message, username: str) -> bool:
+    entities = message.parse_entities([MessageEntity.MENTION])
+    return any(text.lstrip("@").lower() == username.lower() for text in entities.values())
+
+
+def _strip_mention(text: str, username: str) -> str:
+    return re.sub(rf"@{re.escape(username)}\b", " ", text, flags=re.IGNORECASE).strip()
+
+
+async def group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """In groups: answer a message that mentions the bot or replies to it; ignore other chatter."""
+    message = update.effective_message
+    username = context.bot.username
+    replied = message.reply_to_message
+    if _mentions_bot(message, username):
+        await answer_question(update, context, _strip_mention(message.text, username))
+    elif replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
+        await answer_question(update, context, message.text)
+
+
+async def channel_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """In channels where the bot is an admin: answer posts that start with /ask or mention the bot."""
+    post = update.channel_post
+    text = post.text or ""
+    username = context.bot.username
+    command = re.match(rf"^/ask(?:@{re.escape(username)})?(?:\s+|$)", text, flags=re.IGNORECASE)
+    if command:
+        question = text[command.end():]
+    elif _mentions_bot(post, username):
+        question = _strip_mention(text, username)
+    else:
+        return
+    if question.strip():
+        await answer_question(update, context, question)
+
+
+async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stickers, photos, voice and the like in a private chat: a one-line hint."""
+    await update.effective_message.reply_text(TEXT_ONLY)
+
+
+async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """@bot question in any chat: one result per cited excerpt."""
+    query = update.inline_query
+    results = []
+    if query.query.strip():
+        try:
+            answer = await _ask(context, query.query, 10)
+        except QuestionError:
+            answer = None
+        for c in answer.citations if answer and not answer.abstained else ():
+            results.append(
+                InlineQueryResultArticle(
+                    id=f"{c.chunk_id}:{c.char_start}"[-64:],
+                    title=c.title[:200],
+                    description=" ".join(c.excerpt.split())[:300],
+                    input_message_content=InputTextMessageContent(
+                        render_inline_message(c), parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
+                    ),
+                )
+            )
+    await query.answer(results[:10], cache_time=30, is_personal=False)
+
+
+async def more(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The "More" button: show the next citations by editing the message."""
+    s = state(context)
+    query = update.callback_query
+    parsed = parse_callback_data(query.data)
+    question = s.pages.question(parsed[0]) if parsed else None
+    if question is None:
+        await query.answer("These results have expired; please ask again.", show_alert=True)
+        return
+    qid, offset = parsed
+    await query.answer()
+    answer = await _ask(context, question, s.config.max_citations)
+    parts = render_answer(answer, offset, s.config.first_citations)
+    following = offset + s.config.first_citations
+    markup = _more_button(qid, following) if len(answer.citations) > following else None
+    try:
+        await query.edit_message_text(parts[0], reply_markup=markup)
+    except BadRequest as exc:  # "message is not modified" when pressed twice
+        log.info("Not editing: %s", exc)
+
+
+def _is_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    user = update.effective_user
+    return user is not None and user.id in state(context).config.admin_ids
+
+
+async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/stats for admins: the index and how busy the bot has been."""
+    if not _is_admin(update, context):
+        await update.effective_message.reply_text(REFUSED)
+        return
+    s = state(context)
+    info = await asyncio.to_thread(s.engine.stats)
+    skipped = ", ".join(html.escape(x["path"]) for x in info["skipped_files"][:10]) or "none"
+    await update.effective_message.reply_text(
+        f"<b>Index</b>: {info['documents']} documents, {info['chunks']} chunks\n"
+        f"Skipped files: {len(info['skipped_files'])} ({skipped})\n"
+        f"Model: {html.escape(info['model'])}\n"
+        f"Built: {html.escape(info['built_at'])}\n"
+        f"Questions answered since start: {info['questions_answered']}"
+    )
+
+
+async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/reindex for admins: rebuild in the background while answering from the old index."""
+    if not _is_admin(update, context):
+        await update.effective_message.reply_text(REFUSED)
+        return
+    s = state(context)
+    if s.reindexing.locked():
+        await update.effective_message.reply_text("A reindex is already running; I will report when it is done.")
+        return
+    async with s.reindexing:
+        status = await update.effective_message.reply_text("Reindexing: reading the corpus…")
+        loop = asyncio.get_running_loop()
+        shown = {"at": 0.0, "text": status.text}
+        pending: list[Future] = []
+
+        async def show(text: str) -> None:
+            if text != shown["text"]:
+                shown["text"] = text
+                await status.edit_text(text)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - shown["at"] < PROGRESS_EVERY:
+                return
+            shown["at"] = now
+            words = {"read": "files read", "embed": "chunks embedded", "write": "writing the index"}
+            text = f"Reindexing: {done}/{total} {words.get(stage, stage)}…" if stage != "write" else "Reindexing: writing the index…"
+            pending.append(asyncio.run_coroutine_threadsafe(show(text), loop))
+
+        try:
+            report = await asyncio.to_thread(s.engine.build, None, progress)
+            final = f"Reindex done. {html.escape(report.summary())}"
+        except (BuildError, BuildInProgress) as exc:
+            final = f"Reindex failed: {html.escape(str(exc))} The previous index is still answering."
+        except Exception:
+            log.exception("Reindex failed")
+            final = "Reindex failed with an internal error (see the log). The previous index is still answering."
+        # Progress edits still in flight must land before the final word, not after it.
+        await asyncio.gather(*map(asyncio.wrap_future, pending), return_exceptions=True)
+        await show(final)
+
+
+async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the traceback; tell the user only that something went wrong."""
+    log.error("Error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message is not None:
+        try:
+            await update.effective_message.reply_text(APOLOGY)
+        except Exception:  # the apology itself failed; the log already has the cause
+            log.warning("Could not send the apology", exc_info=True)

@@ -1,0 +1,81 @@
+"""Answers as Telegram HTML: escaped text, bot-written tags only, within Telegram's 4096 UTF-16 units."""
+from __future__ import annotations
+
+import re
+from html import escape, unescape
+
+from index.answer import Answer, Citation
+
+MAX_MESSAGE_UTF16 = 4096
+ABSTAIN_TEXT = (
+    "I could not find this in the articles I know. "
+    "Try rephrasing, or ask about something they cover."
+)
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (an emoji outside the BMP counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _visible_len(html: str) -> int:
+    """UTF-16 length of the text Telegram shows for bot-written HTML (tags dropped, entities decoded)."""
+    return utf16_len(unescape(re.sub(r"<[^>]+>", "", html)))
+
+
+def _cap(text: str, limit: int) -> str:
+    """text cut to at most limit UTF-16 units at a word boundary, with an ellipsis."""
+    if utf16_len(text) <= limit:
+        return text
+    units, end = 0, 0
+    for end, ch in enumerate(text):
+        units += 2 if ord(ch) > 0xFFFF else 1
+        if units > limit - 1:
+            break
+    cut = text[:end]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > len(cut) // 2 else cut).rstrip() + "…"
+
+
+def render_citation_line(c: Citation) -> str:
+    """The citation: title (a link when there is a URL), source and date; other copies noted."""
+    title = escape(_cap(c.title, 300))
+    parts = [f'<a href="{escape(c.url, quote=True)}">{title}</a>' if c.url else f"<i>{title}</i>"]
+    parts += [escape(x) for x in (c.source, c.published) if x]
+    line = "— " + " · ".join(parts)
+    if c.also_in:
+        others = ", ".join(escape(r.source or r.title) for r in c.also_in)
+        line += f"\n<i>also in: {others}</i>"
+    return line
+
+
+def render_citation(c: Citation, max_excerpt: int = 1500) -> str:
+    """One numbered citation block: the excerpt, then where it comes from."""
+    excerpt = escape(_cap(" ".join(c.excerpt.split()), max_excerpt))
+    return f"<b>{c.rank}.</b> {excerpt}\n{render_citation_line(c)}"
+
+
+def render_answer(answer: Answer, start: int = 0, count: int = 3) -> list[str]:
+    """Telegram HTML messages for citations [start, start+count) of an answer.
+
+    Usually one message; when the citations do not fit in 4096 UTF-16 units they are split
+    between citations, never inside a tag or an entity.
+    """
+    if answer.abstained or not answer.citations:
+        return [ABSTAIN_TEXT]
+    blocks = [render_citation(c) for c in answer.citations[start : start + count]]
+    messages: list[str] = []
+    current = ""
+    for block in blocks:
+        candidate = f"{current}\n\n{block}" if current else block
+        if current and _visible_len(candidate) > MAX_MESSAGE_UTF16:
+            messages.append(current)
+            candidate = block
+        current = candidate
+    messages.append(current)
+    return messages
+
+
+def render_inline_message(c: Citation) -> str:
+    """What an inline result sends into the chat: the excerpt with its citation."""
+    return f"{escape(_cap(' '.join(c.excerpt.split()), 2000))}\n{render_citation_line(c)}"

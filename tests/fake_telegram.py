@@ -1,0 +1,281 @@
+"""A fake Telegram Bot API server on 127.0.0.1 for end-to-end tests of the real Application.
+
+It speaks the Bot API's JSON over real HTTP (the methods citebot uses), long-polls getUpdates
+with offsets and timeouts, rejects what Telegram would reject (unknown or unbalanced HTML tags,
+a bare '<' or '&', text over 4096 UTF-16 units, unknown methods), can answer 429 with
+retry_after, and records every call for the tests to assert on.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import threading
+import time
+from html import unescape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
+
+ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code",
+                "pre", "blockquote", "tg-emoji"}
+_TAG = re.compile(r"""<(/?)([a-zA-Z][\w-]*)((?:\s+[\w-]+(?:\s*=\s*(?:"[^"<>]*"|'[^'<>]*'))?)*)\s*>""")
+_ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+STRING_PARAMS = {"text", "query", "parse_mode", "callback_query_id", "inline_query_id", "action", "url",
+                 "secret_token", "next_offset"}
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def parse_telegram_html(text: str) -> str:
+    """The visible text of a Telegram HTML message; ValueError with Telegram's complaint if invalid."""
+    out, stack, i = [], [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "<":
+            m = _TAG.match(text, i)
+            if not m:
+                raise ValueError(f"Can't parse entities: unexpected '<' at byte offset {i}")
+            closing, name = m.group(1), m.group(2).lower()
+            if name not in ALLOWED_TAGS:
+                raise ValueError(f'Can\'t parse entities: unsupported start tag "{name}" at byte offset {i}')
+            if closing:
+                if not stack or stack[-1] != name:
+                    raise ValueError(f'Can\'t parse entities: unmatched end tag at byte offset {i}, expected "</{stack[-1] if stack else ""}>"')
+                stack.pop()
+            else:
+                stack.append(name)
+            i = m.end()
+        elif ch == "&":
+            m = _ENTITY.match(text, i)
+            if not m:
+                raise ValueError(f"Can't parse entities: unsupported entity at byte offset {i}")
+            out.append(unescape(m.group()))
+            i = m.end()
+        else:
+            out.append(ch)
+            i += 1
+    if stack:
+        raise ValueError(f'Can\'t parse entities: can\'t find end tag corresponding to start tag "{stack[-1]}"')
+    return "".join(out)
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # a busy bot opens many connections at once
+    daemon_threads = True
+
+
+class FakeTelegram:
+    """The server, its state, and helpers to push updates and wait for the bot's calls."""
+
+    def __init__(self, token: str = "123456:TEST-token", username: str = "citebot_test_bot"):
+        self.token = token
+        self.bot_user = {"id": int(token.split(":")[0]), "is_bot": True, "first_name": "citebot",
+                         "username": username, "can_join_groups": True, "can_read_all_group_messages": False,
+                         "supports_inline_queries": True}
+        self.username = username
+        self.calls: list[tuple[str, dict, float]] = []  # every call, refused ones included
+        self._accepted: list[tuple[str, dict]] = []
+        self.messages: dict[tuple[int, int], dict] = {}
+        self._updates: list[dict] = []
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._failures: dict[str, list[int]] = {}
+        self._cond = threading.Condition()
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> "FakeTelegram":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._cond:
+            self._cond.notify_all()
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/bot"
+
+    # -- what the tests do ----------------------------------------------------------------------
+
+    def push(self, **update) -> int:
+        """Queue an update (e.g. message={...}); returns its update_id."""
+        with self._cond:
+            update_id = next(self._update_ids)
+            self._updates.append({"update_id": update_id, **update})
+            self._cond.notify_all()
+        return update_id
+
+    def fail_next(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next `times` calls of method with 429 Too Many Requests."""
+        with self._cond:
+            self._failures.setdefault(method, []).extend([retry_after] * times)
+
+    def sent(self, method: str | None = None) -> list[dict]:
+        """Parameters of the calls the server accepted, oldest first."""
+        with self._cond:
+            return [params for name, params in self._accepted if method is None or name == method]
+
+    def replies_to(self, chat_id: int, message_id: int) -> list[dict]:
+        return [p for p in self.sent("sendMessage")
+                if p["chat_id"] == chat_id and (p.get("reply_parameters") or {}).get("message_id") == message_id]
+
+    async def wait_for(self, predicate, timeout: float = 60.0, what: str = "the bot's calls"):
+        """Poll until predicate() is truthy (returning its value), or fail after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}; calls: {[c[0] for c in self.calls]}")
+
+    # -- the Bot API ----------------------------------------------------------------------------
+
+    def _handler_class(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as api.telegram.org
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):
+                self._serve()
+
+            def do_GET(self):
+                self._serve()
+
+            def _serve(self):
+                m = re.match(r"^/bot([^/]+)/(\w+)$", self.path.split("?")[0])
+                if not m or m.group(1) != fake.token:
+                    return self._reply(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode() if length else ""
+                params = fake._parse(self.headers.get("Content-Type", ""), body)
+                status, payload = fake._call(m.group(2), params)
+                self._reply(status, payload)
+
+            def _reply(self, status, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+    @staticmethod
+    def _parse(content_type: str, body: str) -> dict:
+        if "json" in content_type:
+            return json.loads(body or "{}")
+        params = {}
+        for key, value in parse_qsl(body, keep_blank_values=True):
+            if key in STRING_PARAMS:
+                params[key] = value
+                continue
+            try:
+                params[key] = json.loads(value)
+            except json.JSONDecodeError:
+                params[key] = value
+        return params
+
+    def _call(self, method: str, params: dict) -> tuple[int, dict]:
+        with self._cond:
+            self.calls.append((method, params, time.monotonic()))
+            queue = self._failures.get(method)
+            if queue:
+                retry_after = queue.pop(0)
+                return 429, {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {retry_after}",
+                             "parameters": {"retry_after": retry_after}}
+        handler = getattr(self, f"_api_{method}", None)
+        if handler is None:
+            return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+        try:
+            result = handler(params)
+            with self._cond:
+                self._accepted.append((method, params))
+            return 200, {"ok": True, "result": result}
+        except ValueError as exc:
+            return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {exc}"}
+
+    def _api_getMe(self, params):
+        return self.bot_user
+
+    def _api_deleteWebhook(self, params):
+        return True
+
+    def _api_setMyCommands(self, params):
+        for command in params["commands"]:
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", command["command"]) or not command["description"]:
+                raise ValueError("BOT_COMMAND_INVALID")
+        return True
+
+    def _api_sendChatAction(self, params):
+        return True
+
+    def _api_answerCallbackQuery(self, params):
+        return True
+
+    def _api_getUpdates(self, params):
+        offset = int(params.get("offset") or 0)
+        deadline = time.monotonic() + float(params.get("timeout") or 0)
+        with self._cond:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            while not self._updates and time.monotonic() < deadline:
+                self._cond.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+            return self._updates[: int(params.get("limit") or 100)]
+
+    def _check_text(self, text: str, parse_mode: str | None) -> None:
+        visible = parse_telegram_html(text) if parse_mode == "HTML" else text
+        if not visible.strip():
+            raise ValueError("message text is empty")
+        if utf16_len(visible) > 4096:
+            raise ValueError("message is too long")
+
+    def _message(self, params: dict, message_id: int) -> dict:
+        chat_id = params["chat_id"]
+        message = {"message_id": message_id, "date": int(time.time()), "from": self.bot_user,
+                   "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
+                   "text": parse_telegram_html(params["text"]) if params.get("parse_mode") == "HTML" else params["text"]}
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        return message
+
+    def _api_sendMessage(self, params):
+        self._check_text(params["text"], params.get("parse_mode"))
+        message = self._message(params, next(self._message_ids))
+        with self._cond:
+            self.messages[(params["chat_id"], message["message_id"])] = message
+        return message
+
+    def _api_editMessageText(self, params):
+        key = (params["chat_id"], params["message_id"])
+        with self._cond:
+            if key not in self.messages:
+                raise ValueError("message to edit not found")
+        self._check_text(params["text"], params.get("parse_mode"))
+        message = self._message(params, params["message_id"])
+        with self._cond:
+            self.messages[key] = message
+        return message
+
+    def _api_answerInlineQuery(self, params):
+        results = params.get("results") or []
+        if len(results) > 50 or len({r["id"] for r in results}) != len(results):
+            raise ValueError("RESULTS_TOO_MUCH or duplicate result ids")
+        for r in results:
+            if len(r["id"].encode()) > 64:
+                raise ValueError("RESULT_ID_INVALID")
+            content = r["input_message_content"]
+            self._check_text(content["message_text"], content.get("parse_mode"))
+        return True

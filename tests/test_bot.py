@@ -1,0 +1,328 @@
+"""The Telegram bot end to end: the real Application over real HTTP against a fake Bot API server."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+
+from telegram import Update
+
+from bot.app import build_application
+from bot.config import BotConfig
+from index.config import Settings
+from index.engine import Engine
+from index.store import current_build_dir
+
+from .conftest import write_corpus
+from .fake_telegram import FakeTelegram, parse_telegram_html, utf16_len
+
+ADMIN = 4242
+ALICE = 1001
+GROUP = -100123
+CHANNEL = -100777
+BATTLEGROUPS = "How many new battlegroups did NATO agree to deploy, and where?"
+_ids = itertools.count(1)
+
+
+def user(uid: int, name: str = "Alice") -> dict:
+    return {"id": uid, "is_bot": False, "first_name": name}
+
+
+def message(text: str, chat_id: int = ALICE, uid: int = ALICE, **extra) -> dict:
+    """A Bot API Message as Telegram sends it; commands and @mentions get their entities."""
+    chat = {"id": chat_id, "type": "private", "first_name": "Alice"} if chat_id > 0 else \
+        {"id": chat_id, "type": "supergroup", "title": "News fans"}
+    entities = []
+    if text.startswith("/"):
+        entities.append({"type": "bot_command", "offset": 0, "length": len(text.split()[0])})
+    for word in text.split():
+        if word.startswith("@"):
+            start = text.index(word)
+            entities.append({"type": "mention", "offset": utf16_len(text[:start]), "length": utf16_len(word)})
+    msg = {"message_id": next(_ids), "date": int(time.time()), "chat": chat, "from": user(uid), "text": text, **extra}
+    if entities:
+        msg["entities"] = entities
+    return msg
+
+
+def answer_text(call: dict) -> str:
+    return parse_telegram_html(call["text"])
+
+
+@contextlib.asynccontextmanager
+async def running_bot(fake: FakeTelegram, engine: Engine, **config):
+    """Start the real Application against the fake server, as run_polling would, and stop it after."""
+    app = build_application(
+        BotConfig(token=fake.token, api_url=fake.base_url, admin_ids=frozenset({ADMIN}), **config), engine
+    )
+    await app.initialize()
+    await app.post_init(app)
+    await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.updater.stop()
+        await app.stop()
+        await app.shutdown()
+        await app.post_shutdown(app)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_private_question_gets_cited_excerpts_and_a_more_button(sample_engine):
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, sample_engine):
+                assert fake.sent("setMyCommands"), "commands are registered at start"
+                asked = message(BATTLEGROUPS)
+                fake.push(message=asked)
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, asked["message_id"]))
+                assert fake.sent("sendChatAction")[0]["action"] == "typing"
+                text = answer_text(reply)
+                assert "Bulgaria" in text and "Hungary" in text and "Romania" in text and "Slovakia" in text
+                assert "Nato summit in Brussels: live updates" in text
+                assert "1." in text and "3." in text and "4." not in text, "three citations at first"
+                assert reply["link_preview_options"]["is_disabled"] is True
+                button = reply["reply_markup"]["inline_keyboard"][0][0]
+                assert len(button["callback_data"].encode()) <= 64
+
+                # The "More" button edits the message to show the next citations.
+                sent = fake.messages[(ALICE, max(m for c, m in fake.messages if c == ALICE))]
+                fake.push(callback_query={"id": "cb1", "from": user(ALICE), "chat_instance": "ci",
+                                          "data": button["callback_data"], "message": {**sent, "chat": {"id": ALICE, "type": "private"}}})
+                (edit,) = await fake.wait_for(lambda: fake.sent("editMessageText"))
+                assert "4." in answer_text(edit) and "1." not in answer_text(edit)
+                await fake.wait_for(lambda: fake.sent("answerCallbackQuery"))
+                return button["callback_data"], sent
+
+    data, sent = run(scenario())
+
+    async def after_restart():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, sample_engine):
+                fake.push(callback_query={"id": "cb2", "from": user(ALICE), "chat_instance": "ci", "data": data,
+                                          "message": {**sent, "chat": {"id": ALICE, "type": "private"}}})
+                fake.messages[(ALICE, sent["message_id"])] = sent
+                (edit,) = await fake.wait_for(lambda: fake.sent("editMessageText"))
+                assert "4." in answer_text(edit), "the button survives a restart"
+                fake.push(callback_query={"id": "cb3", "from": user(ALICE), "chat_instance": "ci",
+                                          "data": "more:unknownid000:3", "message": {**sent, "chat": {"id": ALICE, "type": "private"}}})
+                expired = await fake.wait_for(lambda: [c for c in fake.sent("answerCallbackQuery") if c.get("text")])
+                assert "expired" in expired[0]["text"]
+
+    run(after_restart())
+
+
+def test_abstention_says_so_in_one_sentence_without_citations(sample_engine):
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, sample_engine):
+                asked = message("What is the capital of Peru?")
+                fake.push(message=asked)
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, asked["message_id"]))
+                assert "could not find" in answer_text(reply) and "rephras" in answer_text(reply)
+                assert "reply_markup" not in reply and "—" not in answer_text(reply)
+
+    run(scenario())
+
+
+def test_group_answers_ask_mentions_and_replies_but_ignores_chatter(sample_engine):
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, sample_engine):
+                ask = message(f"/ask@{fake.username} {BATTLEGROUPS}", chat_id=GROUP)
+                mention = message(f"@{fake.username} what did Zelenskyy accuse Russia of?", chat_id=GROUP)
+                chatter = message("lol did anyone watch the match", chat_id=GROUP)
+                for update in (ask, mention, chatter):
+                    fake.push(message=update)
+                (a,) = await fake.wait_for(lambda: fake.replies_to(GROUP, ask["message_id"]))
+                (m,) = await fake.wait_for(lambda: fake.replies_to(GROUP, mention["message_id"]))
+                assert "Bulgaria" in answer_text(a) and "Zelenskyy" in answer_text(m)
+
+                bot_message = fake.messages[(GROUP, max(k[1] for k in fake.messages if k[0] == GROUP))]
+                follow_up = message("And what will NATO do at sea?", chat_id=GROUP,
+                                    reply_to_message={**bot_message, "chat": {"id": GROUP, "type": "supergroup"}})
+                fake.push(message=follow_up)
+                (f,) = await fake.wait_for(lambda: fake.replies_to(GROUP, follow_up["message_id"]))
+                assert "submarines" in answer_text(f)
+                await asyncio.sleep(0.5)
+                assert not fake.replies_to(GROUP, chatter["message_id"]), "ordinary chatter is ignored"
+
+    run(scenario())
+
+
+def test_channel_posts_starting_with_ask_are_answered_in_the_channel(sample_engine):
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, sample_engine):
+                channel = {"id": CHANNEL, "type": "channel", "title": "Newsroom"}
+                post = {"message_id": next(_ids), "date": int(time.time()), "chat": channel, "sender_chat": channel,
+                        "text": f"/ask {BATTLEGROUPS}", "entities": [{"type": "bot_command", "offset": 0, "length": 4}]}
+                other = {**post, "message_id": next(_ids), "text": "Today's newsletter is out", "entities": []}
+                fake.push(channel_post=post)
+                fake.push(channel_post=other)
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(CHANNEL, post["message_id"]))
+                assert "Bulgaria" in answer_text(reply)
+                await asyncio.sleep(0.5)
+                assert not fake.replies_to(CHANNEL, other["message_id"])
+
+    run(scenario())
+
+
+def test_inline_query_returns_one_result_per_excerpt(sample_engine):
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, sample_engine):
+                fake.push(inline_query={"id": "iq1", "from": user(ALICE), "query": BATTLEGROUPS, "offset": ""})
+                (call,) = await fake.wait_for(lambda: fake.sent("answerInlineQuery"))
+                results = call["results"]
+                assert 1 <= len(results) <= 10
+                assert call["is_personal"] is False and call["cache_time"] > 0
+                first = results[0]
+                assert first["type"] == "article" and "Bulgaria" in first["description"]
+                assert first["title"] in {"Nato summit in Brussels: live updates",
+                                          "NATO allies agree to bolster the eastern flank and send more help to Ukraine"}
+                assert "—" in parse_telegram_html(first["input_message_content"]["message_text"])
+
+    run(scenario())
+
+
+def test_hostile_unusual_and_non_text_messages(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "corpus", {
+        "xss.txt": "Title: Hackers use <script> tags & <b>bold</b> claims\nSource: Sec & Co <i>\n\n"
+                   "Attackers hid <script>alert(1)</script> in comments & used <b>fake</b> bold text, "
+                   "researchers at Example Labs said on Monday.",
+    })
+    engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus), embedder)
+    engine.build()
+
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, engine):
+                hostile = message("What did attackers hide in <script> comments & <b>where</b>?")
+                huge = message("why " * 2500)
+                emoji = message("🚀🚀 What did the attackers hide 🕵️‍♀️🔥 in comments? 🎉🎉")
+                rtl = message("ماذا أخفى المهاجمون في التعليقات؟")
+                sticker = message("", sticker={"file_id": "s", "file_unique_id": "u", "type": "regular",
+                                               "width": 512, "height": 512, "is_animated": False, "is_video": False})
+                sticker.pop("text")
+                for update in (hostile, huge, emoji, rtl):
+                    fake.push(message=update)
+                fake.push(message=sticker)
+                h = (await fake.wait_for(lambda: fake.replies_to(ALICE, hostile["message_id"])))[0]
+                assert "<script>alert(1)</script>" in answer_text(h), "shown literally, escaped on the wire"
+                assert "Sec & Co <i>" in answer_text(h)
+                big = (await fake.wait_for(lambda: fake.replies_to(ALICE, huge["message_id"])))[0]
+                assert "under 1000 characters" in answer_text(big)
+                e = (await fake.wait_for(lambda: fake.replies_to(ALICE, emoji["message_id"])))[0]
+                assert "alert(1)" in answer_text(e)
+                r = (await fake.wait_for(lambda: fake.replies_to(ALICE, rtl["message_id"])))[0]
+                assert answer_text(r)
+                hint = await fake.wait_for(lambda: [c for c in fake.sent("sendMessage") if "read text only" in c["text"]])
+                assert hint[0]["chat_id"] == ALICE
+                assert not [c for c in fake.sent("sendMessage") if "went wrong" in c["text"]]
+
+    run(scenario())
+
+
+def test_rate_limit_notifies_once_then_stays_silent(sample_engine):
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, sample_engine, rate_limit=2, rate_window=60):
+                asked = [message(f"Question {i}: where are the new battlegroups?") for i in range(5)]
+                for m in asked:
+                    fake.push(message=m)
+                    await asyncio.sleep(0.05)
+                await fake.wait_for(lambda: len(fake.sent("sendMessage")) >= 3)
+                await asyncio.sleep(1.0)
+                texts = [answer_text(c) for c in fake.sent("sendMessage")]
+                assert len(texts) == 3
+                assert sum("faster than I can answer" in t for t in texts) == 1
+                assert sum("Bulgaria" in t for t in texts) == 2
+
+    run(scenario())
+
+
+def test_a_429_from_telegram_is_retried_after_retry_after(sample_engine):
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, sample_engine):
+                fake.fail_next("sendMessage", times=1, retry_after=1)
+                asked = message(BATTLEGROUPS)
+                fake.push(message=asked)
+                await fake.wait_for(lambda: fake.replies_to(ALICE, asked["message_id"]))
+                attempts = [at for name, _, at in fake.calls if name == "sendMessage"]
+                assert len(attempts) == 2 and attempts[1] - attempts[0] >= 1.0
+
+    run(scenario())
+
+
+def test_only_admins_may_reindex_and_see_stats(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": "Title: Rates\n\nThe central bank raised rates to 5.25% on Thursday."})
+    engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus), embedder)
+    engine.build()
+    build = current_build_dir(engine.settings.index_root)
+
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, engine):
+                (corpus / "b.txt").write_text("Title: Copper\n\nCopper hit a record as Chilean mines cut output.")
+                for text in ("/reindex", "/stats"):
+                    m = message(text)
+                    fake.push(message=m)
+                    (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, m["message_id"]))
+                    assert "only the bot's admins" in answer_text(reply)
+                stats = message("/stats", chat_id=ADMIN, uid=ADMIN)
+                fake.push(message=stats)
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(ADMIN, stats["message_id"]))
+                assert "1 documents" in answer_text(reply) and "Questions answered" in answer_text(reply)
+
+    run(scenario())
+    assert current_build_dir(engine.settings.index_root) == build, "a refused /reindex builds nothing"
+
+
+def test_admin_reindex_while_twenty_questions_are_in_flight(tmp_path, embedder):
+    corpus = write_corpus(tmp_path / "corpus", {
+        "rates.txt": "Title: Central bank raises rates\nSource: Wire\n\nThe central bank raised its main rate to 5.25% "
+                     "on Thursday to fight inflation.",
+    })
+    engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus), embedder)
+    engine.build()
+    for i in range(40):  # enough new text that the build takes a while
+        (corpus / f"filler{i}.txt").write_text(
+            f"Title: Harbour report {i}\n\n" + " ".join(f"Ship {i}-{j} docked at berth {j} after a calm crossing." for j in range(12)))
+    (corpus / "copper.txt").write_text("Title: Copper hits a high\nSource: Wire\n\nCopper prices hit an all-time high "
+                                       "as mines in Chile cut output after strikes.")
+
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, engine, rate_limit=100):
+                command = message("/reindex", chat_id=ADMIN, uid=ADMIN)
+                fake.push(message=command)
+                (status,) = await fake.wait_for(lambda: fake.replies_to(ADMIN, command["message_id"]))
+                assert "Reindexing" in answer_text(status)
+                again = message("/reindex", chat_id=ADMIN, uid=ADMIN)
+                fake.push(message=again)
+                questions = [message("What did the central bank do to rates?", chat_id=2000 + i, uid=2000 + i) for i in range(20)]
+                for q in questions:
+                    fake.push(message=q)
+                (busy,) = await fake.wait_for(lambda: fake.replies_to(ADMIN, again["message_id"]))
+                assert "already running" in answer_text(busy)
+                for q in questions:
+                    (reply,) = await fake.wait_for(lambda q=q: fake.replies_to(q["chat"]["id"], q["message_id"]))
+                    assert "5.25%" in answer_text(reply)
+                done = await fake.wait_for(lambda: [e for e in fake.sent("editMessageText") if "Reindex done" in e["text"]],
+                                           timeout=240, what="the reindex to finish")
+                assert "42 documents" in answer_text(done[-1])
+                last_edit = [e for e in fake.sent("editMessageText") if e["message_id"] == done[-1]["message_id"]][-1]
+                assert "Reindex done" in last_edit["text"], "no progress edit lands after the final one"
+                after = message("Why did copper prices hit a record?", chat_id=3000, uid=3000)
+                fake.push(message=after)
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(3000, after["message_id"]))
+                assert "Chile" in answer_text(reply), "the new index answers without a restart"
+
+    run(scenario())
