@@ -95,19 +95,23 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
     return app
 
 
+def webhook_options(config: BotConfig) -> dict:
+    """Arguments for run_webhook/start_webhook. PTB answers 403 to a POST whose
+    X-Telegram-Bot-Api-Secret-Token header differs from secret_token."""
+    return dict(
+        listen=config.listen,
+        port=config.port,
+        url_path=urlparse(config.webhook_url).path.lstrip("/"),
+        webhook_url=config.webhook_url,
+        secret_token=config.webhook_secret or secrets.token_urlsafe(32),
+        allowed_updates=Update.ALL_TYPES,
+    )
+
+
 def run(config: BotConfig, engine: Engine) -> None:
     """Serve until interrupted: a webhook when CITEBOT_WEBHOOK_URL is set, else long polling."""
     app = build_application(config, engine)
     if config.webhook_url:
-        secret = config.webhook_secret or secrets.token_urlsafe(32)
-        # PTB answers 403 to any request without this X-Telegram-Bot-Api-Secret-Token header.
-        app.run_webhook(
-            listen=config.listen,
-            port=config.port,
-            url_path=urlparse(config.webhook_url).path.lstrip("/"),
-            webhook_url=config.webhook_url,
-            secret_token=secret,
-            allowed_updates=Update.ALL_TYPES,
-        )
+        app.run_webhook(**webhook_options(config))
     else:
         app.run_polling(allowed_updates=Update.ALL_TYPES)

@@ -41,7 +41,7 @@ def render_citation_line(c: Citation) -> str:
     """The citation: title (a link when there is a URL), source and date; other copies noted."""
     title = escape(_cap(c.title, 300))
     parts = [f'<a href="{escape(c.url, quote=True)}">{title}</a>' if c.url else f"<i>{title}</i>"]
-    parts += [escape(x) for x in (c.source, c.published) if x]
+    parts += [escape(_cap(x, 120)) for x in (c.source, c.published) if x]
     line = "— " + " · ".join(parts)
     if c.also_in:
         others = ", ".join(escape(r.source or r.title) for r in c.also_in)

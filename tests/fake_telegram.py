@@ -214,6 +214,11 @@ class FakeTelegram:
     def _api_deleteWebhook(self, params):
         return True
 
+    def _api_setWebhook(self, params):
+        if not str(params.get("url", "")).startswith("https://"):
+            raise ValueError("bad webhook: An HTTPS URL must be provided for webhook")
+        return True
+
     def _api_setMyCommands(self, params):
         for command in params["commands"]:
             if not re.fullmatch(r"[a-z0-9_]{1,32}", command["command"]) or not command["description"]:

@@ -4,17 +4,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
 import time
 
+import httpx
+import pytest
 from telegram import Update
 
-from bot.app import build_application
-from bot.config import BotConfig
+from bot.app import build_application, webhook_options
+from bot.config import BotConfig, ConfigError
+from bot.render import render_answer
+from index.answer import Answer, Citation
 from index.config import Settings
 from index.engine import Engine
 from index.store import current_build_dir
 
-from .conftest import write_corpus
+from .conftest import ROOT, write_corpus
 from .fake_telegram import FakeTelegram, parse_telegram_html, utf16_len
 
 ADMIN = 4242
@@ -210,9 +219,11 @@ def test_hostile_unusual_and_non_text_messages(tmp_path, embedder):
                 sticker = message("", sticker={"file_id": "s", "file_unique_id": "u", "type": "regular",
                                                "width": 512, "height": 512, "is_animated": False, "is_video": False})
                 sticker.pop("text")
+                edited = message("What did the attackers hide?")
                 for update in (hostile, huge, emoji, rtl):
                     fake.push(message=update)
                 fake.push(message=sticker)
+                fake.push(edited_message={**edited, "edit_date": int(time.time())})
                 h = (await fake.wait_for(lambda: fake.replies_to(ALICE, hostile["message_id"])))[0]
                 assert "<script>alert(1)</script>" in answer_text(h), "shown literally, escaped on the wire"
                 assert "Sec & Co <i>" in answer_text(h)
@@ -225,6 +236,7 @@ def test_hostile_unusual_and_non_text_messages(tmp_path, embedder):
                 hint = await fake.wait_for(lambda: [c for c in fake.sent("sendMessage") if "read text only" in c["text"]])
                 assert hint[0]["chat_id"] == ALICE
                 assert not [c for c in fake.sent("sendMessage") if "went wrong" in c["text"]]
+                assert not fake.replies_to(ALICE, edited["message_id"]), "edited messages get no answer"
 
     run(scenario())
 
@@ -281,6 +293,18 @@ def test_only_admins_may_reindex_and_see_stats(tmp_path, embedder):
                 (reply,) = await fake.wait_for(lambda: fake.replies_to(ADMIN, stats["message_id"]))
                 assert "1 documents" in answer_text(reply) and "Questions answered" in answer_text(reply)
 
+                for f in corpus.iterdir():
+                    f.unlink()
+                failing = message("/reindex", chat_id=ADMIN, uid=ADMIN)
+                fake.push(message=failing)
+                failed = await fake.wait_for(lambda: [e for e in fake.sent("editMessageText") if "failed" in e["text"]])
+                assert "No readable articles" in answer_text(failed[-1])
+                assert "previous index is still answering" in answer_text(failed[-1])
+                question = message("What did the central bank do?")
+                fake.push(message=question)
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, question["message_id"]))
+                assert "5.25%" in answer_text(reply)
+
     run(scenario())
     assert current_build_dir(engine.settings.index_root) == build, "a refused /reindex builds nothing"
 
@@ -326,3 +350,75 @@ def test_admin_reindex_while_twenty_questions_are_in_flight(tmp_path, embedder):
                 assert "Chile" in answer_text(reply), "the new index answers without a restart"
 
     run(scenario())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_webhook_mode_accepts_only_telegrams_secret_token(sample_engine):
+    async def scenario():
+        with FakeTelegram() as fake:
+            config = BotConfig(token=fake.token, api_url=fake.base_url, webhook_url="https://bot.example/citebot-hook",
+                               webhook_secret="s3cret-token", listen="127.0.0.1", port=_free_port())
+            app = build_application(config, sample_engine)
+            await app.initialize()
+            await app.updater.start_webhook(**webhook_options(config))
+            await app.start()
+            try:
+                (hook,) = fake.sent("setWebhook")
+                assert hook["url"] == "https://bot.example/citebot-hook" and hook["secret_token"] == "s3cret-token"
+                asked = message(BATTLEGROUPS)
+                update = json.dumps({"update_id": 1, "message": asked})
+                url = f"http://127.0.0.1:{config.port}/citebot-hook"
+                async with httpx.AsyncClient() as client:
+                    forged = await client.post(url, content=update, headers={
+                        "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": "guess"})
+                    assert forged.status_code == 403
+                    real = await client.post(url, content=update, headers={
+                        "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": "s3cret-token"})
+                    assert real.status_code == 200
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, asked["message_id"]))
+                assert "Bulgaria" in answer_text(reply)
+            finally:
+                await app.updater.stop()
+                await app.stop()
+                await app.shutdown()
+
+    run(scenario())
+
+
+def test_long_answers_split_between_citations_within_telegrams_limit():
+    excerpt = ("Troops 🚀 & <tanks> moved east, officials said. " * 30).strip()
+    citations = tuple(
+        Citation(rank=i, excerpt=excerpt, score=1.0, similarity=0.9, title=f"Report <{i}> & more", source="Wire",
+                 url=f"https://news.example/{i}?a=1&b=2", published="2024-01-01", doc_id="d", chunk_id=f"d:{i}",
+                 char_start=0, char_end=len(excerpt))
+        for i in range(1, 11)
+    )
+    parts = render_answer(Answer("q", False, citations, "hybrid"), 0, 10)
+    assert len(parts) > 1
+    shown = [parse_telegram_html(p) for p in parts]  # raises if Telegram would reject the HTML
+    assert all(utf16_len(text) <= 4096 for text in shown)
+    numbers = [int(line.split(".")[0]) for text in shown for line in text.split("\n") if line[:2].rstrip(".").isdigit()]
+    assert numbers == list(range(1, 11)), "every citation once, in order, none cut in two"
+    assert "<tanks>" in shown[0] and "Report <1> & more" in shown[0]
+
+
+def test_bad_configuration_gets_one_clear_sentence(monkeypatch):
+    monkeypatch.setenv("CITEBOT_ADMIN_IDS", "12345, @bob")
+    with pytest.raises(ConfigError, match="numeric Telegram user ids"):
+        BotConfig.from_env()
+    monkeypatch.setenv("CITEBOT_ADMIN_IDS", "12345,678")
+    assert BotConfig.from_env().admin_ids == {12345, 678}
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "not-a-token")
+    with pytest.raises(ConfigError, match="BotFather"):
+        BotConfig.from_env()
+
+    env = {**os.environ, "TELEGRAM_BOT_TOKEN": "1:x", "CITEBOT_WEBHOOK_URL": "http://insecure.example/hook"}
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "serve"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2 and "CITEBOT_WEBHOOK_URL must be an https://" in result.stderr
+    assert "Traceback" not in result.stderr
