@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -54,6 +53,7 @@ class ProgressBars:
             return
         bar = self.bars.get(stage)
         if bar is None:
+            self.close()  # the previous stage is over
             bar = self.bars[stage] = tqdm(total=total, desc=self.LABELS.get(stage, stage), unit="", leave=True)
         bar.update(done - bar.n)
 

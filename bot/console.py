@@ -7,13 +7,13 @@ from index.answer import Answer
 from index.engine import Engine
 from index.question import QuestionError
 
-REPHRASE = "Try rephrasing, or ask about something the articles cover."
+from .render import ABSTAIN_TEXT
 
 
 def render_text(answer: Answer) -> str:
     """An answer as plain text: numbered excerpts, each followed by its citation."""
     if answer.abstained:
-        return f"{answer.reason} {REPHRASE}"
+        return ABSTAIN_TEXT
     blocks = []
     for c in answer.citations:
         excerpt = textwrap.fill(" ".join(c.excerpt.split()), width=88, initial_indent=f"[{c.rank}] ",
@@ -27,6 +27,7 @@ def render_text(answer: Answer) -> str:
 def run_console(engine: Engine, k: int = 3, input_fn=input, print_fn=print) -> None:
     """Read questions until EOF or 'quit'; answer each with cited excerpts."""
     stats = engine.stats()
+    engine.embedder.model  # load the model now, not in the middle of the first answer
     print_fn(
         f"citebot console: {stats['documents']} articles, {stats['chunks']} passages. "
         "Ask a question (Ctrl-D or 'quit' to leave)."

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from concurrent.futures import Future, ThreadPoolExecutor
 import html
 import logging
 import re
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from telegram import (
@@ -20,7 +20,7 @@ from telegram import (
     MessageEntity,
     Update,
 )
-from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
@@ -55,7 +55,6 @@ class BotState:
     limiter: UserRateLimiter
     executor: ThreadPoolExecutor  # engine calls for questions; builds run on asyncio's default pool
     reindexing: asyncio.Lock = field(default_factory=asyncio.Lock)
-    started_at: float = field(default_factory=time.time)
 
 
 def state(context: ContextTypes.DEFAULT_TYPE) -> BotState:

@@ -5,7 +5,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .answer import Answer, collapse_near_duplicates, make_citation
@@ -16,7 +16,7 @@ from .excerpt import select_excerpt
 from .question import clean_question
 from .relevance import coverage, relevance
 from .retrieval import MODES, Retriever
-from .store import IndexSnapshot, current_build_dir
+from .store import IndexSnapshot, IndexUnavailable, current_build_dir
 from .tokenize import tokenize
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,6 @@ class Engine:
         self._swap_lock = threading.Lock()
         self.questions_answered = 0
         self._count_lock = threading.Lock()
-        self.started_at = time.time()
 
     # -- the index -------------------------------------------------------------------------------
 
@@ -59,7 +58,15 @@ class Engine:
         with self._swap_lock:
             pointer = self._pointer()
             if self._loaded is None or self._loaded.pointer != pointer:
-                snapshot = IndexSnapshot.load(self.settings.index_root, self.settings.model)
+                try:
+                    snapshot = IndexSnapshot.load(self.settings.index_root, self.settings.model)
+                except IndexUnavailable as exc:
+                    if self._loaded is None:
+                        raise
+                    # A live build that cannot be loaded must not take down a working engine.
+                    log.warning("Still serving %s: %s", self._loaded.snapshot.build_dir.name, exc)
+                    self._loaded = replace(self._loaded, pointer=pointer)
+                    return self._loaded
                 s = self.settings
                 retriever = Retriever(snapshot, s.candidates, s.fusion, s.alpha, s.rrf_k)
                 # Queries still running on the old snapshot keep their reference; its files stay readable.

@@ -7,7 +7,6 @@ import numpy as np
 
 from .fusion import FUSIONS, convex_combination, reciprocal_rank_fusion
 from .store import IndexSnapshot
-from .tokenize import tokenize
 
 MODES = ("dense", "bm25", "hybrid")
 

@@ -1,14 +1,11 @@
 """The index on disk: rebuilds reuse vectors, crashes leave the old index answering, damage is explained."""
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -147,3 +144,14 @@ def test_another_process_build_is_picked_up_without_restart(tmp_path, make_engin
     (corpus / "copper.txt").write_text(NEW_ARTICLE)
     Engine(engine.settings, embedder).build()  # as `citebot build` would, from another process
     assert engine.stats()["documents"] == 3
+
+
+def test_a_damaged_new_build_does_not_take_down_a_running_engine(tmp_path, make_engine, embedder):
+    corpus = write_corpus(tmp_path / "corpus", MARKETS)
+    engine = make_engine(corpus)
+    (corpus / "copper.txt").write_text(NEW_ARTICLE)
+    Engine(engine.settings, embedder).build()  # another process builds...
+    (current_build_dir(engine.settings.index_root) / "manifest.json").write_text("garbage")  # ...and it is damaged
+    answer = engine.ask("What did the central bank do to rates?")
+    assert "5.25%" in answer.citations[0].excerpt
+    assert engine.stats()["documents"] == 2, "still the old, working index"
