@@ -78,6 +78,8 @@ def _fingerprint(settings: Settings, language: str, corpus: Corpus) -> str:
 
 
 def _previous(root: Path, model: str) -> tuple[dict | None, IndexSnapshot | None]:
+    """The live build's manifest and snapshot, if it loads. Loading it whole (not just reading its
+    manifest) proves it intact: a damaged index is rebuilt, never reported up to date."""
     build_dir = current_build_dir(root)
     if build_dir is None:
         return None, None

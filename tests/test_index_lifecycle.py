@@ -111,6 +111,12 @@ def test_missing_corrupt_and_mismatched_indexes_get_one_clear_sentence(tmp_path,
     with pytest.raises(IndexCorrupt, match="manifest.*damaged"):
         Engine(engine.settings, embedder).ask("rates?")
 
+    # Doing what the message says repairs it: the damaged build is not taken as up to date.
+    repaired = Engine(engine.settings, embedder)
+    report = repaired.build()
+    assert not report.unchanged and report.embedded == report.chunks
+    assert "5.25%" in repaired.ask("What did the central bank do to rates?").citations[0].excerpt
+
 
 def test_questions_keep_being_answered_while_the_index_is_swapped(tmp_path, make_engine):
     corpus = write_corpus(tmp_path / "corpus", MARKETS)
