@@ -63,8 +63,9 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
         .token(config.token)
         .base_url(config.api_url)
         # Replies quote the asking message, so answers stay attached to questions in busy chats.
+        # An answer still arrives if the question was deleted meanwhile.
         .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True),
-                           do_quote=True))
+                           do_quote=True, allow_sending_without_reply=True))
         .rate_limiter(AIORateLimiter(max_retries=3))
         .concurrent_updates(64)
         .post_init(register_commands)
@@ -76,6 +77,7 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
         config=config,
         pages=PageStore(Path(engine.settings.data_dir) / "bot.sqlite"),
         limiter=UserRateLimiter(config.rate_limit, config.rate_window),
+        inline_limiter=UserRateLimiter(3 * config.rate_limit, config.rate_window),
         executor=ThreadPoolExecutor(config.workers, thread_name_prefix="engine"),
     )
     new_text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND

@@ -159,6 +159,16 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {value!r}")
+    return number
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="citebot", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", help="where the index lives (default: $CITEBOT_DATA_DIR or var/)")
@@ -182,9 +192,9 @@ def parser() -> argparse.ArgumentParser:
                        "excerpt, score, similarity, title, source, url, published, doc_id, chunk_id, char_start, "
                        "char_end, also_in).")
     a.add_argument("question", nargs="+", help="the question (quote it, or not)")
-    a.add_argument("--k", type=int, default=5, help="how many citations at most (default 5)")
+    a.add_argument("--k", type=_positive, default=5, help="how many citations at most (default 5)")
     a.add_argument("--retriever", choices=("dense", "bm25", "hybrid"), default="hybrid",
-                   help="search method (default hybrid: dense and BM25 fused by reciprocal rank)")
+                   help="search method (default hybrid: dense and BM25 fused, see CITEBOT_FUSION)")
     a.add_argument("--json", action="store_true", help="print the answer as JSON")
     a.set_defaults(func=cmd_ask)
 
@@ -206,7 +216,7 @@ def parser() -> argparse.ArgumentParser:
                    help="which retriever(s) to measure (default all)")
     e.add_argument("--fusion", choices=("convex", "rrf"), help="how hybrid fuses dense and BM25 "
                    "(default: $CITEBOT_FUSION or convex; rrf = reciprocal rank fusion, k=60)")
-    e.add_argument("--limit", type=int, default=0, help="use only the first N questions")
+    e.add_argument("--limit", type=_positive, default=None, help="use only the first N questions")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.set_defaults(func=cmd_eval)
 
@@ -237,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (IndexUnavailable, BuildError, ModelError, QuestionError, BuildInProgress, ConfigError,
-            FileNotFoundError, ValueError) as exc:
+            OSError, ValueError) as exc:
         print(f"citebot: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -33,7 +33,7 @@ from index.store import BuildInProgress, IndexUnavailable
 from .config import BotConfig
 from .pages import PageStore, callback_data, parse_callback_data
 from .ratelimit import UserRateLimiter, Verdict
-from .render import render_answer, render_inline_message
+from .render import render_answer, render_inline_message, render_page
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment.
 NOT_READY = "My index is not ready yet; an admin needs to run /reindex."
 TEXT_ONLY = "I read text only: send your question as a message."
 REFUSED = "Sorry, only the bot's admins can do that."
-PROGRESS_EVERY = 2.0  # seconds between edits of the /reindex progress message
+PROGRESS_EVERY = 3.5  # seconds between /reindex progress edits: Telegram allows ~20 a minute in a group
 
 
 @dataclass
@@ -53,6 +53,7 @@ class BotState:
     config: BotConfig
     pages: PageStore
     limiter: UserRateLimiter
+    inline_limiter: UserRateLimiter  # inline queries arrive per keystroke: a budget of their own
     executor: ThreadPoolExecutor  # engine calls for questions; builds run on asyncio's default pool
     reindexing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -100,7 +101,8 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
     parts = render_answer(answer, 0, s.config.first_citations)
     markup = None
     if len(answer.citations) > s.config.first_citations:
-        markup = _more_button(s.pages.remember(answer.question), s.config.first_citations)
+        qid = await asyncio.to_thread(s.pages.remember, answer.question)
+        markup = _more_button(qid, s.config.first_citations)
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         await message.reply_text(part, reply_markup=markup if last else None)
@@ -184,7 +186,8 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     """@bot question in any chat: one result per cited excerpt."""
     query = update.inline_query
     results = []
-    if query.query.strip():
+    allowed = state(context).inline_limiter.check(query.from_user.id) is Verdict.ALLOW
+    if query.query.strip() and allowed:
         try:
             answer = await _ask(context, query.query, 10)
         except QuestionError:
@@ -208,18 +211,24 @@ async def more(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     s = state(context)
     query = update.callback_query
     parsed = parse_callback_data(query.data)
-    question = s.pages.question(parsed[0]) if parsed else None
+    question = await asyncio.to_thread(s.pages.question, parsed[0]) if parsed else None
     if question is None:
         await query.answer("These results have expired; please ask again.", show_alert=True)
         return
+    if s.limiter.check(query.from_user.id) is not Verdict.ALLOW:
+        await query.answer(f"Too many requests; please wait {s.limiter.retry_in(query.from_user.id)} s.")
+        return
     qid, offset = parsed
-    await query.answer()
     answer = await _ask(context, question, s.config.max_citations)
-    parts = render_answer(answer, offset, s.config.first_citations)
-    following = offset + s.config.first_citations
+    if answer.abstained or offset >= len(answer.citations):
+        await query.answer("The index has changed since; please ask again.", show_alert=True)
+        return
+    await query.answer()
+    page, shown = render_page(answer, offset, s.config.first_citations)
+    following = offset + shown
     markup = _more_button(qid, following) if len(answer.citations) > following else None
     try:
-        await query.edit_message_text(parts[0], reply_markup=markup)
+        await query.edit_message_text(page, reply_markup=markup)
     except BadRequest as exc:  # "message is not modified" when pressed twice
         log.info("Not editing: %s", exc)
 
@@ -268,8 +277,8 @@ async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
         def progress(stage: str, done: int, total: int) -> None:
             now = time.monotonic()
-            if now - shown["at"] < PROGRESS_EVERY:
-                return
+            if now - shown["at"] < PROGRESS_EVERY or (pending and not pending[-1].done()):
+                return  # too soon, or the last edit is still on its way: skip, never queue up
             shown["at"] = now
             words = {"read": "files read", "embed": "chunks embedded", "write": "writing the index"}
             text = f"Reindexing: {done}/{total} {words.get(stage, stage)}…" if stage != "write" else "Reindexing: writing the index…"

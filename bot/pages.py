@@ -18,6 +18,7 @@ class PageStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False)
         self._db.execute("CREATE TABLE IF NOT EXISTS questions (id TEXT PRIMARY KEY, question TEXT, at REAL)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS questions_at ON questions (at)")
         self._lock = threading.Lock()
 
     def remember(self, question: str) -> str:

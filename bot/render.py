@@ -7,6 +7,7 @@ from html import escape, unescape
 from index.answer import Answer, Citation
 
 MAX_MESSAGE_UTF16 = 4096
+MAX_ALSO_IN = 5  # with the caps below, one citation stays far inside a message
 ABSTAIN_TEXT = (
     "I could not find this in the articles I know. "
     "Try rephrasing, or ask about something they cover."
@@ -44,8 +45,9 @@ def render_citation_line(c: Citation) -> str:
     parts += [escape(_cap(x, 120)) for x in (c.source, c.published) if x]
     line = "— " + " · ".join(parts)
     if c.also_in:
-        others = ", ".join(escape(r.source or r.title) for r in c.also_in)
-        line += f"\n<i>also in: {others}</i>"
+        names = [escape(_cap(r.source or r.title, 80)) for r in c.also_in[:MAX_ALSO_IN]]
+        more = len(c.also_in) - MAX_ALSO_IN
+        line += f"\n<i>also in: {', '.join(names)}{f' and {more} more' if more > 0 else ''}</i>"
     return line
 
 
@@ -63,17 +65,26 @@ def render_answer(answer: Answer, start: int = 0, count: int = 3) -> list[str]:
     """
     if answer.abstained or not answer.citations:
         return [ABSTAIN_TEXT]
-    blocks = [render_citation(c) for c in answer.citations[start : start + count]]
-    messages: list[str] = []
-    current = ""
-    for block in blocks:
-        candidate = f"{current}\n\n{block}" if current else block
-        if current and _visible_len(candidate) > MAX_MESSAGE_UTF16:
-            messages.append(current)
-            candidate = block
-        current = candidate
-    messages.append(current)
+    messages = []
+    end = min(start + count, len(answer.citations))
+    while start < end:
+        html, shown = render_page(answer, start, end - start)
+        messages.append(html)
+        start += shown
     return messages
+
+
+def render_page(answer: Answer, start: int, count: int) -> tuple[str, int]:
+    """One message with as many of citations [start, start+count) as fit (at least one), and how many."""
+    blocks = [render_citation(c) for c in answer.citations[start : start + count]]
+    page = blocks[0]
+    shown = 1
+    for block in blocks[1:]:
+        candidate = f"{page}\n\n{block}"
+        if _visible_len(candidate) > MAX_MESSAGE_UTF16:
+            break
+        page, shown = candidate, shown + 1
+    return page, shown
 
 
 def render_inline_message(c: Citation) -> str:

@@ -72,8 +72,8 @@ def _fingerprint(settings: Settings, language: str, corpus: Corpus) -> str:
     h = hashlib.sha256(f"{settings.model}|{settings.chunk_words}|{settings.overlap_words}|{language}".encode())
     for doc in corpus.documents:
         h.update(f"\n{doc.doc_id}|{doc.source}|{doc.url}|{doc.published}".encode())
-    for skipped in corpus.skipped:
-        h.update(f"\nskipped|{skipped.path}".encode())
+    for left_out in corpus.skipped + corpus.duplicates:
+        h.update(f"\nleft out|{left_out.path}|{left_out.reason}".encode())
     return h.hexdigest()[:32]
 
 
@@ -121,69 +121,69 @@ def build_index(
         fingerprint = _fingerprint(settings, language, corpus)
 
         previous_manifest, previous = _previous(root, settings.model)
-        report = BuildReport(
-            build_dir=None, documents=len(corpus.documents), chunks=0, embedded=0, reused=0, seconds=0.0,
-            skipped=corpus.skipped, duplicates=corpus.duplicates, foreign_paragraphs=foreign,
-        )
-        if previous is not None and not force and previous_manifest.get("corpus_fingerprint") == fingerprint:
-            previous.close()
-            report.build_dir, report.chunks, report.unchanged = previous.build_dir, previous_manifest["chunks"], True
-            report.seconds = time.perf_counter() - began
-            return report
-
-        titles = {d.doc_id: d.title for d in corpus.documents}
-        chunks: list[Chunk] = [
-            c
-            for d in corpus.documents
-            for c in chunk_document(d, language, settings.chunk_words, settings.overlap_words)
-        ]
-        if not chunks:
-            raise BuildError(f"The articles in {corpus_dir} hold no text to index.")
-        texts = [embedding_text(titles[c.doc_id], c.text) for c in chunks]
-        hashes = [chunk_hash(settings.model, t) for t in texts]
-        vectors = _vectors(settings, texts, hashes, previous, embedder, progress, report)
-
-        writer = IndexWriter(root)
         try:
-            if progress:
-                progress("write", 0, 1)
-            writer.add_documents(
-                (d.doc_id, d.title, d.source, d.url, d.published, d.path, d.text) for d in corpus.documents
+            report = BuildReport(
+                build_dir=None, documents=len(corpus.documents), chunks=0, embedded=0, reused=0, seconds=0.0,
+                skipped=corpus.skipped, duplicates=corpus.duplicates, foreign_paragraphs=foreign,
             )
-            writer.add_chunks(
-                (row, c.chunk_id, c.doc_id, c.ordinal, c.start, c.end, c.text, h)
-                for row, (c, h) in enumerate(zip(chunks, hashes))
-            )
-            writer.write_vectors(vectors)
-            writer.write_bm25([tokenize(t) for t in texts])
-            report.chunks = len(chunks)
-            report.seconds = time.perf_counter() - began
-            report.build_dir = writer.commit(
-                {
-                    "model": settings.model,
-                    "dim": int(vectors.shape[1]),
-                    "documents": len(corpus.documents),
-                    "chunks": len(chunks),
-                    "files_read": corpus.files_read,
-                    "skipped_files": [{"path": s.path, "reason": s.reason} for s in corpus.skipped],
-                    "duplicate_documents": [{"path": s.path, "reason": s.reason} for s in corpus.duplicates],
-                    "foreign_paragraphs": foreign,
-                    "language": language,
-                    "chunk_words": settings.chunk_words,
-                    "overlap_words": settings.overlap_words,
-                    "corpus_dir": str(corpus_dir),
-                    "corpus_fingerprint": fingerprint,
-                    "embedded": report.embedded,
-                    "reused": report.reused,
-                    "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "build_seconds": round(report.seconds, 2),
-                }
-            )
-            if progress:
-                progress("write", 1, 1)
-        except BaseException:
-            writer.abort()
-            raise
+            if previous is not None and not force and previous_manifest.get("corpus_fingerprint") == fingerprint:
+                report.build_dir, report.chunks, report.unchanged = previous.build_dir, previous_manifest["chunks"], True
+                report.seconds = time.perf_counter() - began
+                return report
+
+            titles = {d.doc_id: d.title for d in corpus.documents}
+            chunks: list[Chunk] = [
+                c
+                for d in corpus.documents
+                for c in chunk_document(d, language, settings.chunk_words, settings.overlap_words)
+            ]
+            if not chunks:
+                raise BuildError(f"The articles in {corpus_dir} hold no text to index.")
+            texts = [embedding_text(titles[c.doc_id], c.text) for c in chunks]
+            hashes = [chunk_hash(settings.model, t) for t in texts]
+            vectors = _vectors(settings, texts, hashes, previous, embedder, progress, report)
+
+            writer = IndexWriter(root)
+            try:
+                if progress:
+                    progress("write", 0, 1)
+                writer.add_documents(
+                    (d.doc_id, d.title, d.source, d.url, d.published, d.path, d.text) for d in corpus.documents
+                )
+                writer.add_chunks(
+                    (row, c.chunk_id, c.doc_id, c.ordinal, c.start, c.end, c.text, h)
+                    for row, (c, h) in enumerate(zip(chunks, hashes))
+                )
+                writer.write_vectors(vectors)
+                writer.write_bm25([tokenize(t) for t in texts])
+                report.chunks = len(chunks)
+                report.seconds = time.perf_counter() - began
+                report.build_dir = writer.commit(
+                    {
+                        "model": settings.model,
+                        "dim": int(vectors.shape[1]),
+                        "documents": len(corpus.documents),
+                        "chunks": len(chunks),
+                        "files_read": corpus.files_read,
+                        "skipped_files": [{"path": s.path, "reason": s.reason} for s in corpus.skipped],
+                        "duplicate_documents": [{"path": s.path, "reason": s.reason} for s in corpus.duplicates],
+                        "foreign_paragraphs": foreign,
+                        "language": language,
+                        "chunk_words": settings.chunk_words,
+                        "overlap_words": settings.overlap_words,
+                        "corpus_dir": str(corpus_dir),
+                        "corpus_fingerprint": fingerprint,
+                        "embedded": report.embedded,
+                        "reused": report.reused,
+                        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                        "build_seconds": round(report.seconds, 2),
+                    }
+                )
+                if progress:
+                    progress("write", 1, 1)
+            except BaseException:
+                writer.abort()
+                raise
         finally:
             if previous is not None:
                 previous.close()

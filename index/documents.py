@@ -117,7 +117,11 @@ def normalize_date(value: str) -> str:
 
 
 def parse_text_article(text: str) -> RawArticle:
-    """A .txt/.md article: optional `Key: value` header or `---` front matter, else title on line 1."""
+    """A .txt/.md article: optional `Key: value` header or `---` front matter, else title on line 1.
+
+    A header without a title leaves the title empty (the file name stands in): its body starts
+    with the lead paragraph, which must not be taken for a headline and lost from the text.
+    """
     lines = text.split("\n")
     meta: dict[str, str] = {}
     i = 0
@@ -127,16 +131,18 @@ def parse_text_article(text: str) -> RawArticle:
     if fenced:
         i += 1
     while i < len(lines):
-        m = re.match(r"^\s*([A-Za-z]+)\s*:\s*(.*?)\s*$", lines[i])
-        if not m or m.group(1).lower() not in HEADER_KEYS:
+        if fenced and lines[i].strip() == "---":
+            i += 1
             break
-        meta[m.group(1).lower()] = m.group(2).strip().strip('"')
-        i += 1
-    if fenced and i < len(lines) and lines[i].strip() == "---":
+        m = re.match(r"^\s*([A-Za-z_-]+)\s*:\s*(.*?)\s*$", lines[i])
+        if not m or (not fenced and m.group(1).lower() not in HEADER_KEYS):
+            break  # front matter may hold other keys (author, tags); a plain header only ours
+        if m.group(1).lower() in HEADER_KEYS:
+            meta[m.group(1).lower()] = m.group(2).strip().strip('"')
         i += 1
     body_lines = lines[i:]
     title = meta.get("title", "")
-    if not title:
+    if not title and not meta:
         while body_lines and not body_lines[0].strip():
             body_lines = body_lines[1:]
         if body_lines:
@@ -172,6 +178,8 @@ def _record_to_article(record: object, where: str) -> RawArticle:
     if not isinstance(record, dict):
         raise UnreadableFile(f"{where}: expected an object with title and text")
     body = record.get("text") or record.get("body") or ""
+    if isinstance(record.get("title"), (dict, list)):
+        raise UnreadableFile(f"{where}: 'title' is not text")
     if not isinstance(body, str) or not body.strip():
         raise UnreadableFile(f"{where}: no 'text' or 'body'")
 
@@ -195,13 +203,13 @@ def parse_json_articles(text: str, jsonl: bool, path: Path) -> Iterator[RawArtic
                 continue
             try:
                 yield _record_to_article(json.loads(line), f"line {number}")
-            except (json.JSONDecodeError, UnreadableFile) as exc:
-                log.warning("Skipping %s line %d: %s", path, number, exc)
+            except (ValueError, RecursionError, UnreadableFile) as exc:  # JSONDecodeError is a ValueError
+                log.warning("Skipping %s line %d: %s", path, number, str(exc)[:200])
         return
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UnreadableFile(f"invalid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        raise UnreadableFile(f"invalid JSON ({str(exc)[:200]})") from None
     records = data if isinstance(data, list) else [data]
     for number, record in enumerate(records, 1):
         try:
@@ -274,6 +282,9 @@ def load_corpus(corpus_dir: Path, progress=None) -> Corpus:
             log.warning("Skipping %s: %s", rel, exc)
             corpus.skipped.append(SkippedFile(rel, str(exc)))
             continue
+        if not articles:
+            log.warning("Skipping %s: no article with text in it", rel)
+            corpus.skipped.append(SkippedFile(rel, "no article with text in it"))
         multi = len(articles) > 1
         for i, article in enumerate(articles):
             where = f"{rel}#{i + 1}" if multi else rel

@@ -49,7 +49,7 @@ class Embedder:
         self._model = None
         self._load_lock = threading.Lock()
         # Hugging Face fast tokenizers raise "Already borrowed" when shared between threads.
-        self._encode_lock = threading.Lock()
+        self._encode_lock = threading.Lock()  # guards tokenisation only
 
     @property
     def model(self):
@@ -91,15 +91,19 @@ class Embedder:
             return len(self.model.tokenizer(text, truncation=False)["input_ids"])
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        """One batch through the model. Only tokenisation is serialised (Hugging Face fast tokenizers
+        fail when shared between threads); the forward pass runs unlocked, so a question is not
+        kept waiting behind a build's batch."""
+        import torch
+
+        model = self.model
+        preprocess = getattr(model, "preprocess", None) or model.tokenize  # renamed in sentence-transformers 6
         with self._encode_lock:
-            vectors = self.model.encode(
-                list(texts),
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.asarray(vectors, dtype=np.float32)
+            features = preprocess(list(texts))
+        with torch.inference_mode():
+            vectors = model(features)["sentence_embedding"]
+            vectors = torch.nn.functional.normalize(vectors.float(), p=2, dim=1)
+        return vectors.cpu().numpy().astype(np.float32, copy=False)
 
     def embed(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Vectors for texts, in order. Batches hold texts of similar length to waste no padding."""
@@ -107,7 +111,7 @@ class Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        step = self.batch_size * 4
+        step = self.batch_size
         for first in range(0, len(order), step):
             ids = order[first : first + step]
             out[ids] = self._encode([texts[i] for i in ids])

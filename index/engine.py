@@ -96,6 +96,8 @@ class Engine:
         question = clean_question(question)
         if retriever not in MODES:
             raise ValueError(f"unknown retriever {retriever!r}; choose one of {', '.join(MODES)}")
+        if k < 1:
+            raise ValueError(f"k must be at least 1, not {k}")
         loaded = self._current()
         vector = self.embedder.embed_query(question)
         tokens = tokenize(question)

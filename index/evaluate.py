@@ -43,7 +43,13 @@ def contains_answer(text: str, answers: tuple[str, ...]) -> bool:
 
 def load_squad(path: Path) -> tuple[list[EvalQuestion], list[dict]]:
     """Questions and corpus records (one per article title, paragraphs in order) of a SQuAD file."""
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return _parse_squad(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path} is not a SQuAD v1.1 file ({type(exc).__name__}: {str(exc)[:100]})") from None
+
+
+def _parse_squad(data: dict) -> tuple[list[EvalQuestion], list[dict]]:
     questions, records = [], []
     for article in data["data"]:
         title = article["title"].replace("_", " ")

@@ -42,7 +42,6 @@ class Retriever:
         self.fusion = fusion
         self.alpha = alpha
         self.rrf_k = rrf_k
-        self._vectors = np.load(snapshot.build_dir / "vectors.npy", mmap_mode="r")
 
     def dense(self, query_vector: np.ndarray, n: int) -> list[tuple[int, float]]:
         """(row, cosine) of the n nearest chunks."""
@@ -89,7 +88,7 @@ class Retriever:
         if not rows:
             return {}
         ordered = np.sort(rows)  # sorted reads are kinder to a memory-mapped file
-        return dict(zip(ordered.tolist(), (np.asarray(self._vectors[ordered]) @ query_vector).tolist()))
+        return dict(zip(ordered.tolist(), (np.asarray(self.snapshot.vectors[ordered]) @ query_vector).tolist()))
 
     def idf(self, tokens: list[str]) -> dict[str, float]:
         """BM25 inverse document frequency of each known token (unknown tokens are left out)."""

@@ -19,7 +19,8 @@ _LAST_WORD = re.compile(r"""([\w.]+)\.["'”’»)\]]*$""")
 
 
 def _is_abbreviation(text: str, end: int) -> bool:
-    m = _LAST_WORD.search(text, 0, end)
+    # Look only at the word before the stop: searching from the start would make splitting quadratic.
+    m = _LAST_WORD.search(text, max(0, end - 64), end)
     if not m:
         return False
     word = m.group(1).lower()

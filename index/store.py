@@ -171,8 +171,12 @@ class IndexWriter:
             if path.is_file():
                 with open(path, "rb") as f:
                     os.fsync(f.fileno())
+            else:
+                _fsync_dir(path)
+        _fsync_dir(self.tmp)
         final = _builds_dir(self.root) / self.build_id
         os.rename(self.tmp, final)
+        _fsync_dir(_builds_dir(self.root))  # the build is durable before CURRENT names it
         pointer = self.root / "CURRENT.tmp"
         pointer.write_text(self.build_id + "\n")
         with open(pointer, "rb") as f:
@@ -189,9 +193,15 @@ class IndexWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _prune(self) -> None:
-        builds = sorted(p for p in _builds_dir(self.root).iterdir() if p.is_dir() and not p.name.startswith("."))
+        """Delete all but the newest KEEP_BUILDS builds (by commit time); never the live one."""
+        live = current_build_dir(self.root)
+        builds = sorted(
+            (p for p in _builds_dir(self.root).iterdir() if p.is_dir() and not p.name.startswith(".")),
+            key=lambda p: p.stat().st_mtime_ns,
+        )
         for old in builds[:-KEEP_BUILDS]:
-            shutil.rmtree(old, ignore_errors=True)
+            if old != live:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def read_manifest(build_dir: Path) -> dict:
@@ -211,10 +221,11 @@ def read_manifest(build_dir: Path) -> dict:
 class IndexSnapshot:
     """One build, loaded read-only. Safe to share between threads; never changes once loaded."""
 
-    def __init__(self, build_dir: Path, manifest: dict, dense, bm25, db: sqlite3.Connection):
+    def __init__(self, build_dir: Path, manifest: dict, dense, vectors: np.ndarray, bm25, db: sqlite3.Connection):
         self.build_dir = build_dir
         self.manifest = manifest
         self.dense = dense
+        self.vectors = vectors  # memory-mapped, row i = chunk i
         self.bm25 = bm25
         self._db = db
         self._db_lock = threading.Lock()
@@ -239,15 +250,17 @@ class IndexSnapshot:
             import faiss
 
             dense = faiss.read_index(str(build_dir / "dense.faiss"))
+            vectors = np.load(build_dir / "vectors.npy", mmap_mode="r")
             bm25 = bm25s.BM25.load(str(build_dir / "bm25"), mmap=True)
             db = sqlite3.connect(f"file:{build_dir / 'meta.sqlite'}?mode=ro", uri=True, check_same_thread=False)
             (count,) = db.execute("SELECT count(*) FROM chunks").fetchone()
-        except (RuntimeError, OSError, ValueError, sqlite3.DatabaseError, EOFError) as exc:
+        except (RuntimeError, OSError, ValueError, KeyError, sqlite3.DatabaseError, EOFError) as exc:
             raise IndexCorrupt(broken.format(str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)) from exc
         expected = manifest.get("chunks")
-        if dense.ntotal != expected or count != expected or dense.d != manifest.get("dim"):
+        shapes = (dense.ntotal, count, vectors.shape[0], bm25.scores["num_docs"])
+        if any(n != expected for n in shapes) or dense.d != manifest.get("dim") or vectors.shape[1:] != (dense.d,):
             raise IndexCorrupt(broken.format("its parts disagree on the number of chunks"))
-        return cls(build_dir, manifest, dense, bm25, db)
+        return cls(build_dir, manifest, dense, vectors, bm25, db)
 
     def chunks(self, rows: Sequence[int]) -> dict[int, ChunkRecord]:
         """Chunk records by row id, with their documents' citation fields."""
@@ -271,8 +284,7 @@ class IndexSnapshot:
         """Content hash -> row, and the stored vectors (memory-mapped), for reuse by the next build."""
         with self._db_lock:
             rows = self._db.execute("SELECT hash, row FROM chunks").fetchall()
-        vectors = np.load(self.build_dir / "vectors.npy", mmap_mode="r")
-        return dict(rows), vectors
+        return dict(rows), self.vectors
 
     def close(self) -> None:
         with self._db_lock:

@@ -78,7 +78,8 @@ class FakeTelegram:
         self.username = username
         self.calls: list[tuple[str, dict, float]] = []  # every call, refused ones included
         self._accepted: list[tuple[str, dict]] = []
-        self.messages: dict[tuple[int, int], dict] = {}
+        self.messages: dict[tuple[int, int], dict] = {}  # the bot's messages, as last sent or edited
+        self._known: set[tuple[int, int]] = set()  # every message id a reply may point at
         self._updates: list[dict] = []
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
@@ -110,6 +111,9 @@ class FakeTelegram:
         with self._cond:
             update_id = next(self._update_ids)
             self._updates.append({"update_id": update_id, **update})
+            for value in update.values():
+                if isinstance(value, dict) and "chat" in value and "message_id" in value:
+                    self._known.add((value["chat"]["id"], value["message_id"]))
             self._cond.notify_all()
         return update_id
 
@@ -122,6 +126,11 @@ class FakeTelegram:
         """Parameters of the calls the server accepted, oldest first."""
         with self._cond:
             return [params for name, params in self._accepted if method is None or name == method]
+
+    def position(self, params: dict) -> int:
+        """Where an accepted call stands in the order the server accepted them."""
+        with self._cond:
+            return next(i for i, (_, p) in enumerate(self._accepted) if p is params)
 
     def replies_to(self, chat_id: int, message_id: int) -> list[dict]:
         return [p for p in self.sent("sendMessage")
@@ -240,6 +249,12 @@ class FakeTelegram:
                 self._cond.wait(min(0.1, max(0.0, deadline - time.monotonic())))
             return self._updates[: int(params.get("limit") or 100)]
 
+    def _check_markup(self, params: dict) -> None:
+        for row in (params.get("reply_markup") or {}).get("inline_keyboard", []):
+            for button in row:
+                if len(button.get("callback_data", "").encode()) > 64 or not button.get("text"):
+                    raise ValueError("BUTTON_DATA_INVALID")
+
     def _check_text(self, text: str, parse_mode: str | None) -> None:
         visible = parse_telegram_html(text) if parse_mode == "HTML" else text
         if not visible.strip():
@@ -258,9 +273,15 @@ class FakeTelegram:
 
     def _api_sendMessage(self, params):
         self._check_text(params["text"], params.get("parse_mode"))
-        message = self._message(params, next(self._message_ids))
+        self._check_markup(params)
+        reply = params.get("reply_parameters") or {}
         with self._cond:
+            if reply and (params["chat_id"], reply["message_id"]) not in self._known \
+                    and not reply.get("allow_sending_without_reply"):
+                raise ValueError("message to be replied not found")
+            message = self._message(params, next(self._message_ids))
             self.messages[(params["chat_id"], message["message_id"])] = message
+            self._known.add((params["chat_id"], message["message_id"]))
         return message
 
     def _api_editMessageText(self, params):
@@ -269,8 +290,13 @@ class FakeTelegram:
             if key not in self.messages:
                 raise ValueError("message to edit not found")
         self._check_text(params["text"], params.get("parse_mode"))
+        self._check_markup(params)
         message = self._message(params, params["message_id"])
         with self._cond:
+            old = self.messages[key]
+            if old["text"] == message["text"] and old.get("reply_markup") == message.get("reply_markup"):
+                raise ValueError("message is not modified: specified new message content and reply markup are "
+                                 "exactly the same as a current content and reply markup of the message")
             self.messages[key] = message
         return message
 
@@ -281,6 +307,8 @@ class FakeTelegram:
         for r in results:
             if len(r["id"].encode()) > 64:
                 raise ValueError("RESULT_ID_INVALID")
+            if not r.get("title"):
+                raise ValueError("RESULT_TITLE_EMPTY")
             content = r["input_message_content"]
             self._check_text(content["message_text"], content.get("parse_mode"))
         return True

@@ -17,8 +17,8 @@ from telegram import Update
 
 from bot.app import build_application, webhook_options
 from bot.config import BotConfig, ConfigError
-from bot.render import render_answer
-from index.answer import Answer, Citation
+from bot.render import render_answer, render_citation, render_page
+from index.answer import Answer, Citation, SourceRef
 from index.config import Settings
 from index.engine import Engine
 from index.store import current_build_dir
@@ -106,6 +106,13 @@ def test_private_question_gets_cited_excerpts_and_a_more_button(sample_engine):
                 (edit,) = await fake.wait_for(lambda: fake.sent("editMessageText"))
                 assert "4." in answer_text(edit) and "1." not in answer_text(edit)
                 await fake.wait_for(lambda: fake.sent("answerCallbackQuery"))
+
+                # Pressing the same button twice: Telegram refuses the identical edit; the user sees no error.
+                fake.push(callback_query={"id": "cb1b", "from": user(ALICE), "chat_instance": "ci",
+                                          "data": button["callback_data"], "message": {**sent, "chat": {"id": ALICE, "type": "private"}}})
+                await fake.wait_for(lambda: len(fake.sent("answerCallbackQuery")) == 2)
+                await asyncio.sleep(0.3)
+                assert not [c for c in fake.sent("sendMessage") if "went wrong" in c["text"]]
                 return button["callback_data"], sent
 
     data, sent = run(scenario())
@@ -235,6 +242,12 @@ def test_hostile_unusual_and_non_text_messages(tmp_path, embedder):
                 assert answer_text(r)
                 hint = await fake.wait_for(lambda: [c for c in fake.sent("sendMessage") if "read text only" in c["text"]])
                 assert hint[0]["chat_id"] == ALICE
+                # Updates are handled in order of arrival: once a later question is answered, an
+                # answer to the edit (or an apology) would have been sent already.
+                last = message("What did the attackers hide in comments?")
+                fake.push(message=last)
+                await fake.wait_for(lambda: fake.replies_to(ALICE, last["message_id"]))
+                await asyncio.sleep(0.3)
                 assert not [c for c in fake.sent("sendMessage") if "went wrong" in c["text"]]
                 assert not fake.replies_to(ALICE, edited["message_id"]), "edited messages get no answer"
 
@@ -316,9 +329,14 @@ def test_admin_reindex_while_twenty_questions_are_in_flight(tmp_path, embedder):
     })
     engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus), embedder)
     engine.build()
-    for i in range(40):  # enough new text that the build takes a while
+    # The new corpus changes the answer (5.25% -> 5.50%) and holds enough new text that the build
+    # takes seconds, so the questions below are answered while it runs.
+    (corpus / "rates.txt").write_text("Title: Central bank raises rates\nSource: Wire\n\nThe central bank raised "
+                                      "its main rate to 5.50% on Thursday to fight inflation.")
+    for i in range(150):
         (corpus / f"filler{i}.txt").write_text(
-            f"Title: Harbour report {i}\n\n" + " ".join(f"Ship {i}-{j} docked at berth {j} after a calm crossing." for j in range(12)))
+            f"Title: Harbour report {i}\n\n" + " ".join(f"Ship {i}-{j} docked at berth {j} after a calm crossing."
+                                                      for j in range(12)))
     (corpus / "copper.txt").write_text("Title: Copper hits a high\nSource: Wire\n\nCopper prices hit an all-time high "
                                        "as mines in Chile cut output after strikes.")
 
@@ -336,18 +354,22 @@ def test_admin_reindex_while_twenty_questions_are_in_flight(tmp_path, embedder):
                     fake.push(message=q)
                 (busy,) = await fake.wait_for(lambda: fake.replies_to(ADMIN, again["message_id"]))
                 assert "already running" in answer_text(busy)
+                replies = []
                 for q in questions:
                     (reply,) = await fake.wait_for(lambda q=q: fake.replies_to(q["chat"]["id"], q["message_id"]))
-                    assert "5.25%" in answer_text(reply)
+                    replies.append(reply)
                 done = await fake.wait_for(lambda: [e for e in fake.sent("editMessageText") if "Reindex done" in e["text"]],
                                            timeout=240, what="the reindex to finish")
-                assert "42 documents" in answer_text(done[-1])
-                last_edit = [e for e in fake.sent("editMessageText") if e["message_id"] == done[-1]["message_id"]][-1]
-                assert "Reindex done" in last_edit["text"], "no progress edit lands after the final one"
-                after = message("Why did copper prices hit a record?", chat_id=3000, uid=3000)
+                assert "152 documents" in answer_text(done[-1])
+                for reply in replies:
+                    assert fake.position(reply) < fake.position(done[-1]), "answered while the build ran"
+                    assert "5.25%" in answer_text(reply), "from the old index"
+                progress = [e for e in fake.sent("editMessageText") if e["message_id"] == done[-1]["message_id"]]
+                assert progress[-1] is done[-1], "no progress edit lands after the final one"
+                after = message("What did the central bank do to rates?", chat_id=3000, uid=3000)
                 fake.push(message=after)
                 (reply,) = await fake.wait_for(lambda: fake.replies_to(3000, after["message_id"]))
-                assert "Chile" in answer_text(reply), "the new index answers without a restart"
+                assert "5.50%" in answer_text(reply), "the new index answers without a restart"
 
     run(scenario())
 
@@ -405,6 +427,15 @@ def test_long_answers_split_between_citations_within_telegrams_limit():
     numbers = [int(line.split(".")[0]) for text in shown for line in text.split("\n") if line[:2].rstrip(".").isdigit()]
     assert numbers == list(range(1, 11)), "every citation once, in order, none cut in two"
     assert "<tanks>" in shown[0] and "Report <1> & more" in shown[0]
+
+    page, count = render_page(Answer("q", False, citations, "hybrid"), 3, 3)  # what "More" shows
+    assert count == len(parts[0].split("\n\n<b>")), "a page holds what fits; the button continues from there"
+    assert utf16_len(parse_telegram_html(page)) <= 4096
+
+    syndicated = Citation(**{**citations[0].__dict__, "also_in": tuple(
+        SourceRef(f"Copy {i}", "", "", "", f"d{i}") for i in range(20))})
+    shown_one = parse_telegram_html(render_citation(syndicated))
+    assert "and 15 more" in shown_one and utf16_len(shown_one) <= 4096
 
 
 def test_bad_configuration_gets_one_clear_sentence(monkeypatch):

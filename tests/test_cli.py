@@ -66,3 +66,16 @@ def test_console_answers_through_the_same_engine(tmp_path, sample_engine):
     assert "2 articles" in shown[0]
     assert "[1]" in shown[1] and "Bulgaria" in shown[1] and "2022-03-24" in shown[1]
     assert "could not find this in the articles" in shown[2]
+
+
+def test_bad_arguments_get_one_line_not_a_traceback(tmp_path):
+    zero = citebot("ask", "--k", "0", "Where are the battlegroups?", data_dir=tmp_path)
+    assert zero.returncode == 2 and "at least 1" in zero.stderr
+    directory = citebot("eval", str(tmp_path), data_dir=tmp_path / "data")
+    not_squad = tmp_path / "odd.json"
+    not_squad.write_text('{"data": [1]}')
+    odd = citebot("eval", str(not_squad), data_dir=tmp_path / "data")
+    for result in (directory, odd):
+        assert result.returncode == 2 and result.stderr.startswith("citebot: ")
+        assert "Traceback" not in result.stderr
+    assert "not a SQuAD" in odd.stderr

@@ -87,3 +87,29 @@ def test_exact_duplicate_documents_are_indexed_once(tmp_path):
     result = load_corpus(corpus)
     assert len(result.documents) == 1
     assert result.duplicates[0].path == "b.txt" and "a.txt" in result.duplicates[0].reason
+
+
+def test_headers_without_titles_and_front_matter_with_other_keys(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", {
+        "wire-story.txt": "Source: BBC\nPublished: 2005-03-01\n\nThe lead paragraph says that ministers met on Monday.",
+        "blog.md": "---\ntitle: Budget day\nauthor: A. Writer\ntags: [economy]\n---\n\nThe budget raised fuel duty.",
+    })
+    docs = {d.path: d for d in load_corpus(corpus).documents}
+    story = docs["wire-story.txt"]
+    assert story.title == "wire-story" and story.source == "BBC"
+    assert story.text == "The lead paragraph says that ministers met on Monday.", "the lead is not lost as a title"
+    assert docs["blog.md"].title == "Budget day" and docs["blog.md"].text == "The budget raised fuel duty."
+
+
+def test_hostile_json_is_skipped_without_stopping_the_build(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", {
+        "deep.json": "[" * 100000,
+        "empty.jsonl": "",
+        "textless.json": json.dumps([{"title": "No body"}]),
+        "lines.jsonl": json.dumps({"title": "Good", "text": "A good line."}) + "\n"
+                       + '{"title": "Huge", "text": "x", "n": ' + "9" * 5000 + "}\n"
+                       + json.dumps({"title": {"nested": 1}, "text": "Bad title."}) + "\n",
+    })
+    result = load_corpus(corpus)
+    assert [d.title for d in result.documents] == ["Good"]
+    assert sorted(s.path for s in result.skipped) == ["deep.json", "empty.jsonl", "textless.json"]

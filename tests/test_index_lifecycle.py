@@ -102,6 +102,13 @@ def test_missing_corrupt_and_mismatched_indexes_get_one_clear_sentence(tmp_path,
     with pytest.raises(IndexMismatch, match="built with the model 'all-MiniLM-L6-v2'.*run `citebot build`"):
         Engine(other_model, embedder).ask("rates?")
 
+    vectors_file = build / "vectors.npy"
+    saved = vectors_file.read_bytes()
+    vectors_file.write_bytes(b"")
+    with pytest.raises(IndexCorrupt, match="damaged.*run `citebot build`"):
+        Engine(engine.settings, embedder).ask("rates?")
+    vectors_file.write_bytes(saved)
+
     faiss_file = build / "dense.faiss"
     faiss_file.write_bytes(faiss_file.read_bytes()[:100])
     with pytest.raises(IndexCorrupt, match="damaged.*run `citebot build`"):
