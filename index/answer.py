@@ -78,9 +78,8 @@ def _word_set(text: str) -> set[str]:
     return set(re.findall(r"\w+", text.casefold()))
 
 
-def near_duplicates(a: str, b: str, threshold: float = NEAR_DUPLICATE_JACCARD) -> bool:
-    """True when two excerpts share most of their words, or one holds nearly all of the other."""
-    wa, wb = _word_set(a), _word_set(b)
+def _similar_words(wa: set[str], wb: set[str], threshold: float = NEAR_DUPLICATE_JACCARD) -> bool:
+    """True when two excerpts' word sets mostly overlap, or one holds nearly all of the other."""
     if not wa or not wb:
         return False
     common = len(wa & wb)
@@ -99,10 +98,13 @@ def _ref(c: Citation) -> SourceRef:
 def collapse_near_duplicates(citations: Iterable[Citation]) -> list[Citation]:
     """Keep one citation per passage: the better-sourced copy, noting the others in also_in."""
     kept: list[Citation] = []
+    kept_words: list[set[str]] = []  # word sets computed once: this runs for every question
     for cand in citations:
-        twin_at = next((i for i, c in enumerate(kept) if near_duplicates(c.excerpt, cand.excerpt)), None)
+        words = _word_set(cand.excerpt)
+        twin_at = next((i for i, w in enumerate(kept_words) if _similar_words(w, words)), None)
         if twin_at is None:
             kept.append(cand)
+            kept_words.append(words)
             continue
         twin = kept[twin_at]
         if twin.doc_id == cand.doc_id:
@@ -112,6 +114,7 @@ def collapse_near_duplicates(citations: Iterable[Citation]) -> list[Citation]:
             continue
         if _sourcing(cand) > _sourcing(twin):
             best, other = cand, twin
+            kept_words[twin_at] = words
         else:
             best, other = twin, cand
         kept[twin_at] = replace(
