@@ -42,6 +42,7 @@ APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment.
 NOT_READY = "My index is not ready yet; an admin needs to run /reindex."
 TEXT_ONLY = "I read text only: send your question as a message."
 REFUSED = "Sorry, only the bot's admins can do that."
+PROGRESS_WORDS = {"read": "files read", "embed": "chunks embedded"}
 PROGRESS_EVERY = 3.5  # seconds between /reindex progress edits: Telegram allows ~20 a minute in a group
 
 
@@ -280,8 +281,10 @@ async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             if now - shown["at"] < PROGRESS_EVERY or (pending and not pending[-1].done()):
                 return  # too soon, or the last edit is still on its way: skip, never queue up
             shown["at"] = now
-            words = {"read": "files read", "embed": "chunks embedded", "write": "writing the index"}
-            text = f"Reindexing: {done}/{total} {words.get(stage, stage)}…" if stage != "write" else "Reindexing: writing the index…"
+            if stage == "write":
+                text = "Reindexing: writing the index…"
+            else:
+                text = f"Reindexing: {done}/{total} {PROGRESS_WORDS.get(stage, stage)}…"
             pending.append(asyncio.run_coroutine_threadsafe(show(text), loop))
 
         try:

@@ -68,6 +68,7 @@ class Retriever:
         depth = max(self.candidates, k)
         dense = self.dense(query_vector, k if mode == "dense" else depth if mode == "hybrid" else 1)
         closest = dense[0][1] if dense else 0.0
+        cosine = dict(dense)  # FAISS already gave these; compute the rest only
         if mode == "dense":
             ranked = dense
         elif mode == "bm25":
@@ -77,11 +78,10 @@ class Retriever:
             if self.fusion == "rrf":
                 ranked = reciprocal_rank_fusion([[r for r, _ in dense], [r for r, _ in lexical]], self.rrf_k)[:k]
             else:
-                cosine = dict(dense)
                 cosine.update(self.cosine(query_vector, [r for r, _ in lexical if r not in cosine]))
                 ranked = convex_combination(cosine, dict(lexical), self.alpha)[:k]
-        similarity = self.cosine(query_vector, [row for row, _ in ranked])
-        return [Hit(row, score, similarity[row]) for row, score in ranked], closest
+        cosine.update(self.cosine(query_vector, [row for row, _ in ranked if row not in cosine]))
+        return [Hit(row, score, cosine[row]) for row, score in ranked], closest
 
     def cosine(self, query_vector: np.ndarray, rows: list[int]) -> dict[int, float]:
         """Cosine of the question to each chunk row (vectors are normalised)."""
