@@ -1,12 +1,16 @@
-"""Measure where to set the abstention threshold (CITEBOT_MIN_RELEVANCE).
+"""Measure abstention: which signal, which threshold (CITEBOT_MIN_RELEVANCE).
 
-Builds an index over most SQuAD dev articles, holds the rest out, and prints, for a range of
-thresholds, how often the engine would abstain on
-  - answerable questions (their article is indexed): should be rare,
-  - near misses (SQuAD questions whose article was held out: same style, other topics): should be common,
-  - plainly off-topic questions (bench/data/offtopic.jsonl).
+Corpus: the SQuAD dev paragraphs (the same evaluation index as `citebot eval`). Question sets:
+  - answerable: a sample of SQuAD dev questions; abstaining on them is a mistake,
+  - bench/data/unanswerable.jsonl: 60 off-topic questions and 60 near misses that name people,
+    places and events the corpus covers but ask for facts it lacks (each checked against every
+    paragraph); abstaining is right.
 
-    python bench/abstention.py ../shared/data/squad-v1.1-dev.json [--held-out 8] [--sample 2000]
+For each candidate signal it prints the abstention rates at a range of thresholds, and the
+threshold that keeps wrongly abstained answerable questions at or under 3%, fitted on one half
+of both sets and checked on the other half (the numbers on the held-out half are the honest ones).
+
+    python bench/abstention.py ../shared/data/squad-v1.1-dev.json [--sample 3000]
 """
 from __future__ import annotations
 
@@ -23,55 +27,92 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from index.config import Settings  # noqa: E402
-from index.engine import Engine  # noqa: E402
+from index.evaluate import load_jsonl, prepare  # noqa: E402
+from index.relevance import COVERAGE_WEIGHT  # noqa: E402
+from index.tokenize import tokenize  # noqa: E402
+
+MAX_WRONG = 0.03
 
 
-def scores(engine: Engine, questions: list[str]) -> dict[str, np.ndarray]:
-    """The closest passage's cosine alone, and the relevance that the engine compares (index/relevance.py)."""
-    answers = [engine.ask(q, k=5, abstain=False) for q in questions]
-    return {"cosine": np.array([a.best_similarity for a in answers]),
-            "relevance": np.array([a.relevance for a in answers])}
+def features(engine, questions: list[str]) -> dict[str, np.ndarray]:
+    rows = []
+    retriever = engine._current().retriever
+    for q in questions:
+        a = engine.ask(q, k=5, abstain=False)
+        cover = (a.relevance - a.best_similarity) / COVERAGE_WEIGHT
+        tokens = tokenize(q)
+        idf = retriever.idf(tokens)
+        unseen = max(idf.values(), default=10.0) + 1
+        weights = {t: idf.get(t, unseen) for t in set(tokens)}
+        total = sum(weights.values()) or 1.0
+        # Share of the question's weight in the first excerpt, and the weight of the rarest
+        # question word missing from all of the first three passages.
+        first = set(tokenize(a.citations[0].excerpt)) if a.citations else set()
+        top = set().union(*(set(tokenize(c.chunk_text)) for c in a.citations[:3])) if a.citations else set()
+        missing = max((w for t, w in weights.items() if t not in top), default=0.0) / (max(weights.values()) or 1)
+        rows.append((a.best_similarity, cover, a.relevance, a.support,
+                     sum(w for t, w in weights.items() if t in first) / total, missing))
+    cos, cover, rel, support, ex_share, missing = map(np.array, zip(*rows))
+    return {
+        "excerpt share": ex_share,
+        "cosine + 0.5 excerpt share": cos + 0.5 * ex_share,
+        "relevance - 0.2 missing": rel - 0.2 * missing,
+        "cosine + 0.5 excerpt share - 0.3 missing": cos + 0.5 * ex_share - 0.3 * missing,
+        "cosine": cos,
+        "relevance (cosine + 0.2 coverage)": rel,
+        "support (best sentence)": support,
+        "cosine + 0.5 coverage": cos + 0.5 * cover,
+        "support + 0.5 cosine": support + 0.5 * cos,
+        "support + cosine + 0.5 coverage": support + cos + 0.5 * cover,
+    }
+
+
+def threshold_for(answerable: np.ndarray, max_wrong: float = MAX_WRONG) -> float:
+    """The largest threshold at which at most max_wrong of answerable scores fall below it."""
+    return float(np.quantile(answerable, max_wrong, method="lower"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("squad", type=Path)
-    parser.add_argument("--held-out", type=int, default=8, help="articles left out of the index")
-    parser.add_argument("--sample", type=int, default=2000, help="questions sampled from each SQuAD set")
-    parser.add_argument("--data-dir", type=Path, default=ROOT / "var" / "bench" / "abstention")
+    parser.add_argument("--unanswerable", type=Path, default=ROOT / "bench" / "data" / "unanswerable.jsonl")
+    parser.add_argument("--sample", type=int, default=3000, help="answerable SQuAD questions sampled")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    data = json.loads(args.squad.read_text())["data"]
-    kept, held = data[: -args.held_out], data[-args.held_out :]
-    corpus = args.data_dir / "corpus"
-    corpus.mkdir(parents=True, exist_ok=True)
-    with open(corpus / "squad.jsonl", "w") as f:
-        for a in kept:
-            f.write(json.dumps({"title": a["title"].replace("_", " "),
-                                "text": "\n\n".join(p["context"] for p in a["paragraphs"])}) + "\n")
-    engine = Engine(Settings(data_dir=args.data_dir, corpus_dir=corpus))
-    print(engine.build().summary())
+    questions, engine = prepare(args.squad, Settings.from_env())
+    random.Random(0).shuffle(questions)
+    answerable = [q.question for q in questions[: args.sample]]
+    rows = [json.loads(line) for line in args.unanswerable.read_text().splitlines() if line.strip()]
+    assert len(load_jsonl(args.unanswerable)) == len(rows)
+    kinds = np.array([r.get("kind", "") for r in rows])
+    feats_a = features(engine, answerable)
+    feats_u = features(engine, [r["question"] for r in rows])
 
-    def questions(articles):
-        qs = [qa["question"] for a in articles for p in a["paragraphs"] for qa in p["qas"]]
-        random.Random(0).shuffle(qs)
-        return qs[: args.sample]
+    rng = np.random.default_rng(0)
+    half_a = rng.permutation(len(answerable)) % 2 == 0
+    half_u = rng.permutation(len(rows)) % 2 == 0
+    print(f"{len(answerable)} answerable SQuAD questions; {len(rows)} unanswerable "
+          f"({(kinds == 'off-topic').sum()} off-topic, {(kinds == 'near-miss').sum()} near misses)\n")
+    print(f"Threshold fitted on half A so that <= {MAX_WRONG:.0%} of answerable questions abstain; "
+          "rates on held-out half B (and on all):\n")
+    print("| signal | threshold | answerable abstained (B) | unanswerable abstained (B) | off-topic (all) "
+          "| near miss (all) | answerable (all) |")
+    print("|---|---|---|---|---|---|---|")
+    for name in feats_a:
+        a, u = feats_a[name], feats_u[name]
+        t = threshold_for(a[half_a])
+        print(f"| {name} | {t:.3f} | {np.mean(a[~half_a] < t):.3f} | {np.mean(u[~half_u] < t):.3f} "
+              f"| {np.mean(u[kinds == 'off-topic'] < t):.3f} | {np.mean(u[kinds == 'near-miss'] < t):.3f} "
+              f"| {np.mean(a < t):.3f} |", flush=True)
 
-    offtopic = [json.loads(line)["question"] for line in open(ROOT / "bench" / "data" / "offtopic.jsonl")]
-    sets = {
-        "answerable": scores(engine, questions(kept)),
-        "near miss (held-out articles)": scores(engine, questions(held)),
-        "off-topic": scores(engine, offtopic),
-    }
-    print(f"\nIndexed {len(kept)} articles; held out: {', '.join(a['title'] for a in held)}")
-    for signal, thresholds in (("cosine", np.arange(0.25, 0.46, 0.05)), ("relevance", np.arange(0.35, 0.61, 0.025))):
-        print(f"\nAbstention rate when {signal} < threshold:\n")
-        print(f"| {signal} threshold | " + " | ".join(f"{name} (n={len(v[signal])})" for name, v in sets.items()) + " |")
-        print("|---" * (len(sets) + 1) + "|")
-        for threshold in thresholds:
-            cells = [f"{np.mean(v[signal] < threshold):.3f}" for v in sets.values()]
-            print(f"| {threshold:.3f} | " + " | ".join(cells) + " |")
+    name = "relevance (cosine + 0.2 coverage)"
+    print(f"\nThe engine's signal, {name}, at a range of thresholds (all questions):\n")
+    print("| threshold | answerable | off-topic | near miss |\n|---|---|---|---|")
+    a, u = feats_a[name], feats_u[name]
+    for t in np.arange(0.30, 0.61, 0.025):
+        print(f"| {t:.3f} | {np.mean(a < t):.3f} | {np.mean(u[kinds == 'off-topic'] < t):.3f} "
+              f"| {np.mean(u[kinds == 'near-miss'] < t):.3f} |")
 
 
 if __name__ == "__main__":

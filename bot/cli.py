@@ -124,7 +124,10 @@ def cmd_eval(args) -> int:
 
     bars = ProgressBars(enabled=not args.quiet)
     try:
-        questions, engine = prepare(Path(args.questions), _settings(args), args.corpus, progress=bars)
+        settings = _settings(args)
+        if args.chunk_words is not None:
+            settings = settings.with_(chunk_words=args.chunk_words)
+        questions, engine = prepare(Path(args.questions), settings, args.corpus, progress=bars)
     finally:
         bars.close()
     if args.limit:
@@ -188,7 +191,7 @@ def parser() -> argparse.ArgumentParser:
     a = sub.add_parser("ask", help="answer a question with cited excerpts", description=
                        "Print the passages that answer QUESTION, each with its article's title, source, date and "
                        "link, or say that the corpus does not hold the answer. --json prints the Answer object: "
-                       "question, abstained, reason, retriever, elapsed_ms, best_similarity, relevance and citations (rank, "
+                       "question, abstained, reason, retriever, elapsed_ms, best_similarity, relevance, support and citations (rank, "
                        "excerpt, score, similarity, title, source, url, published, doc_id, chunk_id, char_start, "
                        "char_end, also_in).")
     a.add_argument("question", nargs="+", help="the question (quote it, or not)")
@@ -209,9 +212,16 @@ def parser() -> argparse.ArgumentParser:
                        "QUESTIONS is a SQuAD JSON file (its paragraphs become the corpus) or a JSONL file of "
                        '{"question": ..., "answers": [...]} lines (empty answers = unanswerable) evaluated '
                        "against --corpus or the built index. Evaluation indexes live under DATA_DIR/eval/ and are "
-                       "reused while unchanged.")
+                       "reused while unchanged. Examples: SQuAD with BBC articles as distractors: "
+                       "citebot eval squad.json --corpus bbc-news/; unanswerable questions against SQuAD's "
+                       "paragraphs: citebot eval unanswerable.jsonl --corpus squad.json.")
     e.add_argument("questions", help="SQuAD .json or questions .jsonl")
-    e.add_argument("--corpus", help="folder of articles to evaluate a JSONL file against")
+    e.add_argument("--corpus", action="append", type=Path, metavar="PATH",
+                   help="articles to search besides a SQuAD file's own paragraphs: a folder of articles or a "
+                   "SQuAD JSON file (its paragraphs); repeatable")
+    e.add_argument("--chunk-words", type=int, metavar="N",
+                   help="chunk size in words for the evaluation index (0 = one passage per paragraph; "
+                   "default: $CITEBOT_CHUNK_WORDS or 120)")
     e.add_argument("--retriever", choices=("dense", "bm25", "hybrid", "all"), default="all",
                    help="which retriever(s) to measure (default all)")
     e.add_argument("--fusion", choices=("convex", "rrf"), help="how hybrid fuses dense and BM25 "

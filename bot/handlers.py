@@ -42,7 +42,7 @@ APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment.
 NOT_READY = "My index is not ready yet; an admin needs to run /reindex."
 TEXT_ONLY = "I read text only: send your question as a message."
 REFUSED = "Sorry, only the bot's admins can do that."
-PROGRESS_WORDS = {"read": "files read", "embed": "chunks embedded"}
+PROGRESS_WORDS = {"read": "files read", "embed": "passages embedded"}
 PROGRESS_EVERY = 3.5  # seconds between /reindex progress edits: Telegram allows ~20 a minute in a group
 
 

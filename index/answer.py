@@ -60,6 +60,7 @@ class Answer:
     elapsed_ms: float = 0.0
     best_similarity: float = 0.0  # the closest passage's cosine to the question
     relevance: float = 0.0  # what abstention compares with its threshold (index/relevance.py)
+    support: float = 0.0  # score of the best sentence in the first passage (index/excerpt.py)
 
     def to_dict(self) -> dict:
         return {
@@ -70,6 +71,7 @@ class Answer:
             "elapsed_ms": round(self.elapsed_ms, 2),
             "best_similarity": round(self.best_similarity, 4),
             "relevance": round(self.relevance, 4),
+            "support": round(self.support, 4),
             "citations": [c.to_dict() for c in self.citations],
         }
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from .config import Settings
 from .documents import Corpus, SkippedFile, load_corpus
 from .embedding import Embedder
 from .language import main_language
+from .sentences import sentence_spans
 from .store import BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, read_manifest
 from .tokenize import tokenize
 
@@ -36,9 +38,10 @@ class BuildReport:
     build_dir: Path | None
     documents: int
     chunks: int
-    embedded: int
-    reused: int
+    embedded: int  # chunks through the model
+    reused: int  # chunks whose vectors came from the previous build
     seconds: float
+    sentences_embedded: int = 0  # distinct sentences through the model (they re-score and pick excerpts)
     unchanged: bool = False
     skipped: list[SkippedFile] = field(default_factory=list)
     duplicates: list[SkippedFile] = field(default_factory=list)
@@ -50,7 +53,7 @@ class BuildReport:
         else:
             head = (
                 f"Indexed {self.documents} documents as {self.chunks} chunks in {self.seconds:.1f} s "
-                f"({self.embedded} embedded, {self.reused} reused)."
+                f"({self.embedded} embedded, {self.reused} reused; {self.sentences_embedded} new sentences embedded)."
             )
         lines = [head]
         if self.duplicates:
@@ -141,7 +144,18 @@ def build_index(
                 raise BuildError(f"The articles in {corpus_dir} hold no text to index.")
             texts = [embedding_text(titles[c.doc_id], c.text) for c in chunks]
             hashes = [chunk_hash(settings.model, t) for t in texts]
-            vectors = _vectors(settings, texts, hashes, previous, embedder, progress, report)
+            # Sentences re-score candidates and pick excerpts. Overlapping chunks share sentences:
+            # each distinct sentence is stored and embedded once.
+            spans = [sentence_spans(c.text) for c in chunks]
+            sentence_row: dict[str, int] = {}
+            for c, chunk_spans in zip(chunks, spans):
+                for s, e in chunk_spans:
+                    sentence_row.setdefault(c.text[s:e], len(sentence_row))
+            sentence_texts = list(sentence_row)
+            sentence_hashes = [chunk_hash(settings.model, t) for t in sentence_texts]
+            vectors, sentence_vectors = _vectors(
+                settings, texts, hashes, sentence_texts, sentence_hashes, previous, embedder, progress, report
+            )
 
             writer = IndexWriter(root)
             try:
@@ -151,10 +165,13 @@ def build_index(
                     (d.doc_id, d.title, d.source, d.url, d.published, d.path, d.text) for d in corpus.documents
                 )
                 writer.add_chunks(
-                    (row, c.chunk_id, c.doc_id, c.ordinal, c.start, c.end, c.text, h)
-                    for row, (c, h) in enumerate(zip(chunks, hashes))
+                    (row, c.chunk_id, c.doc_id, c.ordinal, c.start, c.end, c.text, h,
+                     json.dumps([[s, e, sentence_row[c.text[s:e]]] for s, e in chunk_spans]))
+                    for row, (c, h, chunk_spans) in enumerate(zip(chunks, hashes, spans))
                 )
+                writer.add_sentences(enumerate(sentence_hashes))
                 writer.write_vectors(vectors)
+                writer.write_sentence_vectors(sentence_vectors)
                 writer.write_bm25([tokenize(t) for t in texts])
                 report.chunks = len(chunks)
                 report.seconds = time.perf_counter() - began
@@ -164,6 +181,7 @@ def build_index(
                         "dim": int(vectors.shape[1]),
                         "documents": len(corpus.documents),
                         "chunks": len(chunks),
+                        "sentences": len(sentence_texts),
                         "files_read": corpus.files_read,
                         "skipped_files": [{"path": s.path, "reason": s.reason} for s in corpus.skipped],
                         "duplicate_documents": [{"path": s.path, "reason": s.reason} for s in corpus.duplicates],
@@ -191,25 +209,43 @@ def build_index(
         return report
 
 
-def _vectors(settings, texts, hashes, previous, embedder, progress, report) -> np.ndarray:
-    """Vectors for every chunk: copied from the previous build when the hash matches, else embedded."""
+def _vectors(
+    settings, texts, hashes, sentence_texts, sentence_hashes, previous, embedder, progress, report
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors for every chunk and sentence: copied from the previous build when the hash matches,
+    else embedded (chunks and sentences in one pass, so one progress bar covers the model's work)."""
     known: dict[str, int] = {}
-    old = None
+    known_sentences: dict[str, int] = {}
+    old = old_sentences = None
     if previous is not None:
         known, old = previous.vectors_by_hash()
+        known_sentences, old_sentences = previous.sentence_vectors_by_hash()
     todo = [i for i, h in enumerate(hashes) if h not in known]
-    report.reused, report.embedded = len(texts) - len(todo), len(todo)
-    dim = old.shape[1] if old is not None and not todo else None
-    fresh = None
-    if todo:
+    todo_sentences = [i for i, h in enumerate(sentence_hashes) if h not in known_sentences]
+    report.embedded, report.reused = len(todo), len(texts) - len(todo)
+    report.sentences_embedded = len(todo_sentences)
+    dim = old.shape[1] if old is not None else None
+    fresh = np.zeros((0, dim or 0), dtype=np.float32)
+    if todo or todo_sentences:
         embedder = embedder or Embedder(settings.model)
-        log.info("Embedding %d new chunks (%d reused)", len(todo), report.reused)
-        fresh = embedder.embed([texts[i] for i in todo], progress=lambda d, t: progress and progress("embed", d, t))
+        log.info("Embedding %d new chunks (%d reused) and %d new sentences", len(todo), report.reused,
+                 len(todo_sentences))
+        fresh = embedder.embed(
+            [texts[i] for i in todo] + [sentence_texts[i] for i in todo_sentences],
+            progress=lambda d, t: progress and progress("embed", d, t),
+        )
         dim = fresh.shape[1]
     elif progress:
         progress("embed", 0, 0)
-    vectors = np.empty((len(texts), dim), dtype=np.float32)
+    vectors = _assemble(hashes, todo, fresh[: len(todo)], known, old, dim)
+    sentence_vectors = _assemble(sentence_hashes, todo_sentences, fresh[len(todo):], known_sentences, old_sentences, dim)
+    return vectors, sentence_vectors
+
+
+def _assemble(hashes, todo, fresh, known, old, dim) -> np.ndarray:
+    """Row i: fresh vector if i was embedded now, else the previous build's vector with the same hash."""
+    out = np.empty((len(hashes), dim), dtype=np.float32)
     position = {i: n for n, i in enumerate(todo)}
     for i, h in enumerate(hashes):
-        vectors[i] = fresh[position[i]] if i in position else old[known[h]]
-    return vectors
+        out[i] = fresh[position[i]] if i in position else old[known[h]]
+    return out

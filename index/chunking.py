@@ -55,9 +55,15 @@ def _segments(doc: Document, main_language: str) -> Iterator[list[tuple[int, int
 def chunk_document(
     doc: Document, main_language: str = "en", max_words: int = 120, overlap_words: int = 30
 ) -> list[Chunk]:
-    """Pack whole sentences into chunks of at most max_words, repeating up to overlap_words."""
+    """Pack whole sentences into chunks of at most max_words, repeating up to overlap_words.
+
+    max_words=0 makes each main-language paragraph one chunk, whatever its length (the passage
+    unit of SQuAD-style evaluations).
+    """
+    if max_words == 0:
+        return _paragraph_chunks(doc, main_language)
     if max_words < 10:
-        raise ValueError("chunk size must be at least 10 words")
+        raise ValueError("chunk size must be 0 (one per paragraph) or at least 10 words")
     chunks: list[Chunk] = []
     for sentences in _segments(doc, main_language):
         units = []
@@ -85,4 +91,15 @@ def chunk_document(
                 nxt -= 1
                 carried += sizes[nxt]
             first = nxt
+    return chunks
+
+
+def _paragraph_chunks(doc: Document, main_language: str) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    for para in doc.paragraphs:
+        if para.language and para.language != main_language:
+            continue
+        start, end = para.start, para.end
+        if doc.text[start:end].strip():
+            chunks.append(Chunk(f"{doc.doc_id}:{len(chunks)}", doc.doc_id, len(chunks), start, end, doc.text[start:end]))
     return chunks

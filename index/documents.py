@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -254,15 +255,29 @@ def make_document(article: RawArticle, path: str) -> Document | None:
 
 
 def corpus_files(corpus_dir: Path) -> list[Path]:
-    """Article files under the corpus folder, in a stable order; README files are notes, not news."""
-    return sorted(
-        p
-        for p in corpus_dir.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in SUFFIXES
-        and not p.name.lower().startswith("readme")
-        and not any(part.startswith(".") for part in p.relative_to(corpus_dir).parts)
-    )
+    """Article files under the corpus folder, in a stable order; README files are notes, not news.
+
+    Linked folders are followed (a corpus may gather feeds kept elsewhere), each real folder once.
+    """
+    found: list[Path] = []
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(corpus_dir, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []  # a link loop, or the same folder linked twice
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            p = Path(folder) / name
+            if (
+                not name.startswith(".")
+                and p.suffix.lower() in SUFFIXES
+                and not name.lower().startswith("readme")
+                and p.is_file()
+            ):
+                found.append(p)
+    return sorted(found)
 
 
 def load_corpus(corpus_dir: Path, progress=None) -> Corpus:

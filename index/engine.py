@@ -12,9 +12,9 @@ from .answer import Answer, collapse_near_duplicates, make_citation
 from .builder import BuildReport, Progress, build_index
 from .config import Settings
 from .embedding import Embedder
-from .excerpt import select_excerpt
 from .question import clean_question
 from .relevance import coverage, relevance
+from .rerank import RERANK_DEPTH, rerank
 from .retrieval import MODES, Retriever
 from .store import IndexSnapshot, IndexUnavailable, current_build_dir
 from .tokenize import tokenize
@@ -101,26 +101,29 @@ class Engine:
         loaded = self._current()
         vector = self.embedder.embed_query(question)
         tokens = tokenize(question)
-        hits, best = loaded.retriever.search(vector, tokens, k=k * OVERFETCH, mode=retriever)
+        # Hybrid re-ranks a deeper pool by best sentence; the single retrievers stay plain baselines.
+        depth = max(k * OVERFETCH, RERANK_DEPTH) if retriever == "hybrid" else k * OVERFETCH
+        hits, best = loaded.retriever.search(vector, tokens, k=depth, mode=retriever)
         weights = loaded.retriever.idf(tokens)
         records = loaded.snapshot.chunks([h.row for h in hits])
-        passages = [records[h.row].text for h in hits]
+        ranked = rerank(hits, records, vector, loaded.snapshot.sentence_vectors, weights,
+                        reorder=retriever == "hybrid")[: k * OVERFETCH]
+        passages = [r.chunk.text for r in ranked]
         score = relevance(best, coverage(tokens, weights, passages, loaded.snapshot.dense.ntotal))
+        support = ranked[0].support if ranked else 0.0
         abstained = score < self.settings.min_relevance
         if abstained and abstain:
             self._count()
             elapsed = (time.perf_counter() - began) * 1000
-            return Answer(question, True, (), retriever, NO_ANSWER, elapsed, best, score)
-        citations = []
-        for rank, hit in enumerate(hits, 1):
-            chunk = records[hit.row]
-            span = select_excerpt(chunk.text, 0, len(chunk.text), weights)
-            citations.append(make_citation(rank, chunk, hit.score, hit.similarity, span))
+            return Answer(question, True, (), retriever, NO_ANSWER, elapsed, best, score, support)
+        citations = [
+            make_citation(rank, r.chunk, r.score, r.hit.similarity, r.span) for rank, r in enumerate(ranked, 1)
+        ]
         citations = collapse_near_duplicates(citations)[:k]
         self._count()
         elapsed = (time.perf_counter() - began) * 1000
         reason = NO_ANSWER if abstained else ""
-        return Answer(question, abstained, tuple(citations), retriever, reason, elapsed, best, score)
+        return Answer(question, abstained, tuple(citations), retriever, reason, elapsed, best, score, support)
 
     def _count(self) -> None:
         with self._count_lock:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,32 +86,61 @@ def is_squad(path: Path) -> bool:
 
 def _eval_settings(settings: Settings, key: str) -> Settings:
     """A data directory of its own for an evaluation corpus, reused while the corpus is unchanged."""
+    key += f"|{settings.chunk_words}|{settings.overlap_words}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return settings.with_(data_dir=settings.data_dir / "eval" / digest)
 
 
+def _assemble_corpus(target: Path, sources: list[Path]) -> None:
+    """Make target hold the sources: SQuAD files as JSONL articles, folders as links to them."""
+    target.mkdir(parents=True, exist_ok=True)
+    wanted: dict[str, Path | str] = {}
+    for n, source in enumerate(sources):
+        if is_squad(source):
+            _, records = load_squad(source)
+            wanted[f"{n:02d}-{source.stem}.jsonl"] = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        elif source.is_dir():
+            wanted[f"{n:02d}-{source.name}"] = source.resolve()
+        else:
+            raise ValueError(f"{source} is neither a folder of articles nor a SQuAD JSON file")
+    for entry in target.iterdir():
+        if entry.name not in wanted and (entry.is_symlink() or entry.is_file()):
+            entry.unlink()  # a source dropped since the last run
+    for name, content in wanted.items():
+        path = target / name
+        if isinstance(content, Path):
+            if not (path.is_symlink() and Path(os.readlink(path)) == content):
+                path.unlink(missing_ok=True)
+                path.symlink_to(content, target_is_directory=True)
+        elif not path.exists() or path.read_text(encoding="utf-8") != content:
+            path.write_text(content, encoding="utf-8")
+
+
 def prepare(
-    questions_path: Path, settings: Settings, corpus_dir: Path | None = None, progress=None
+    questions_path: Path, settings: Settings, corpus: list[Path] | None = None, progress=None
 ) -> tuple[list[EvalQuestion], Engine]:
-    """Questions and an engine over their corpus (SQuAD paragraphs, --corpus, or the built index)."""
+    """Questions and an engine over their corpus.
+
+    The corpus is a SQuAD file's own paragraphs, plus every --corpus source (a folder of articles
+    or another SQuAD file's paragraphs); a JSONL question file without --corpus is asked of the
+    built index.
+    """
+    sources = [Path(p) for p in corpus or ()]
     if is_squad(questions_path):
-        questions, records = load_squad(questions_path)
-        eval_settings = _eval_settings(settings, f"squad:{questions_path.resolve()}")
-        corpus = eval_settings.data_dir / "corpus"
-        corpus.mkdir(parents=True, exist_ok=True)
-        target = corpus / "squad.jsonl"
-        payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        if not target.exists() or target.read_text(encoding="utf-8") != payload:
-            target.write_text(payload, encoding="utf-8")
-        engine = Engine(eval_settings)
-        engine.build(corpus, progress=progress)
-        return questions, engine
-    questions = load_jsonl(questions_path)
-    if corpus_dir is not None:
-        engine = Engine(_eval_settings(settings, f"corpus:{Path(corpus_dir).resolve()}"))
-        engine.build(Path(corpus_dir), progress=progress)
+        questions, _ = load_squad(questions_path)
+        sources.insert(0, questions_path)
     else:
-        engine = Engine(settings)
+        questions = load_jsonl(questions_path)
+    if not sources:
+        return questions, Engine(settings)
+    for source in sources:
+        if not source.exists():
+            raise ValueError(f"{source} does not exist")
+    key = "|".join(str(s.resolve()) for s in sources)
+    eval_settings = _eval_settings(settings, key)
+    _assemble_corpus(eval_settings.data_dir / "corpus", sources)
+    engine = Engine(eval_settings)
+    engine.build(eval_settings.data_dir / "corpus", progress=progress)
     return questions, engine
 
 
@@ -122,7 +152,7 @@ def evaluate(
 ) -> dict:
     """Metrics for one retriever over the questions, with the key names of `citebot eval --json`."""
     hits = {k: 0 for k in KS}
-    chunk_hits5 = 0
+    chunk_hits = {k: 0 for k in KS}
     reciprocal = 0.0
     abstained = {True: 0, False: 0}
     latencies = []
@@ -142,7 +172,9 @@ def evaluate(
             for k in KS:
                 hits[k] += first is not None and first <= k
             reciprocal += 1.0 / first if first else 0.0
-            chunk_hits5 += any(contains_answer(c.chunk_text, q.answers) for c in answer.citations[:5])
+            chunk_ranks = [c.rank for c in answer.citations if contains_answer(c.chunk_text, q.answers)]
+            for k in KS:
+                chunk_hits[k] += bool(chunk_ranks) and chunk_ranks[0] <= k
         if on_question:
             on_question(n, len(questions))
     unanswerable = len(questions) - answerable
@@ -150,7 +182,7 @@ def evaluate(
     lat = np.array(latencies) if latencies else np.zeros(1)
     return {
         **{f"recall@{k}": ratio(hits[k], answerable) for k in KS},
-        "chunk_recall@5": ratio(chunk_hits5, answerable),
+        **{f"chunk_recall@{k}": ratio(chunk_hits[k], answerable) for k in KS},
         "mrr": ratio(reciprocal, answerable),
         "abstain_rate_answerable": ratio(abstained[True], answerable),
         "abstain_rate_unanswerable": ratio(abstained[False], unanswerable),
@@ -161,9 +193,9 @@ def evaluate(
 
 def format_table(result: dict) -> str:
     """The eval result as a Markdown table, one row per retriever."""
-    cols = ["recall@1", "recall@5", "recall@10", "chunk_recall@5", "mrr",
+    cols = ["recall@1", "recall@5", "recall@10", "chunk_recall@1", "chunk_recall@5", "chunk_recall@10", "mrr",
             "abstain_rate_answerable", "abstain_rate_unanswerable", "latency_ms_p50", "latency_ms_p95"]
-    heads = ["R@1", "R@5", "R@10", "chunk R@5", "MRR", "abstain (answerable)", "abstain (unanswerable)",
+    heads = ["R@1", "R@5", "R@10", "chunk R@1", "chunk R@5", "chunk R@10", "MRR", "abstain (answerable)", "abstain (unanswerable)",
              "p50 ms", "p95 ms"]
     lines = [
         f"{result['questions']} questions, {result['answerable']} answerable",

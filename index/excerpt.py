@@ -1,17 +1,24 @@
-"""Pick the 1-3 sentences of a passage that answer the question, so the reader sees the answer first."""
+"""Pick the 1-3 sentences of a passage that answer the question, so the reader sees the answer first.
+
+Sentence vectors are stored with the index; an excerpt's score also re-ranks candidate chunks
+(index/rerank.py). Chosen with bench/excerpt_sweep.py (bench/README.md).
+"""
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
-from .sentences import sentence_spans
 from .tokenize import tokenize
 
 MAX_CHARS = 350
 MAX_SENTENCES = 3
+LENGTH_CREDIT = 0.001  # per extra sentence: of two equal excerpts, show the fuller one
+_FINISHED = re.compile(r"""[.!?…]["'”’»)\]]*$""")
 
 
-def _sentence_score(text: str, weights: dict[str, float]) -> float:
-    return sum(weights.get(t, 0.0) for t in set(tokenize(text)))
+def lexical_share(tokens: set[str], weights: dict[str, float], total: float) -> float:
+    """Share (0..1) of the question's idf weight present among tokens."""
+    return sum(weights.get(t, 0.0) for t in tokens) / total if total > 0 else 0.0
 
 
 def _trim(text: str, start: int, end: int, weights: dict[str, float], max_chars: int) -> tuple[int, int]:
@@ -34,40 +41,51 @@ def _trim(text: str, start: int, end: int, weights: dict[str, float], max_chars:
 
 def select_excerpt(
     text: str,
-    start: int,
-    end: int,
+    spans: Sequence[tuple[int, int]],
+    cosines: Sequence[float],
     weights: dict[str, float],
+    token_cache: dict[str, set[str]] | None = None,
     max_chars: int = MAX_CHARS,
     max_sentences: int = MAX_SENTENCES,
-) -> tuple[int, int]:
-    """Span of text[start:end] holding its best-matching sentence and, room permitting, its best neighbours.
+) -> tuple[tuple[int, int], float]:
+    """The excerpt of text that best answers the question, as (span, score).
 
-    weights maps question tokens to their importance (BM25 idf); a sentence scores the summed
-    weight of the question tokens it contains. The span is contiguous, so it can be cited by offsets.
+    Candidates are runs of 1 to max_sentences sentences within max_chars; a run
+    scores the share of the question's idf weight it holds (words counted once across its
+    sentences) plus the best cosine of its sentences' vectors to the question. Counting words
+    across sentences finds the answer in "It was designed by..." after the sentence that names
+    the barrier; a sliver of credit per sentence fills the room when scores tie.
     """
-    spans = sentence_spans(text, start, end)
     if not spans:
-        return start, start
-    scores = [_sentence_score(text[s:e], weights) for s, e in spans]
-    # Paragraph number of each sentence: an excerpt stays inside its best sentence's paragraph.
-    para = [text.count("\n\n", start, s) for s, _ in spans]
-    best = max(range(len(spans)), key=lambda i: (scores[i], -i))
-    s, e = spans[best]
-    if e - s > max_chars:
-        return _trim(text, s, e, weights, max_chars)
-    first = last = best
-    while last - first + 1 < max_sentences:
-        options = []
-        if first > 0 and para[first - 1] == para[best]:
-            options.append((scores[first - 1], 0, first - 1))
-        if last + 1 < len(spans) and para[last + 1] == para[best]:
-            options.append((scores[last + 1], 1, last + 1))  # after the best sentence reads more naturally
-        options = [o for o in options if spans[max(o[2], last)][1] - spans[min(o[2], first)][0] <= max_chars]
-        if not options:
-            break
-        score, _, pick = max(options)
-        # Add context only if it matches the question too, or the excerpt is still very short.
-        if score <= 0 and spans[last][1] - spans[first][0] >= 120:
-            break
-        first, last = min(first, pick), max(last, pick)
-    return spans[first][0], spans[last][1]
+        return (0, 0), 0.0
+    cache = token_cache if token_cache is not None else {}
+    tokens = []
+    for s, e in spans:
+        sentence = text[s:e]
+        if sentence not in cache:
+            cache[sentence] = set(tokenize(sentence)) & weights.keys()
+        tokens.append(cache[sentence])
+    total = sum(weights.values())
+    # News puts a sentence or two in each paragraph, so an excerpt may cross a paragraph break,
+    # but only between finished sentences: a heading or a caption never joins an excerpt.
+    joins = [False] + [
+        "\n\n" not in text[spans[i - 1][1] : spans[i][0]]
+        or (_FINISHED.search(text[spans[i - 1][0] : spans[i - 1][1]]) and _FINISHED.search(text[spans[i][0] : spans[i][1]]))
+        for i in range(1, len(spans))
+    ]
+    best_score, best_span = float("-inf"), (0, 0)
+    for first in range(len(spans)):
+        covered: set[str] = set()
+        for last in range(first, min(first + max_sentences, len(spans))):
+            start, end = spans[first][0], spans[last][1]
+            if last > first and (not joins[last] or end - start > max_chars):
+                break
+            covered |= tokens[last]
+            score = lexical_share(covered, weights, total) + max(cosines[first : last + 1])
+            score += LENGTH_CREDIT * (last - first)
+            if score > best_score:
+                best_score, best_span = score, (start, end)
+    start, end = best_span
+    if end - start > max_chars:  # one over-long sentence
+        return _trim(text, start, end, weights, max_chars), best_score
+    return best_span, best_score

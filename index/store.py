@@ -2,7 +2,7 @@
 
 Layout under <data_dir>/index/:
     CURRENT                  name of the live build (replaced atomically with os.replace)
-    builds/<build-id>/       manifest.json, vectors.npy, dense.faiss, meta.sqlite, bm25/
+    builds/<build-id>/       manifest.json, vectors.npy, dense.faiss, sentences.npy, meta.sqlite, bm25/
     builds/.tmp-<build-id>/  a build in progress; never read, swept by the next build
 
 Metadata lives in SQLite rather than JSON files: a query fetches a handful of chunks by row id
@@ -28,7 +28,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sentence vectors
 KEEP_BUILDS = 2  # the live build and the one before it, for processes that have not reloaded yet
 
 SCHEMA = """
@@ -39,8 +39,10 @@ CREATE TABLE documents (
 CREATE TABLE chunks (
     row INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL REFERENCES documents,
     ordinal INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL, text TEXT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    sentences TEXT NOT NULL  -- JSON [[start, end, row in sentences.npy], ...], offsets into text
 );
+CREATE TABLE sentences (row INTEGER PRIMARY KEY, hash TEXT NOT NULL);
 """
 
 
@@ -78,6 +80,7 @@ class ChunkRecord:
     source: str
     url: str
     published: str
+    sentences: tuple[tuple[int, int, int], ...] = ()  # (start, end, vector row), offsets into text
 
 
 def _builds_dir(root: Path) -> Path:
@@ -144,7 +147,14 @@ class IndexWriter:
         self.db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def add_chunks(self, rows: Iterable[tuple]) -> None:
-        self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def add_sentences(self, rows: Iterable[tuple[int, str]]) -> None:
+        self.db.executemany("INSERT INTO sentences VALUES (?, ?)", rows)
+
+    def write_sentence_vectors(self, vectors: np.ndarray) -> None:
+        # Half precision: they only re-score a few dozen candidates, and it halves the file.
+        np.save(self.tmp / "sentences.npy", vectors.astype(np.float16))
 
     def write_vectors(self, vectors: np.ndarray) -> None:
         import faiss
@@ -221,11 +231,15 @@ def read_manifest(build_dir: Path) -> dict:
 class IndexSnapshot:
     """One build, loaded read-only. Safe to share between threads; never changes once loaded."""
 
-    def __init__(self, build_dir: Path, manifest: dict, dense, vectors: np.ndarray, bm25, db: sqlite3.Connection):
+    def __init__(
+        self, build_dir: Path, manifest: dict, dense, vectors: np.ndarray, sentence_vectors: np.ndarray, bm25,
+        db: sqlite3.Connection,
+    ):
         self.build_dir = build_dir
         self.manifest = manifest
         self.dense = dense
         self.vectors = vectors  # memory-mapped, row i = chunk i
+        self.sentence_vectors = sentence_vectors  # memory-mapped float16, rows named by ChunkRecord.sentences
         self.bm25 = bm25
         self._db = db
         self._db_lock = threading.Lock()
@@ -251,16 +265,20 @@ class IndexSnapshot:
 
             dense = faiss.read_index(str(build_dir / "dense.faiss"))
             vectors = np.load(build_dir / "vectors.npy", mmap_mode="r")
+            sentence_vectors = np.load(build_dir / "sentences.npy", mmap_mode="r")
             bm25 = bm25s.BM25.load(str(build_dir / "bm25"), mmap=True)
             db = sqlite3.connect(f"file:{build_dir / 'meta.sqlite'}?mode=ro", uri=True, check_same_thread=False)
             (count,) = db.execute("SELECT count(*) FROM chunks").fetchone()
+            (sentences,) = db.execute("SELECT count(*) FROM sentences").fetchone()
         except (RuntimeError, OSError, ValueError, KeyError, sqlite3.DatabaseError, EOFError) as exc:
             raise IndexCorrupt(broken.format(str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)) from exc
         expected = manifest.get("chunks")
         shapes = (dense.ntotal, count, vectors.shape[0], bm25.scores["num_docs"])
         if any(n != expected for n in shapes) or dense.d != manifest.get("dim") or vectors.shape[1:] != (dense.d,):
             raise IndexCorrupt(broken.format("its parts disagree on the number of chunks"))
-        return cls(build_dir, manifest, dense, vectors, bm25, db)
+        if sentence_vectors.shape != (sentences, dense.d) or sentences != manifest.get("sentences"):
+            raise IndexCorrupt(broken.format("its sentence vectors do not match its sentences"))
+        return cls(build_dir, manifest, dense, vectors, sentence_vectors, bm25, db)
 
     def chunks(self, rows: Sequence[int]) -> dict[int, ChunkRecord]:
         """Chunk records by row id, with their documents' citation fields."""
@@ -269,11 +287,11 @@ class IndexSnapshot:
         marks = ",".join("?" * len(rows))
         with self._db_lock:
             found = self._db.execute(
-                "SELECT c.row, c.chunk_id, c.doc_id, c.start, c.end, c.text, d.title, d.source, d.url, d.published "
-                f"FROM chunks c JOIN documents d USING (doc_id) WHERE c.row IN ({marks})",
+                "SELECT c.row, c.chunk_id, c.doc_id, c.start, c.end, c.text, d.title, d.source, d.url, d.published, "
+                f"c.sentences FROM chunks c JOIN documents d USING (doc_id) WHERE c.row IN ({marks})",
                 [int(r) for r in rows],
             ).fetchall()
-        return {r[0]: ChunkRecord(*r) for r in found}
+        return {r[0]: ChunkRecord(*r[:-1], tuple(map(tuple, json.loads(r[-1])))) for r in found}
 
     def document_text(self, doc_id: str) -> str:
         with self._db_lock:
@@ -285,6 +303,12 @@ class IndexSnapshot:
         with self._db_lock:
             rows = self._db.execute("SELECT hash, row FROM chunks").fetchall()
         return dict(rows), self.vectors
+
+    def sentence_vectors_by_hash(self) -> tuple[dict[str, int], np.ndarray]:
+        """The same for sentence vectors."""
+        with self._db_lock:
+            rows = self._db.execute("SELECT hash, row FROM sentences").fetchall()
+        return dict(rows), self.sentence_vectors
 
     def close(self) -> None:
         with self._db_lock:
