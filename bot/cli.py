@@ -127,6 +127,8 @@ def cmd_eval(args) -> int:
         settings = _settings(args)
         if args.chunk_words is not None:
             settings = settings.with_(chunk_words=args.chunk_words)
+        if args.no_rerank:
+            settings = settings.with_(rerank=False)
         questions, engine = prepare(Path(args.questions), settings, args.corpus, progress=bars)
     finally:
         bars.close()
@@ -226,6 +228,8 @@ def parser() -> argparse.ArgumentParser:
                    help="which retriever(s) to measure (default all)")
     e.add_argument("--fusion", choices=("convex", "rrf"), help="how hybrid fuses dense and BM25 "
                    "(default: $CITEBOT_FUSION or convex; rrf = reciprocal rank fusion, k=60)")
+    e.add_argument("--no-rerank", action="store_true",
+                   help="hybrid without re-ranking its top candidates by their best excerpt (plain fusion)")
     e.add_argument("--limit", type=_positive, default=None, help="use only the first N questions")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.set_defaults(func=cmd_eval)

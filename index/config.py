@@ -48,6 +48,8 @@ class Settings:
     fusion: str = "convex"
     alpha: float = 0.5
     rrf_k: int = 60
+    # Hybrid re-ranks its top candidates by their best excerpt (index/rerank.py); off = plain fusion.
+    rerank: bool = True
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -61,6 +63,7 @@ class Settings:
             min_relevance=_env_float("CITEBOT_MIN_RELEVANCE", cls.min_relevance),
             fusion=os.environ.get("CITEBOT_FUSION", "").strip() or cls.fusion,
             alpha=_env_float("CITEBOT_ALPHA", cls.alpha),
+            rerank=os.environ.get("CITEBOT_RERANK", "1").strip().lower() not in ("0", "false", "no", "off"),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -101,13 +101,13 @@ class Engine:
         loaded = self._current()
         vector = self.embedder.embed_query(question)
         tokens = tokenize(question)
-        # Hybrid re-ranks a deeper pool by best sentence; the single retrievers stay plain baselines.
-        depth = max(k * OVERFETCH, RERANK_DEPTH) if retriever == "hybrid" else k * OVERFETCH
+        # Hybrid re-ranks a deeper pool by best excerpt; the single retrievers stay plain baselines.
+        reorder = retriever == "hybrid" and self.settings.rerank
+        depth = max(k * OVERFETCH, RERANK_DEPTH) if reorder else k * OVERFETCH
         hits, best = loaded.retriever.search(vector, tokens, k=depth, mode=retriever)
         weights = loaded.retriever.idf(tokens)
         records = loaded.snapshot.chunks([h.row for h in hits])
-        ranked = rerank(hits, records, vector, loaded.snapshot.sentence_vectors, weights,
-                        reorder=retriever == "hybrid")[: k * OVERFETCH]
+        ranked = rerank(hits, records, vector, loaded.snapshot.sentence_vectors, weights, reorder)[: k * OVERFETCH]
         passages = [r.chunk.text for r in ranked]
         score = relevance(best, coverage(tokens, weights, passages, loaded.snapshot.dense.ntotal))
         support = ranked[0].support if ranked else 0.0

@@ -59,3 +59,10 @@ def test_sentences_split_at_stops_but_not_at_abbreviations():
         "Why?",
         "“We won,” he said.",
     ]
+
+
+def test_chunk_size_zero_gives_one_chunk_per_paragraph():
+    doc = _long_document()
+    chunks = chunk_document(doc, "en", max_words=0)
+    assert [c.text for c in chunks] == [doc.text[p.start:p.end] for p in doc.paragraphs]
+    assert all(doc.text[c.start:c.end] == c.text for c in chunks)

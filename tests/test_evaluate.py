@@ -65,3 +65,24 @@ def test_eval_on_jsonl_against_a_corpus_counts_abstentions(tmp_path):
     assert result["questions"] == 4 and result["answerable"] == 2
     assert hybrid["recall@1"] == 1.0
     assert hybrid["abstain_rate_unanswerable"] == 1.0 and hybrid["abstain_rate_answerable"] == 0.0
+
+
+def test_eval_adds_distractor_folders_and_takes_a_squad_file_as_corpus(tmp_path):
+    squad = tmp_path / "mini-squad.json"
+    squad.write_text(json.dumps(SQUAD))
+    distractors = write_corpus(tmp_path / "news", {
+        "ferries.txt": "Title: Ferry strike\n\nFerry crews at the port of Dover walked out on Monday over pay.",
+    })
+    with_news = _eval(tmp_path, str(squad), "--corpus", str(distractors), "--retriever", "hybrid")
+    assert with_news["retrievers"]["hybrid"]["recall@1"] == 1.0
+
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("\n".join(json.dumps(q) for q in [
+        {"question": "Why did the ferry crews strike?", "answers": ["over pay"]},
+        {"question": "How much cargo did the port handle in 2023?", "answers": ["439 million tonnes"]},
+    ]))
+    # The same two sources in the same order reuse the index built above.
+    result = _eval(tmp_path, str(questions), "--corpus", str(squad), "--corpus", str(distractors),
+                   "--retriever", "hybrid")
+    assert result["retrievers"]["hybrid"]["recall@1"] == 1.0
+    assert len(list((tmp_path / "data" / "eval").iterdir())) == 1
