@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 from index.config import Settings  # noqa: E402
 from index.evaluate import contains_answer, prepare  # noqa: E402
 from index.excerpt import select_excerpt  # noqa: E402
+from index.sentences import sentence_spans  # noqa: E402
 from index.fusion import convex_combination, reciprocal_rank_fusion  # noqa: E402
 from index.tokenize import tokenize  # noqa: E402
 
@@ -50,7 +51,9 @@ def main() -> None:
             excerpts = []
             for row in top:
                 text = chunks[row].text
-                s, e = select_excerpt(text, 0, len(text), weights)
+                spans = sentence_spans(text)
+                # Lexical excerpt choice only (no sentence cosines): this sweep compares fusions.
+                (s, e), _ = select_excerpt(text, spans, [0.0] * len(spans), weights)
                 excerpts.append(text[s:e])
             hits = [contains_answer(x, q.answers) for x in excerpts]
             chunk_hits = [contains_answer(chunks[r].text, q.answers) for r in top]

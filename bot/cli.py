@@ -106,6 +106,7 @@ def cmd_stats(args) -> int:
         return 0
     print(f"documents:          {stats['documents']}")
     print(f"chunks:             {stats['chunks']}")
+    print(f"sentences:          {stats['sentences']}")
     print(f"model:              {stats['model']} ({stats['dim']} dimensions)")
     print(f"language:           {stats['language']} ({stats['foreign_paragraphs']} foreign paragraph(s) not indexed)")
     print(f"built:              {stats['built_at']} from {stats['corpus_dir']}")
@@ -162,6 +163,14 @@ def cmd_serve(args) -> int:
     logging.getLogger("bot").info("Starting the Telegram bot (%s, %d admin(s))", mode, len(config.admin_ids))
     run(config, engine)
     return 0
+
+
+def _chunk_words(text: str) -> int:
+    """argparse type: 0 (one chunk per paragraph) or a chunk size of at least 10 words."""
+    value = int(text) if text.strip().lstrip("-").isdigit() else -1
+    if value != 0 and value < 10:
+        raise argparse.ArgumentTypeError(f"must be 0 (one chunk per paragraph) or at least 10, not {text!r}")
+    return value
 
 
 def _positive(value: str) -> int:
@@ -221,7 +230,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--corpus", action="append", type=Path, metavar="PATH",
                    help="articles to search besides a SQuAD file's own paragraphs: a folder of articles or a "
                    "SQuAD JSON file (its paragraphs); repeatable")
-    e.add_argument("--chunk-words", type=int, metavar="N",
+    e.add_argument("--chunk-words", type=_chunk_words, metavar="N",
                    help="chunk size in words for the evaluation index (0 = one passage per paragraph; "
                    "default: $CITEBOT_CHUNK_WORDS or 120)")
     e.add_argument("--retriever", choices=("dense", "bm25", "hybrid", "all"), default="all",

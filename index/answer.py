@@ -60,7 +60,7 @@ class Answer:
     elapsed_ms: float = 0.0
     best_similarity: float = 0.0  # the closest passage's cosine to the question
     relevance: float = 0.0  # what abstention compares with its threshold (index/relevance.py)
-    support: float = 0.0  # score of the best sentence in the first passage (index/excerpt.py)
+    support: float = 0.0  # score of the first passage's best excerpt (index/excerpt.py)
 
     def to_dict(self) -> dict:
         return {

@@ -267,7 +267,8 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
             dirs[:] = []  # a link loop, or the same folder linked twice
             continue
         seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        # Sorted, real folders before links: a folder reachable twice always gets the same path.
+        dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=lambda d: (os.path.islink(os.path.join(folder, d)), d))
         for name in files:
             p = Path(folder) / name
             if (

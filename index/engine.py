@@ -137,6 +137,7 @@ class Engine:
         return {
             "documents": m["documents"],
             "chunks": m["chunks"],
+            "sentences": m.get("sentences", 0),
             "skipped_files": m.get("skipped_files", []),
             "duplicate_documents": m.get("duplicate_documents", []),
             "foreign_paragraphs": m.get("foreign_paragraphs", 0),

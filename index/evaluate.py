@@ -77,7 +77,7 @@ def load_jsonl(path: Path) -> list[EvalQuestion]:
 
 
 def is_squad(path: Path) -> bool:
-    if path.suffix.lower() != ".json":
+    if path.suffix.lower() != ".json" or not path.is_file():
         return False
     with open(path, encoding="utf-8") as f:
         head = f.read(4096)
@@ -112,8 +112,11 @@ def _assemble_corpus(target: Path, sources: list[Path]) -> None:
             if not (path.is_symlink() and Path(os.readlink(path)) == content):
                 path.unlink(missing_ok=True)
                 path.symlink_to(content, target_is_directory=True)
-        elif not path.exists() or path.read_text(encoding="utf-8") != content:
-            path.write_text(content, encoding="utf-8")
+        else:
+            if path.is_symlink():
+                path.unlink()  # was a folder source under the same name
+            if not path.exists() or path.read_text(encoding="utf-8") != content:
+                path.write_text(content, encoding="utf-8")
 
 
 def prepare(

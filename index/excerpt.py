@@ -56,8 +56,8 @@ def select_excerpt(
     across sentences finds the answer in "It was designed by..." after the sentence that names
     the barrier; a sliver of credit per sentence fills the room when scores tie.
     """
-    if not spans:
-        return (0, 0), 0.0
+    if not spans:  # never built so, but a citation must not come out empty
+        return _trim(text, 0, len(text), weights, max_chars), 0.0
     cache = token_cache if token_cache is not None else {}
     tokens = []
     for s, e in spans:

@@ -18,7 +18,9 @@ from .store import ChunkRecord
 from .tokenize import tokenize
 
 RERANK_DEPTH = 20  # fused candidates whose sentences are read
-SENTENCE_WEIGHT = 1.0  # weight of the best excerpt's score next to the fused score
+# Weight of the best excerpt's score next to the fused score. Tuned with convex fusion (scores
+# 0..1); reciprocal rank fusion scores are ~0.03, so with CITEBOT_FUSION=rrf the excerpt decides.
+SENTENCE_WEIGHT = 1.0
 # Question words in the article's title are the story's context, not what picks the sentence:
 # "Why are shopkeepers against the cycle lanes?" asked of "Council backs new cycle lanes".
 TITLE_WORD_WEIGHT = 0.5

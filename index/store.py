@@ -270,13 +270,21 @@ class IndexSnapshot:
             db = sqlite3.connect(f"file:{build_dir / 'meta.sqlite'}?mode=ro", uri=True, check_same_thread=False)
             (count,) = db.execute("SELECT count(*) FROM chunks").fetchone()
             (sentences,) = db.execute("SELECT count(*) FROM sentences").fetchone()
+            # Every sentence a chunk names must exist: a mismatch would otherwise surface mid-question.
+            (highest,) = db.execute(
+                "SELECT max(json_extract(s.value, '$[2]')) FROM chunks, json_each(chunks.sentences) AS s"
+            ).fetchone()
         except (RuntimeError, OSError, ValueError, KeyError, sqlite3.DatabaseError, EOFError) as exc:
             raise IndexCorrupt(broken.format(str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)) from exc
         expected = manifest.get("chunks")
         shapes = (dense.ntotal, count, vectors.shape[0], bm25.scores["num_docs"])
         if any(n != expected for n in shapes) or dense.d != manifest.get("dim") or vectors.shape[1:] != (dense.d,):
             raise IndexCorrupt(broken.format("its parts disagree on the number of chunks"))
-        if sentence_vectors.shape != (sentences, dense.d) or sentences != manifest.get("sentences"):
+        if (
+            sentence_vectors.shape != (sentences, dense.d)
+            or sentences != manifest.get("sentences")
+            or (highest is not None and not 0 <= highest < sentences)
+        ):
             raise IndexCorrupt(broken.format("its sentence vectors do not match its sentences"))
         return cls(build_dir, manifest, dense, vectors, sentence_vectors, bm25, db)
 

@@ -113,3 +113,16 @@ def test_hostile_json_is_skipped_without_stopping_the_build(tmp_path):
     result = load_corpus(corpus)
     assert [d.title for d in result.documents] == ["Good"]
     assert sorted(s.path for s in result.skipped) == ["deep.json", "empty.jsonl", "textless.json"]
+
+
+def test_linked_folders_are_read_once_and_link_loops_do_not_hang(tmp_path):
+    from index.documents import corpus_files
+
+    feeds = write_corpus(tmp_path / "feeds", {"wire/one.txt": "Title: One\n\nA story from the wire."})
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a-wire").symlink_to(feeds / "wire", target_is_directory=True)
+    (corpus / "z-wire").symlink_to(feeds / "wire", target_is_directory=True)
+    (feeds / "wire" / "loop").symlink_to(feeds, target_is_directory=True)
+    found = [p.relative_to(corpus).as_posix() for p in corpus_files(corpus)]
+    assert found == ["a-wire/one.txt"]

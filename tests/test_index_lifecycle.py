@@ -7,6 +7,7 @@ import sys
 import textwrap
 import threading
 
+import numpy as np
 import pytest
 
 from index.config import Settings
@@ -34,6 +35,7 @@ def test_rebuilding_an_unchanged_corpus_embeds_nothing(tmp_path, make_engine):
 
     forced = engine.build(force=True)
     assert not forced.unchanged and forced.embedded == 0 and forced.reused == forced.chunks
+    assert forced.sentences_embedded == 0
 
 
 def test_adding_one_article_embeds_only_that_article(tmp_path, make_engine):
@@ -43,6 +45,7 @@ def test_adding_one_article_embeds_only_that_article(tmp_path, make_engine):
     (corpus / "copper.txt").write_text(NEW_ARTICLE)
     report = engine.build()
     assert report.embedded == 1 and report.reused == before and report.chunks == before + 1
+    assert report.sentences_embedded == 1  # the new article's one sentence; the others are reused
     answer = engine.ask("Why did copper prices hit a record?")
     assert "Chile" in answer.citations[0].excerpt
 
@@ -108,6 +111,14 @@ def test_missing_corrupt_and_mismatched_indexes_get_one_clear_sentence(tmp_path,
     with pytest.raises(IndexCorrupt, match="damaged.*run `citebot build`"):
         Engine(engine.settings, embedder).ask("rates?")
     vectors_file.write_bytes(saved)
+
+    sentences_file = build / "sentences.npy"
+    saved = sentences_file.read_bytes()
+    count = engine.stats()["sentences"]
+    np.save(sentences_file, np.zeros((count + 2, 384), dtype=np.float16))  # readable, but the wrong size
+    with pytest.raises(IndexCorrupt, match="sentence vectors.*run `citebot build`"):
+        Engine(engine.settings, embedder).ask("rates?")
+    sentences_file.write_bytes(saved)
 
     faiss_file = build / "dense.faiss"
     faiss_file.write_bytes(faiss_file.read_bytes()[:100])
