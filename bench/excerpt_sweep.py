@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("squad", type=Path)
     parser.add_argument("--sample", type=int, default=1500)
     parser.add_argument("--depth", type=int, default=20)
+    parser.add_argument("--title-context", action="store_true", help="embed each sentence after its article title")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -46,7 +47,11 @@ def main() -> None:
 
     # Sentences of every chunk, embedded once.
     spans = {r: sentence_spans(chunks[r].text) for r in range(n_chunks)}
-    texts = sorted({chunks[r].text[s:e] for r in spans for s, e in spans[r]})
+    def skey(row, sentence):
+        """What the model reads for a sentence: alone, or after its article title (--title-context)."""
+        return f"{chunks[row].title}\n{sentence}" if args.title_context else sentence
+
+    texts = sorted({skey(r, chunks[r].text[s:e]) for r in spans for s, e in spans[r]})
     key = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:12]
     cache = ROOT / "var" / "bench" / f"sentences-{key}.npy"
     if cache.exists():
@@ -75,7 +80,7 @@ def main() -> None:
         weights = retriever.idf(tokens[i])
         total = sum(weights.values()) or 1.0
         lex = np.array([sum(weights.get(t, 0.0) for t in set(tokenize(text[s:e]))) / total for s, e in sp])
-        cos = np.array([svec[sid[text[s:e]]] @ vectors[i] for s, e in sp]) if sp else np.zeros(0)
+        cos = np.array([svec[sid[skey(row, text[s:e])]] @ vectors[i] for s, e in sp]) if sp else np.zeros(0)
         return text, sp, lex, cos
 
     def window(text, sp, scores, best, max_chars=350):
@@ -141,7 +146,7 @@ def main() -> None:
             weights = {t: w * (title_discount if t in in_title else 1.0) for t, w in weights.items()}
         total = sum(weights.values()) or 1.0
         toks = [set(tokenize(text[s:e])) & weights.keys() for s, e in sp]
-        cos = [float(svec[sid[text[s:e]]] @ vectors[i]) for s, e in sp]
+        cos = [float(svec[sid[skey(row, text[s:e])]] @ vectors[i]) for s, e in sp]
         para = [text.count("\n\n", 0, s) for s, _ in sp]
         best = (-1.0, 0, 0)
         for a in range(len(sp)):
@@ -168,7 +173,7 @@ def main() -> None:
         total = sum(weights.values()) or 1.0
         toks = [set(tokenize(text[s:e])) & weights.keys() for s, e in sp]
         lex = [sum(weights[t] for t in ts) / total for ts in toks]
-        cos = [float(svec[sid[text[s:e]]] @ vectors[i]) for s, e in sp]
+        cos = [float(svec[sid[skey(row, text[s:e])]] @ vectors[i]) for s, e in sp]
         score = [l + b_cos * c for l, c in zip(lex, cos)]
         para = [text.count("\n\n", 0, s) for s, _ in sp]
         best = max(range(len(sp)), key=lambda j: (score[j], -j))
@@ -229,9 +234,7 @@ def main() -> None:
 
     print(f"{len(questions)} questions, {n_chunks} chunks, {len(texts)} sentences\n")
     print("| variant | ex@1 | ex@5 | chunk@1 |\n|---|---|---|---|")
-    run_windows("union windows, cos 1, gamma 1", 1, 0, 1, 0.001)
-    for td in (0.3, 0.6):
-        run_windows(f"union windows, title words weigh {td}", 1, 0, 1, 0.001, td)
+    run_windows("union windows, title words weigh 0.5", 1, 0, 1, 0.001, 0.5)
     return
     run("lex only window", 1, 0)
     run("cos only", 0, 1)
