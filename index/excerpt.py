@@ -39,6 +39,15 @@ def _trim(text: str, start: int, end: int, weights: dict[str, float], max_chars:
     return begin, stop
 
 
+def _can_join(text: str, before: tuple[int, int], after: tuple[int, int]) -> bool:
+    """Whether an excerpt may run from one sentence into the next. News puts a sentence or two in
+    each paragraph, so a paragraph break may be crossed, but only between finished sentences: a
+    heading or a caption never joins an excerpt."""
+    if "\n\n" not in text[before[1] : after[0]]:
+        return True
+    return bool(_FINISHED.search(text[before[0] : before[1]]) and _FINISHED.search(text[after[0] : after[1]]))
+
+
 def select_excerpt(
     text: str,
     spans: Sequence[tuple[int, int]],
@@ -66,13 +75,7 @@ def select_excerpt(
             cache[sentence] = set(tokenize(sentence)) & weights.keys()
         tokens.append(cache[sentence])
     total = sum(weights.values())
-    # News puts a sentence or two in each paragraph, so an excerpt may cross a paragraph break,
-    # but only between finished sentences: a heading or a caption never joins an excerpt.
-    joins = [False] + [
-        "\n\n" not in text[spans[i - 1][1] : spans[i][0]]
-        or (_FINISHED.search(text[spans[i - 1][0] : spans[i - 1][1]]) and _FINISHED.search(text[spans[i][0] : spans[i][1]]))
-        for i in range(1, len(spans))
-    ]
+    joins = [False] + [_can_join(text, spans[i - 1], spans[i]) for i in range(1, len(spans))]
     best_score, best_span = float("-inf"), (0, 0)
     for first in range(len(spans)):
         covered: set[str] = set()
