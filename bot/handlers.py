@@ -43,6 +43,7 @@ NOT_READY = "My index is not ready yet; an admin needs to run /reindex."
 TEXT_ONLY = "I read text only: send your question as a message."
 REFUSED = "Sorry, only the bot's admins can do that."
 PROGRESS_WORDS = {"read": "files read", "embed": "passages embedded"}
+TYPING_AFTER = 0.5  # seconds before a slow answer shows "typing…"
 PROGRESS_EVERY = 3.5  # seconds between /reindex progress edits: Telegram allows ~20 a minute in a group
 
 
@@ -74,6 +75,16 @@ def _more_button(qid: str, offset: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton("More ›", callback_data=callback_data(qid, offset))]])
 
 
+async def _typing_later(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
+    """Show "typing…" only if the answer is slow: most take milliseconds, and every call counts
+    against Telegram's ~30 requests a second (bench/bot_throughput.py)."""
+    await asyncio.sleep(TYPING_AFTER)
+    try:
+        await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
+    except TelegramError as exc:  # a nicety: never lose the answer over it
+        log.info("No typing indicator: %s", exc)
+
+
 async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
     """Answer a question in the chat it came from, replying to the asking message."""
     s = state(context)
@@ -86,10 +97,7 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
         wait = s.limiter.retry_in(asker)
         await message.reply_text(f"You are asking faster than I can answer; please wait {wait} s.")
         return
-    try:
-        await context.bot.send_chat_action(update.effective_chat.id, ChatAction.TYPING)
-    except TelegramError as exc:  # a nicety: never lose the answer over it
-        log.info("No typing indicator: %s", exc)
+    typing = asyncio.create_task(_typing_later(context, update.effective_chat.id))
     try:
         answer = await _ask(context, question, s.config.max_citations)
     except QuestionError as exc:
@@ -99,6 +107,8 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
         log.exception("The index cannot be loaded")
         await message.reply_text(NOT_READY)
         return
+    finally:
+        typing.cancel()
     parts = render_answer(answer, 0, s.config.first_citations)
     markup = None
     if len(answer.citations) > s.config.first_citations:

@@ -90,7 +90,6 @@ def test_private_question_gets_cited_excerpts_and_a_more_button(sample_engine):
                 asked = message(BATTLEGROUPS)
                 fake.push(message=asked)
                 (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, asked["message_id"]))
-                assert fake.sent("sendChatAction")[0]["action"] == "typing"
                 text = answer_text(reply)
                 assert "Bulgaria" in text and "Hungary" in text and "Romania" in text and "Slovakia" in text
                 assert "Nato summit in Brussels: live updates" in text
@@ -453,3 +452,22 @@ def test_bad_configuration_gets_one_clear_sentence(monkeypatch):
                             text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode == 2 and "CITEBOT_WEBHOOK_URL must be an https://" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_typing_shows_only_while_an_answer_is_slow(sample_engine, monkeypatch):
+    import bot.handlers
+
+    async def scenario(typing_after: float) -> list[tuple[str, dict]]:
+        monkeypatch.setattr(bot.handlers, "TYPING_AFTER", typing_after)
+        with FakeTelegram() as fake:
+            async with running_bot(fake, sample_engine):
+                asked = message(BATTLEGROUPS)
+                fake.push(message=asked)
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, asked["message_id"]))
+                await asyncio.sleep(0.2)  # a late "typing" would show up here
+                return [("reply", reply)] + [("typing", t) for t in fake.sent("sendChatAction")]
+
+    # An answer slower than the delay (here: any answer) shows "typing…" as well as the answer.
+    assert sorted(c for c, _ in run(scenario(0.0))) == ["reply", "typing"]
+    # A quick answer spends no request on it (each one counts against Telegram's flood limit).
+    assert [c for c, _ in run(scenario(60.0))] == ["reply"]
