@@ -108,8 +108,7 @@ class Engine:
         weights = loaded.retriever.idf(tokens)
         records = loaded.snapshot.chunks([h.row for h in hits])
         ranked = rerank(hits, records, vector, loaded.snapshot.sentence_vectors, weights, reorder)[: k * OVERFETCH]
-        passages = [r.chunk.text for r in ranked]
-        score = relevance(best, coverage(tokens, weights, passages, loaded.snapshot.dense.ntotal))
+        score = relevance(best, coverage(tokens, weights, [r.words for r in ranked], loaded.snapshot.dense.ntotal))
         support = ranked[0].support if ranked else 0.0
         abstained = score < self.settings.min_relevance
         if abstained and abstain:

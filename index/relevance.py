@@ -8,15 +8,19 @@ share of the question's idf weight found in one of the top passages. Cosine alon
 from __future__ import annotations
 
 import math
-
-from .tokenize import tokenize
+from typing import Collection
 
 COVERAGE_WEIGHT = 0.2
 TOP_PASSAGES = 3
 
 
-def coverage(question_tokens: list[str], idf: dict[str, float], passages: list[str], num_chunks: int) -> float:
+def coverage(
+    question_tokens: list[str], idf: dict[str, float], passage_tokens: list[Collection[str]], num_chunks: int
+) -> float:
     """Largest share of the question's idf weight present in one passage (0..1).
+
+    passage_tokens holds each top passage's tokens (it is enough that they include the
+    question's tokens the index knows: the search already tokenised them).
 
     Words the index has never seen get the highest possible idf: a question about "sourdough"
     asked of a corpus without the word is mostly not covered.
@@ -27,8 +31,7 @@ def coverage(question_tokens: list[str], idf: dict[str, float], passages: list[s
     if total <= 0:
         return 0.0
     best = 0.0
-    for text in passages[:TOP_PASSAGES]:
-        present = set(tokenize(text))
+    for present in passage_tokens[:TOP_PASSAGES]:
         best = max(best, sum(w for t, w in weights.items() if t in present) / total)
     return best
 

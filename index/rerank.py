@@ -35,6 +35,7 @@ class Ranked:
     span: tuple[int, int]
     support: float  # score of its excerpt
     score: float
+    words: frozenset[str]  # the question's indexed tokens found in the chunk (for relevance)
 
 
 def rerank(
@@ -65,7 +66,8 @@ def rerank(
             chunk.text, spans, [cosines[r] for *_, r in chunk.sentences], by_title[chunk.title], cache
         )
         score = hit.score + SENTENCE_WEIGHT * support if reorder else hit.score
-        out.append(Ranked(hit, chunk, span, support, score))
+        words = frozenset().union(*(cache[chunk.text[s:e]] for s, e in spans))  # filled by select_excerpt
+        out.append(Ranked(hit, chunk, span, support, score, words))
     if reorder:
         out.sort(key=lambda r: (-r.score, r.hit.row))
     return out
