@@ -5,6 +5,7 @@ Sentence vectors are stored with the index; an excerpt's score also re-ranks can
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Sequence
 
@@ -17,8 +18,11 @@ _FINISHED = re.compile(r"""[.!?…]["'”’»)\]]*$""")
 
 
 def lexical_share(tokens: set[str], weights: dict[str, float], total: float) -> float:
-    """Share (0..1) of the question's idf weight present among tokens."""
-    return sum(weights.get(t, 0.0) for t in tokens) / total if total > 0 else 0.0
+    """Share (0..1) of the question's idf weight present among tokens.
+
+    fsum is exact whatever the order: a set's order changes between processes, and a plain sum
+    could then break a tie between two excerpts differently from one run to the next."""
+    return math.fsum(weights.get(t, 0.0) for t in tokens) / total if total > 0 else 0.0
 
 
 def _trim(text: str, start: int, end: int, weights: dict[str, float], max_chars: int) -> tuple[int, int]:
@@ -74,7 +78,7 @@ def select_excerpt(
         if sentence not in cache:
             cache[sentence] = set(tokenize(sentence)) & weights.keys()
         tokens.append(cache[sentence])
-    total = sum(weights.values())
+    total = math.fsum(weights.values())
     joins = [False] + [_can_join(text, spans[i - 1], spans[i]) for i in range(1, len(spans))]
     best_score, best_span = float("-inf"), (0, 0)
     for first in range(len(spans)):

@@ -27,12 +27,12 @@ def coverage(
     """
     unseen = math.log(1 + (num_chunks + 0.5) / 0.5)
     weights = {t: idf.get(t, unseen) for t in set(question_tokens)}
-    total = sum(weights.values())
+    total = math.fsum(weights.values())  # exact, so independent of the set's order
     if total <= 0:
         return 0.0
     best = 0.0
     for present in passage_tokens[:TOP_PASSAGES]:
-        best = max(best, sum(w for t, w in weights.items() if t in present) / total)
+        best = max(best, math.fsum(w for t, w in weights.items() if t in present) / total)
     return best
 
 
