@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import random
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from squad_sample import squad_sample  # also puts the project root on sys.path
 
-from index.config import Settings  # noqa: E402
-from index.evaluate import contains_answer, prepare  # noqa: E402
-from index.excerpt import select_excerpt  # noqa: E402
-from index.sentences import sentence_spans  # noqa: E402
-from index.fusion import convex_combination, reciprocal_rank_fusion  # noqa: E402
-from index.tokenize import tokenize  # noqa: E402
+from index.evaluate import contains_answer
+from index.excerpt import select_excerpt
+from index.fusion import convex_combination, reciprocal_rank_fusion
 
 
 def main() -> None:
@@ -32,12 +26,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    questions, engine = prepare(args.squad, Settings.from_env())
-    random.Random(1).shuffle(questions)
-    questions = questions[: args.sample]
-    retriever = engine._current().retriever
-    vectors = engine.embedder.embed([q.question for q in questions])
-    tokens = [tokenize(q.question) for q in questions]
+    sample = squad_sample(args.squad, args.sample)
+    questions, engine, retriever = sample.questions, sample.engine, sample.retriever
+    vectors, tokens = sample.vectors, sample.tokens
     dense = [retriever.dense(v, 100) for v in vectors]
     lexical = [retriever.bm25(t, 100) for t in tokens]
     rows = sorted({r for lists in (dense, lexical) for ranking in lists for r, _ in ranking})
@@ -51,7 +42,7 @@ def main() -> None:
             excerpts = []
             for row in top:
                 text = chunks[row].text
-                spans = sentence_spans(text)
+                spans = [(s, e) for s, e, _ in chunks[row].sentences]
                 # Lexical excerpt choice only (no sentence cosines): this sweep compares fusions.
                 (s, e), _ = select_excerpt(text, spans, [0.0] * len(spans), weights)
                 excerpts.append(text[s:e])
