@@ -159,6 +159,7 @@ def cmd_serve(args) -> int:
         return 0
     from bot.app import run
 
+    engine.embedder.warm()  # the first question should not wait for the model to load
     mode = f"webhook at {config.webhook_url}" if config.webhook_url else "long polling"
     logging.getLogger("bot").info("Starting the Telegram bot (%s, %d admin(s))", mode, len(config.admin_ids))
     run(config, engine)

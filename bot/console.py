@@ -27,7 +27,7 @@ def render_text(answer: Answer) -> str:
 def run_console(engine: Engine, k: int = 3, input_fn=input, print_fn=print) -> None:
     """Read questions until EOF or 'quit'; answer each with cited excerpts."""
     stats = engine.stats()
-    engine.embedder.model  # load the model now, not in the middle of the first answer
+    engine.embedder.warm()  # load the model now, not in the middle of the first answer
     print_fn(
         f"citebot console: {stats['documents']} articles, {stats['chunks']} passages. "
         "Ask a question (Ctrl-D or 'quit' to leave)."

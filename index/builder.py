@@ -227,7 +227,7 @@ def _vectors(
     dim = old.shape[1] if old is not None else None
     fresh = np.zeros((0, dim or 0), dtype=np.float32)
     if todo or todo_sentences:
-        embedder = embedder or Embedder(settings.model)
+        embedder = embedder or Embedder(settings.model, cache_dir=settings.model_cache, precision=settings.precision)
         log.info("Embedding %d new chunks (%d reused) and %d new sentences", len(todo), report.reused,
                  len(todo_sentences))
         fresh = embedder.embed(

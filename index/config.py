@@ -50,6 +50,10 @@ class Settings:
     rrf_k: int = 60
     # Hybrid re-ranks its top candidates by their best excerpt (index/rerank.py); off = plain fusion.
     rerank: bool = True
+    # Bulk embedding precision: "auto" uses bfloat16 where the CPU has it (index/embedding.py).
+    precision: str = "auto"
+    # Questions: "onnx" (ONNX Runtime, no torch in the serving process) or "torch".
+    query_backend: str = "onnx"
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -64,6 +68,8 @@ class Settings:
             fusion=os.environ.get("CITEBOT_FUSION", "").strip() or cls.fusion,
             alpha=_env_float("CITEBOT_ALPHA", cls.alpha),
             rerank=os.environ.get("CITEBOT_RERANK", "1").strip().lower() not in ("0", "false", "no", "off"),
+            precision=os.environ.get("CITEBOT_PRECISION", "").strip() or cls.precision,
+            query_backend=os.environ.get("CITEBOT_QUERY_BACKEND", "").strip() or cls.query_backend,
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -78,3 +84,8 @@ class Settings:
     @property
     def index_root(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def model_cache(self) -> Path:
+        """Derived model files (the ONNX export), rebuilt from the model when missing."""
+        return self.data_dir / "models"

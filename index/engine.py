@@ -38,7 +38,10 @@ class Engine:
 
     def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None):
         self.settings = settings or Settings.from_env()
-        self.embedder = embedder or Embedder(self.settings.model)
+        s = self.settings
+        self.embedder = embedder or Embedder(
+            s.model, cache_dir=s.model_cache, precision=s.precision, query_backend=s.query_backend
+        )
         self._loaded: _Loaded | None = None
         self._swap_lock = threading.Lock()
         self.questions_answered = 0
@@ -81,6 +84,7 @@ class Engine:
     def build(self, corpus_dir: Path | None = None, progress: Progress | None = None, force: bool = False) -> BuildReport:
         """Rebuild the index from the corpus; queries keep using the old one until the new one is live."""
         report = build_index(self.settings, corpus_dir, self.embedder, progress, force)
+        self.embedder.prepare_queries()  # export for ONNX Runtime now, while torch is loaded anyway
         self._current()
         return report
 

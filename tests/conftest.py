@@ -15,9 +15,9 @@ SAMPLE_CORPUS = ROOT / "corpus"
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    """The default model, loaded once for the whole session."""
-    return Embedder()
+def embedder(tmp_path_factory) -> Embedder:
+    """The default model, loaded once for the whole session; questions go through its ONNX export."""
+    return Embedder(cache_dir=tmp_path_factory.mktemp("models"))
 
 
 def write_corpus(folder: Path, files: dict[str, str | bytes]) -> Path:

@@ -48,6 +48,14 @@ def test_build_ask_and_stats_from_the_command_line(tmp_path):
     answer = json.loads(asked.stdout)
     assert answer["abstained"] is False and "Bulgaria" in answer["citations"][0]["excerpt"]
 
+    # The build exported the model for ONNX Runtime: answering never loads torch (seconds of cold start).
+    env = {**os.environ, "CITEBOT_DATA_DIR": str(data)}
+    traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "bot.cli", "ask", "Where are the battlegroups?"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in traced.stderr.splitlines() if line.startswith("import time")}
+    assert traced.returncode == 0 and "Bulgaria" in traced.stdout
+    assert "onnxruntime" in imported and "torch" not in imported and "sentence_transformers" not in imported
+
     text = citebot("ask", "What is the capital of Peru?", data_dir=data)
     assert text.returncode == 0 and "could not find this in the articles" in text.stdout
 

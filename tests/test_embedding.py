@@ -1,0 +1,53 @@
+"""The model on its two runtimes: questions through ONNX Runtime, bulk text through torch, same vectors."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from index.embedding import Embedder
+
+TEXTS = [
+    "Where will NATO deploy its new battlegroups?",
+    "The alliance agreed to send four battlegroups to Bulgaria, Hungary, Romania and Slovakia.",
+    "Ilirjan Celibashi tha se zgjedhjet do të mbahen në kohë.",
+    "<b>HTML</b> & odd   spacing\n\nacross lines",
+]
+
+
+def test_questions_on_onnx_match_the_torch_vectors(embedder):
+    assert embedder.query_encoder is not None, "the default model exports to ONNX"
+    bulk = embedder.embed(TEXTS)
+    queries = np.stack([embedder.embed_query(t) for t in TEXTS])
+    assert queries.dtype == np.float32 and queries.shape == (len(TEXTS), embedder.dim)
+    assert np.allclose(np.linalg.norm(queries, axis=1), 1.0, atol=1e-5)
+    # Same model, two runtimes (and bfloat16 bulk where the CPU has it): cosines agree to 1e-3.
+    assert (bulk * queries).sum(axis=1).min() > 0.999
+
+
+def test_bfloat16_and_float32_bulk_vectors_agree(embedder, tmp_path):
+    fp32 = Embedder(precision="fp32").embed(TEXTS)
+    bf16 = Embedder(precision="bf16").embed(TEXTS)
+    assert (fp32 * bf16).sum(axis=1).min() > 0.999
+
+
+def test_a_damaged_export_falls_back_to_torch(embedder, tmp_path, caplog):
+    damaged = Embedder(cache_dir=tmp_path)
+    folder = damaged._onnx_folder()
+    folder.mkdir(parents=True)
+    for name in ("model.onnx", "tokenizer.json", "encoder.json"):
+        (folder / name).write_text("not a model")
+    with caplog.at_level(logging.WARNING):
+        vector = damaged.embed_query(TEXTS[0])
+    assert "Questions will use torch" in caplog.text
+    assert float(vector @ embedder.embed_query(TEXTS[0])) > 0.999
+
+
+def test_a_wrong_setting_says_what_is_allowed():
+    for bad in (dict(precision="fp8"), dict(query_backend="tpu")):
+        try:
+            Embedder(**bad)
+        except ValueError as exc:
+            assert "must be one of" in str(exc)
+        else:
+            raise AssertionError(f"{bad} was accepted")
