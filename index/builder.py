@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from .ann import choose_kind
 from .chunking import Chunk, chunk_document, embedding_text
 from .config import Settings
 from .documents import Corpus, SkippedFile, load_corpus
@@ -42,6 +43,7 @@ class BuildReport:
     reused: int  # chunks whose vectors came from the previous build
     seconds: float
     sentences_embedded: int = 0  # distinct sentences through the model (they re-score and pick excerpts)
+    duplicate_chunks: int = 0  # chunks whose text another new chunk has: embedded once, copied
     unchanged: bool = False
     skipped: list[SkippedFile] = field(default_factory=list)
     duplicates: list[SkippedFile] = field(default_factory=list)
@@ -56,6 +58,8 @@ class BuildReport:
                 f"({self.embedded} embedded, {self.reused} reused; {self.sentences_embedded} new sentences embedded)."
             )
         lines = [head]
+        if self.duplicate_chunks:
+            lines.append(f"{self.duplicate_chunks} chunk(s) repeat another chunk's text: embedded once.")
         if self.duplicates:
             lines.append(f"{len(self.duplicates)} duplicate document(s) indexed once.")
         if self.foreign_paragraphs:
@@ -72,7 +76,9 @@ def chunk_hash(model: str, text: str) -> str:
 
 
 def _fingerprint(settings: Settings, language: str, corpus: Corpus) -> str:
-    h = hashlib.sha256(f"{settings.model}|{settings.chunk_words}|{settings.overlap_words}|{language}".encode())
+    h = hashlib.sha256(
+        f"{settings.model}|{settings.chunk_words}|{settings.overlap_words}|{language}|{settings.dense_index}".encode()
+    )
     for doc in corpus.documents:
         h.update(f"\n{doc.doc_id}|{doc.source}|{doc.url}|{doc.published}".encode())
     for left_out in corpus.skipped + corpus.duplicates:
@@ -107,6 +113,7 @@ def build_index(
     chunks whose text is new are embedded, the rest reuse the previous build's vectors.
     """
     began = time.perf_counter()
+    choose_kind(settings.dense_index, 0)  # a wrong setting fails now, not after an hour of embedding
     root = settings.index_root
     corpus_dir = Path(corpus_dir or settings.corpus_dir)
     with BuildLock(root):
@@ -170,7 +177,7 @@ def build_index(
                     for row, (c, h, chunk_spans) in enumerate(zip(chunks, hashes, spans))
                 )
                 writer.add_sentences(enumerate(sentence_hashes))
-                writer.write_vectors(vectors)
+                dense_index = writer.write_vectors(vectors, settings.dense_index)
                 writer.write_sentence_vectors(sentence_vectors)
                 writer.write_bm25([tokenize(t) for t in texts])
                 report.chunks = len(chunks)
@@ -179,6 +186,7 @@ def build_index(
                     {
                         "model": settings.model,
                         "dim": int(vectors.shape[1]),
+                        "dense_index": dense_index,
                         "documents": len(corpus.documents),
                         "chunks": len(chunks),
                         "sentences": len(sentence_texts),
@@ -213,39 +221,67 @@ def _vectors(
     settings, texts, hashes, sentence_texts, sentence_hashes, previous, embedder, progress, report
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vectors for every chunk and sentence: copied from the previous build when the hash matches,
-    else embedded (chunks and sentences in one pass, so one progress bar covers the model's work)."""
+    else embedded once per distinct text, straight into the final arrays (one progress bar covers
+    chunks and sentences)."""
     known: dict[str, int] = {}
     known_sentences: dict[str, int] = {}
     old = old_sentences = None
     if previous is not None:
         known, old = previous.vectors_by_hash()
         known_sentences, old_sentences = previous.sentence_vectors_by_hash()
-    todo = [i for i, h in enumerate(hashes) if h not in known]
-    todo_sentences = [i for i, h in enumerate(sentence_hashes) if h not in known_sentences]
-    report.embedded, report.reused = len(todo), len(texts) - len(todo)
+    todo, copies = _plan(hashes, known)
+    todo_sentences, sentence_copies = _plan(sentence_hashes, known_sentences)
+    report.embedded, report.reused = len(todo), len(texts) - len(todo) - len(copies)
+    report.duplicate_chunks = len(copies)
     report.sentences_embedded = len(todo_sentences)
-    dim = old.shape[1] if old is not None else None
-    fresh = np.zeros((0, dim or 0), dtype=np.float32)
     if todo or todo_sentences:
         embedder = embedder or Embedder(settings.model, cache_dir=settings.model_cache, precision=settings.precision)
-        log.info("Embedding %d new chunks (%d reused) and %d new sentences", len(todo), report.reused,
-                 len(todo_sentences))
-        fresh = embedder.embed(
-            [texts[i] for i in todo] + [sentence_texts[i] for i in todo_sentences],
-            progress=lambda d, t: progress and progress("embed", d, t),
-        )
-        dim = fresh.shape[1]
+        embedder.model  # bulk embedding is torch's; loading it first keeps dim from waking the query runtime
+        dim = embedder.dim
+    elif old is not None:
+        dim = old.shape[1]
+    else:
+        raise BuildError("There is nothing to embed and no previous index to copy vectors from.")
+    vectors = np.empty((len(hashes), dim), dtype=np.float32)
+    sentence_vectors = np.empty((len(sentence_hashes), dim), dtype=np.float32)
+    _copy_known(vectors, hashes, known, old)
+    _copy_known(sentence_vectors, sentence_hashes, known_sentences, old_sentences)
+    total = len(todo) + len(todo_sentences)
+    if total:
+        log.info("Embedding %d new chunks (%d reused, %d duplicates) and %d new sentences",
+                 len(todo), report.reused, len(copies), len(todo_sentences))
+        step = (lambda offset: lambda d, t: progress("embed", offset + d, total)) if progress else (lambda offset: None)
+        embedder.embed_into([texts[i] for i in todo], vectors, todo, step(0))
+        embedder.embed_into([sentence_texts[i] for i in todo_sentences], sentence_vectors, todo_sentences,
+                            step(len(todo)))
     elif progress:
         progress("embed", 0, 0)
-    vectors = _assemble(hashes, todo, fresh[: len(todo)], known, old, dim)
-    sentence_vectors = _assemble(sentence_hashes, todo_sentences, fresh[len(todo):], known_sentences, old_sentences, dim)
+    for row, first in copies:
+        vectors[row] = vectors[first]
+    for row, first in sentence_copies:
+        sentence_vectors[row] = sentence_vectors[first]
     return vectors, sentence_vectors
 
 
-def _assemble(hashes, todo, fresh, known, old, dim) -> np.ndarray:
-    """Row i: fresh vector if i was embedded now, else the previous build's vector with the same hash."""
-    out = np.empty((len(hashes), dim), dtype=np.float32)
-    position = {i: n for n, i in enumerate(todo)}
+def _plan(hashes: list[str], known: dict[str, int]) -> tuple[list[int], list[tuple[int, int]]]:
+    """Rows to embed (the first of each new text) and (row, first row) pairs that repeat a new text."""
+    first_row: dict[str, int] = {}
+    todo, copies = [], []
     for i, h in enumerate(hashes):
-        out[i] = fresh[position[i]] if i in position else old[known[h]]
-    return out
+        if h in known:
+            continue
+        if h in first_row:
+            copies.append((i, first_row[h]))
+        else:
+            first_row[h] = i
+            todo.append(i)
+    return todo, copies
+
+
+def _copy_known(out: np.ndarray, hashes: list[str], known: dict[str, int], old: np.ndarray | None) -> None:
+    """Fill the rows whose text the previous build already embedded, in the old file's order."""
+    pairs = sorted((known[h], i) for i, h in enumerate(hashes) if h in known)
+    if pairs:
+        source, target = map(np.asarray, zip(*pairs))
+        for first in range(0, len(pairs), 4096):  # bounded reads from the memory-mapped file
+            out[target[first : first + 4096]] = old[source[first : first + 4096]]

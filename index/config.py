@@ -54,6 +54,8 @@ class Settings:
     precision: str = "auto"
     # Questions: "onnx" (ONNX Runtime, no torch in the serving process) or "torch".
     query_backend: str = "onnx"
+    # Dense index: "auto" is exact search up to 50k chunks, an HNSW graph beyond (index/ann.py).
+    dense_index: str = "auto"
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -70,6 +72,7 @@ class Settings:
             rerank=os.environ.get("CITEBOT_RERANK", "1").strip().lower() not in ("0", "false", "no", "off"),
             precision=os.environ.get("CITEBOT_PRECISION", "").strip() or cls.precision,
             query_backend=os.environ.get("CITEBOT_QUERY_BACKEND", "").strip() or cls.query_backend,
+            dense_index=os.environ.get("CITEBOT_DENSE_INDEX", "").strip() or cls.dense_index,
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -210,17 +210,24 @@ class Embedder:
     def embed(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Vectors for texts, in order. Batches hold texts of similar length to waste no padding."""
         self.model  # bulk work is torch's: load it first, so dim does not wake the query runtime
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
+        self.embed_into(texts, out, range(len(texts)), progress)
+        return out
+
+    def embed_into(
+        self, texts: Sequence[str], out: np.ndarray, rows: Sequence[int],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Write the vector of texts[i] into out[rows[i]], batch by batch: a build fills its final
+        arrays directly instead of holding a second copy of every new vector."""
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        rows = np.asarray(rows, dtype=np.int64)
         step = self.batch_size
         for first in range(0, len(order), step):
             ids = order[first : first + step]
-            out[ids] = self._encode([texts[i] for i in ids])
+            out[rows[ids]] = self._encode([texts[i] for i in ids])
             if progress:
                 progress(min(first + step, len(order)), len(order))
-        return out
 
     def embed_query(self, text: str) -> np.ndarray:
         """One question's vector, shape (dim,): ONNX Runtime when the export is there, else torch."""

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from index.config import Settings
+from index.embedding import Embedder
 from index.engine import Engine
 from index.store import IndexCorrupt, IndexMismatch, IndexMissing, current_build_dir
 
@@ -36,6 +37,39 @@ def test_rebuilding_an_unchanged_corpus_embeds_nothing(tmp_path, make_engine):
     forced = engine.build(force=True)
     assert not forced.unchanged and forced.embedded == 0 and forced.reused == forced.chunks
     assert forced.sentences_embedded == 0
+
+    # A fresh process rebuilding the same corpus never loads the model.
+    fresh = Engine(engine.settings, Embedder())
+    assert fresh.build(force=True).reused == forced.chunks and fresh.embedder._model is None
+
+
+def test_a_story_repeated_across_articles_is_embedded_once(tmp_path, embedder):
+    shared = " ".join(f"Storm Ciara closed the harbour at Dover for the {n}th hour as waves topped the wall."
+                      for n in range(1, 12))
+    corpus = write_corpus(tmp_path / "corpus", {
+        "wire.txt": f"Title: Storm closes Dover harbour\nSource: Wire\n\n{shared}\n\nFerries were sent to Calais.",
+        "local.txt": f"Title: Storm closes Dover harbour\nSource: Kent Daily\n\n{shared}\n\nSchools shut early.",
+    })
+    engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus), embedder)
+    report = engine.build()
+    assert report.documents == 2 and report.duplicate_chunks >= 1
+    assert report.embedded + report.duplicate_chunks == report.chunks
+    assert "embedded once" in report.summary()
+    answer = engine.ask("Why did the ferries go to Calais?")
+    assert "Calais" in answer.citations[0].excerpt or "Dover" in answer.citations[0].excerpt
+
+
+def test_a_large_corpus_gets_a_graph_index_that_finds_the_same_passages(tmp_path, make_engine):
+    corpus = write_corpus(tmp_path / "corpus", MARKETS | {"copper.txt": NEW_ARTICLE})
+    flat = make_engine(corpus, data_dir=tmp_path / "flat")
+    graph = make_engine(corpus, data_dir=tmp_path / "graph", dense_index="hnsw")
+    assert flat.snapshot.manifest["dense_index"]["type"] == "flat"
+    assert graph.snapshot.manifest["dense_index"]["type"] == "hnsw"
+    for question in ("Why did copper prices hit a record?", "What happened to mortgage repayments?"):
+        a, b = flat.ask(question), graph.ask(question)
+        assert [c.excerpt for c in a.citations] == [c.excerpt for c in b.citations]
+    with pytest.raises(ValueError, match="dense index must be one of"):
+        make_engine(corpus, data_dir=tmp_path / "odd", dense_index="ivf")
 
 
 def test_adding_one_article_embeds_only_that_article(tmp_path, make_engine):
