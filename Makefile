@@ -26,5 +26,10 @@ run: build
 test: install
 	$(BIN)/python -m pytest -q
 
+# Every speed and scale figure with its same-run baseline (~25 min): DATA is the shared data folder.
+DATA ?= ../shared/data
+bench: install
+	bash bench/run.sh $(DATA)
+
 clean:
 	rm -rf $(VENV) var .pytest_cache

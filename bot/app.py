@@ -66,7 +66,7 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
         # An answer still arrives if the question was deleted meanwhile.
         .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True),
                            do_quote=True, allow_sending_without_reply=True))
-        .rate_limiter(AIORateLimiter(max_retries=3))
+        .rate_limiter(AIORateLimiter(overall_max_rate=config.flood_rate, max_retries=3))
         .concurrent_updates(64)
         .post_init(register_commands)
         .post_shutdown(close_state)

@@ -53,6 +53,9 @@ class BotConfig:
     workers: int = 4  # engine calls running at once
     first_citations: int = 3
     max_citations: int = 10
+    # Messages a second across all chats: Telegram's broadcast limit. 0 turns the limiter's overall cap off
+    # (bench/bot_throughput.py uses it to measure the bot's own capacity behind that limit).
+    flood_rate: float = 30.0
 
     @classmethod
     def from_env(cls) -> "BotConfig":
