@@ -44,12 +44,12 @@ def main() -> None:
                          f"embed {s['embed_p50_ms']:.1f}, dense {s['dense_p50_ms']:.2f}, BM25 {s['bm25_p50_ms']:.1f} "
                          f"(p95 {s['bm25_p95_ms']:.1f}) ms", "p50 <= 10, p95 <= 25 ms at 100k"))
         lines.append(row(f"serving process, {n}",
-                         f"RSS {s['rss_mb']:.0f} MB (peak {s['peak_rss_mb']:.0f}); first answer "
-                         f"{s['process_s']:.2f} s after start; torch loaded: {s['torch_loaded']}",
+                         f"RSS {s['rss_mb']:.0f} MB ({s['anon_mb']:.0f} own + {s['file_mb']:.0f} mapped files); "
+                         f"first answer {s['first_answer_s']:.2f} s after start; torch loaded: {s['torch_loaded']}",
                          f"torch import alone {cold['torch_import_s']:.1f} s", "<= 600 MB, <= 2 s at 100k"))
     exact = {f["n"]: f for f in scale["faiss"] if f["index"] == "flat"}
     for f in scale["faiss"]:
-        if f["index"] == "flat" or f["setting"] not in ("ef=128", "nprobe=64"):
+        if f["index"] == "flat" or f["setting"] not in ("ef=256", "nprobe=64"):
             continue
         base = exact[f["n"]]
         lines.append(row(f"{f['index']} {f['setting']}, {f['n']:,} {f['vectors']} vectors",
