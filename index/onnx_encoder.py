@@ -39,6 +39,9 @@ class OnnxEncoder:
         options = onnxruntime.SessionOptions()
         options.inter_op_num_threads = 1  # one graph at a time; its matrix products use the cores
         options.log_severity_level = 3
+        # Idle ONNX Runtime threads spin by default; on two cores that starved FAISS's OpenMP threads
+        # (exact search at 10k chunks: 12.9 ms with spinning, 1.5 ms without).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(
             str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
         )
