@@ -103,12 +103,7 @@ def write_synthetic(real: IndexSnapshot, n: int, root: Path, rng: np.random.Gene
     )
     with real._db_lock:
         writer.add_sentences(real._db.execute("SELECT row, hash FROM sentences"))
-    vectors = np.empty((n, real.vectors.shape[1]), dtype=np.float32)
-    for first in range(0, n, rows):
-        block = np.asarray(real.vectors[: min(rows, n - first)], dtype=np.float32)
-        if first:
-            block = block + rng.normal(0, NOISE, block.shape).astype(np.float32)
-        vectors[first : first + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    vectors = synthetic_vectors(np.asarray(real.vectors, dtype=np.float32), n, rng)
     description = writer.write_vectors(vectors)
     writer.write_sentence_vectors(np.asarray(real.sentence_vectors))
     writer.write_bm25([tokens[i % rows] for i in range(n)])

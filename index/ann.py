@@ -2,7 +2,7 @@
 
 Exact inner-product search reads every vector for every question: about 1 ms at 10k chunks and
 15 ms at 100k on two cores, so past FLAT_LIMIT an HNSW graph takes over (under 1 ms at 100k,
-recall@10 against exact measured by bench/dense_index.py). Vectors stay float32: they are the
+recall@10 against exact measured by bench/scale.py). Vectors stay float32: they are the
 index's ground truth, and at 384 dimensions they cost 1.5 KB a chunk (the graph adds ~0.3 KB).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ FLAT_LIMIT = 50_000  # exact search costs ~8 ms a question here at this size
 HNSW_M = 32  # links per node: recall vs memory (M * 8 bytes a chunk on the base layer)
 HNSW_EF_CONSTRUCTION = 80
 # Candidates explored per question (saved in the index file; FAISS explores at least k for a top k).
-# bench/dense_index.py shows recall@10 against exact search for each value.
+# bench/scale.py shows recall@10 against exact search for each value.
 HNSW_EF_SEARCH = 256  # recall@10 0.992 on the real BBC vectors (0.971 at 128)
 
 

@@ -230,7 +230,7 @@ def _vectors(
         known, old = previous.vectors_by_hash()
         known_sentences, old_sentences = previous.sentence_vectors_by_hash()
     todo, copies = _plan(hashes, known)
-    todo_sentences, sentence_copies = _plan(sentence_hashes, known_sentences)
+    todo_sentences, _ = _plan(sentence_hashes, known_sentences)  # sentence texts are distinct already
     report.embedded, report.reused = len(todo), len(texts) - len(todo) - len(copies)
     report.duplicate_chunks = len(copies)
     report.sentences_embedded = len(todo_sentences)
@@ -258,8 +258,6 @@ def _vectors(
         progress("embed", 0, 0)
     for row, first in copies:
         vectors[row] = vectors[first]
-    for row, first in sentence_copies:
-        sentence_vectors[row] = sentence_vectors[first]
     return vectors, sentence_vectors
 
 
