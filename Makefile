@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run build test bench clean
+.PHONY: install run build test check bench clean
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ run: build
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The fast tier: tests of pure logic that load no model and build no index (seconds).
+check: install
+	$(BIN)/python -m pytest -q -m "not model"
 
 # Every speed and scale figure with its same-run baseline (~25 min): DATA is the shared data folder.
 DATA ?= ../shared/data

@@ -78,6 +78,7 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
         pages=PageStore(Path(engine.settings.data_dir) / "bot.sqlite"),
         limiter=UserRateLimiter(config.rate_limit, config.rate_window),
         inline_limiter=UserRateLimiter(3 * config.rate_limit, config.rate_window),
+        more_limiter=UserRateLimiter(config.rate_limit, config.rate_window),
         executor=ThreadPoolExecutor(config.workers, thread_name_prefix="engine"),
     )
     new_text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
@@ -88,6 +89,7 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & new_text, handlers.private_text))
     app.add_handler(MessageHandler(filters.ChatType.GROUPS & new_text, handlers.group_message))
     app.add_handler(MessageHandler(filters.UpdateType.CHANNEL_POST & filters.TEXT, handlers.channel_post))
+    app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.CAPTION, handlers.caption_question))
     app.add_handler(
         MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & ~filters.TEXT, handlers.not_text)
     )
@@ -95,6 +97,10 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
     app.add_handler(CallbackQueryHandler(handlers.more, pattern=f"^{PREFIX}:"))
     app.add_error_handler(handlers.error_handler)
     return app
+
+
+# Only what the handlers above take: Telegram then sends nothing else (edits, reactions, polls...).
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.INLINE_QUERY, Update.CALLBACK_QUERY]
 
 
 def webhook_options(config: BotConfig) -> dict:
@@ -106,7 +112,7 @@ def webhook_options(config: BotConfig) -> dict:
         url_path=urlparse(config.webhook_url).path.lstrip("/"),
         webhook_url=config.webhook_url,
         secret_token=config.webhook_secret or secrets.token_urlsafe(32),
-        allowed_updates=Update.ALL_TYPES,
+        allowed_updates=ALLOWED_UPDATES,
     )
 
 
@@ -116,4 +122,4 @@ def run(config: BotConfig, engine: Engine) -> None:
     if config.webhook_url:
         app.run_webhook(**webhook_options(config))
     else:
-        app.run_polling(allowed_updates=Update.ALL_TYPES)
+        app.run_polling(allowed_updates=ALLOWED_UPDATES)

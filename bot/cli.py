@@ -42,7 +42,7 @@ console instead, which answers through the same engine.
 class ProgressBars:
     """tqdm bars for the build stages reported by the engine's progress callback."""
 
-    LABELS = {"read": "reading files", "embed": "embedding chunks", "write": "writing index"}
+    LABELS = {"read": "reading files", "embed": "embedding passages and sentences", "write": "writing index"}
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
@@ -90,7 +90,15 @@ def cmd_ask(args) -> int:
     """Answer one question."""
     from bot.console import render_text
 
-    answer = _engine(args).ask(" ".join(args.question), k=args.k, retriever=args.retriever)
+    try:
+        answer = _engine(args).ask(" ".join(args.question), k=args.k, retriever=args.retriever)
+    except Exception as exc:
+        from index.errors import CitebotError
+
+        if args.json and isinstance(exc, CitebotError):  # scripts read errors as JSON too
+            print(json.dumps({"error": str(exc)}, ensure_ascii=False))
+            return 2
+        raise
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -184,11 +192,21 @@ def _positive(value: str) -> int:
     return number
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("citebot")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="citebot", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", help="where the index lives (default: $CITEBOT_DATA_DIR or var/)")
     p.add_argument("--model", help="embedding model name or folder (default: $CITEBOT_MODEL or all-MiniLM-L6-v2)")
     p.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
+    p.add_argument("--version", action="version", version=f"citebot {_version()}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -260,19 +278,25 @@ def configure_logging(level: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:  # `citebot` alone: what it can do, not an error about a missing command
+        parser().print_help()
+        return 0
     args = parser().parse_args(argv)
-    configure_logging(logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO)
-    from bot.config import ConfigError
-    from index.builder import BuildError
-    from index.embedding import ModelError
-    from index.question import QuestionError
-    from index.store import BuildInProgress, IndexUnavailable
+    # One-shot answers print the answer, not the engine's progress; long commands say what they do.
+    chatty = args.command in ("build", "eval", "serve")
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO if chatty and not args.quiet else logging.WARNING)
+    from index.errors import CitebotError
 
     try:
         return args.func(args)
-    except (IndexUnavailable, BuildError, ModelError, QuestionError, BuildInProgress, ConfigError,
-            OSError, ValueError) as exc:
+    except CitebotError as exc:
         print(f"citebot: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the machine, not citebot: a full disk, a folder without permission
+        logging.getLogger("bot.cli").debug("OS error", exc_info=True)
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"citebot: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("citebot: interrupted", file=sys.stderr)

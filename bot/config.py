@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
+
+from index.errors import ConfigurationError
 
 DEFAULT_API_URL = "https://api.telegram.org/bot"
 
 
-class ConfigError(ValueError):
+class ConfigError(ConfigurationError):
     """A setting is missing or malformed; the message names the variable and what to put there."""
 
 
@@ -66,7 +69,7 @@ class BotConfig:
         if webhook_url and not webhook_url.startswith("https://"):
             raise ConfigError("CITEBOT_WEBHOOK_URL must be an https:// address that Telegram can reach.")
         secret = os.environ.get("CITEBOT_WEBHOOK_SECRET", "").strip()
-        if secret and not all(c.isalnum() or c in "_-" for c in secret):
+        if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
             raise ConfigError("CITEBOT_WEBHOOK_SECRET may hold only letters, digits, _ and - (1-256 characters).")
         return cls(
             token=token,

@@ -14,6 +14,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InlineQueryResultArticle,
+    InlineQueryResultsButton,
     InputTextMessageContent,
     LinkPreviewOptions,
     Message,
@@ -56,6 +57,7 @@ class BotState:
     pages: PageStore
     limiter: UserRateLimiter
     inline_limiter: UserRateLimiter  # inline queries arrive per keystroke: a budget of their own
+    more_limiter: UserRateLimiter  # "More" presses: a budget of their own, so paging never blocks asking
     executor: ThreadPoolExecutor  # engine calls for questions; builds run on asyncio's default pool
     reindexing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -75,12 +77,14 @@ def _more_button(qid: str, offset: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton("More ›", callback_data=callback_data(qid, offset))]])
 
 
-async def _typing_later(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
+async def _typing_later(context: ContextTypes.DEFAULT_TYPE, message: Message) -> None:
     """Show "typing…" only if the answer is slow: most take milliseconds, and every call counts
-    against Telegram's ~30 requests a second (bench/bot_throughput.py)."""
+    against Telegram's ~30 requests a second (bench/bot_throughput.py). In a forum it goes to the
+    question's topic, not to General."""
     await asyncio.sleep(TYPING_AFTER)
+    thread = message.message_thread_id if message.is_topic_message else None
     try:
-        await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
+        await context.bot.send_chat_action(message.chat_id, ChatAction.TYPING, message_thread_id=thread)
     except TelegramError as exc:  # a nicety: never lose the answer over it
         log.info("No typing indicator: %s", exc)
 
@@ -97,7 +101,7 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
         wait = s.limiter.retry_in(asker)
         await message.reply_text(f"You are asking faster than I can answer; please wait {wait} s.")
         return
-    typing = asyncio.create_task(_typing_later(context, update.effective_chat.id))
+    typing = asyncio.create_task(_typing_later(context, message))
     try:
         answer = await _ask(context, question, s.config.max_citations)
     except QuestionError as exc:
@@ -153,7 +157,8 @@ async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 
 def _mentions_bot(message: Message, username: str) -> bool:
-    entities = message.parse_entities([MessageEntity.MENTION])
+    entities = message.parse_entities([MessageEntity.MENTION]) if message.text else \
+        message.parse_caption_entities([MessageEntity.MENTION])
     return any(text.lstrip("@").lower() == username.lower() for text in entities.values())
 
 
@@ -170,6 +175,16 @@ async def group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await answer_question(update, context, _strip_mention(message.text, username))
     elif replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
         await answer_question(update, context, message.text)
+
+
+async def caption_question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A photo or document whose caption asks: always in a private chat, on a mention in a group."""
+    message = update.effective_message
+    username = context.bot.username
+    if message.chat.type == "private":
+        await answer_question(update, context, _strip_mention(message.caption, username))
+    elif _mentions_bot(message, username):
+        await answer_question(update, context, _strip_mention(message.caption, username))
 
 
 async def channel_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -193,11 +208,17 @@ async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await update.effective_message.reply_text(TEXT_ONLY)
 
 
+INLINE_HINT = "Type a question about the news"
+INLINE_NOT_FOUND = "Not in my articles: ask me in a chat"
+INLINE_TOO_FAST = "Too many questions: wait a moment"
+
+
 async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """@bot question in any chat: one result per cited excerpt."""
     query = update.inline_query
     results = []
     allowed = state(context).inline_limiter.check(query.from_user.id) is Verdict.ALLOW
+    hint = INLINE_HINT if not query.query.strip() else INLINE_TOO_FAST if not allowed else INLINE_NOT_FOUND
     if query.query.strip() and allowed:
         try:
             answer = await _ask(context, query.query, 10)
@@ -214,7 +235,13 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
                     ),
                 )
             )
-    await query.answer(results[:10], cache_time=30, is_personal=False)
+    if results:
+        await query.answer(results[:10], cache_time=30, is_personal=False)
+        return
+    # No answer to share: say why on a button that opens the private chat, and cache it for no one
+    # (a refusal or an abstention must not be served to everyone who types the same words).
+    button = InlineQueryResultsButton(text=hint, start_parameter="inline")
+    await query.answer([], cache_time=0, is_personal=True, button=button)
 
 
 async def more(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -226,8 +253,8 @@ async def more(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if question is None:
         await query.answer("These results have expired; please ask again.", show_alert=True)
         return
-    if s.limiter.check(query.from_user.id) is not Verdict.ALLOW:
-        await query.answer(f"Too many requests; please wait {s.limiter.retry_in(query.from_user.id)} s.")
+    if s.more_limiter.check(query.from_user.id) is not Verdict.ALLOW:
+        await query.answer(f"Too many requests; please wait {s.more_limiter.retry_in(query.from_user.id)} s.")
         return
     qid, offset = parsed
     answer = await _ask(context, question, s.config.max_citations)
@@ -313,6 +340,12 @@ async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the traceback; tell the user only that something went wrong."""
     log.error("Error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.callback_query is not None:
+        try:  # a button press must never leave the user's spinner running
+            await update.callback_query.answer(APOLOGY, show_alert=True)
+        except Exception:  # already answered, or too old
+            log.info("Could not answer the callback query", exc_info=True)
+        return
     if isinstance(update, Update) and update.effective_message is not None:
         try:
             await update.effective_message.reply_text(APOLOGY)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from html import escape, unescape
+from urllib.parse import urlsplit
 
 from index.answer import Answer, Citation
 
@@ -38,10 +39,21 @@ def _cap(text: str, limit: int) -> str:
     return (cut[:space] if space > len(cut) // 2 else cut).rstrip() + "…"
 
 
+def linkable(url: str) -> bool:
+    """Whether Telegram will take url as a link: http(s) with a host. Anything else (a scraped
+    "javascript:" or a malformed address) would get the whole answer rejected."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(ch.isspace() for ch in url.strip())
+
+
 def render_citation_line(c: Citation) -> str:
-    """The citation: title (a link when there is a URL), source and date; other copies noted."""
+    """The citation: title (a link when there is a usable URL), source and date; other copies noted."""
     title = escape(_cap(c.title, 300))
-    parts = [f'<a href="{escape(c.url, quote=True)}">{title}</a>' if c.url else f"<i>{title}</i>"]
+    link = linkable(c.url) if c.url else False
+    parts = [f'<a href="{escape(c.url.strip(), quote=True)}">{title}</a>' if link else f"<i>{title}</i>"]
     parts += [escape(_cap(x, 120)) for x in (c.source, c.published) if x]
     line = "— " + " · ".join(parts)
     if c.also_in:

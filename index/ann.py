@@ -11,9 +11,10 @@ import logging
 
 import numpy as np
 
+from .config import DENSE_INDEXES as KINDS
+
 log = logging.getLogger(__name__)
 
-KINDS = ("auto", "flat", "hnsw")
 FLAT_LIMIT = 50_000  # exact search costs ~8 ms a question here at this size
 HNSW_M = 32  # links per node: recall vs memory (M * 8 bytes a chunk on the base layer)
 HNSW_EF_CONSTRUCTION = 80

@@ -17,19 +17,16 @@ from .chunking import Chunk, chunk_document, embedding_text
 from .config import Settings
 from .documents import Corpus, SkippedFile, load_corpus
 from .embedding import Embedder
+from .errors import BuildError
 from .language import main_language
 from .sentences import sentence_spans
-from .store import BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, read_manifest
+from .store import BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, intact_builds, read_manifest
 from .tokenize import tokenize
 
 log = logging.getLogger(__name__)
 
 # progress(stage, done, total): stage is "read", "embed" or "write".
 Progress = Callable[[str, int, int], None]
-
-
-class BuildError(RuntimeError):
-    """The build cannot produce an index; the message says why. The previous index is untouched."""
 
 
 @dataclass
@@ -88,16 +85,26 @@ def _fingerprint(settings: Settings, language: str, corpus: Corpus) -> str:
 
 def _previous(root: Path, model: str) -> tuple[dict | None, IndexSnapshot | None]:
     """The live build's manifest and snapshot, if it loads. Loading it whole (not just reading its
-    manifest) proves it intact: a damaged index is rebuilt, never reported up to date."""
-    build_dir = current_build_dir(root)
-    if build_dir is None:
-        return None, None
+    manifest) proves it intact: a damaged index is rebuilt, never reported up to date.
+
+    When the live build or the CURRENT pointer is damaged, the newest intact build still lends its
+    vectors to the rebuild (its manifest is not returned: the rebuild must happen)."""
     try:
+        build_dir = current_build_dir(root)
+        if build_dir is None:
+            return None, None
         manifest = read_manifest(build_dir)
-        return manifest, IndexSnapshot.load(root, model)
+        return manifest, IndexSnapshot.load(root, model, build_dir)
     except IndexUnavailable as exc:
-        log.info("Not reusing the previous index: %s", exc)
-        return None, None
+        log.warning("Not reusing the live index: %s", exc)
+    for build_dir in intact_builds(root):
+        try:
+            snapshot = IndexSnapshot.load(root, model, build_dir)
+        except IndexUnavailable:
+            continue
+        log.info("Reusing vectors from the intact build %s", build_dir.name)
+        return None, snapshot
+    return None, None
 
 
 def build_index(
@@ -136,7 +143,7 @@ def build_index(
                 build_dir=None, documents=len(corpus.documents), chunks=0, embedded=0, reused=0, seconds=0.0,
                 skipped=corpus.skipped, duplicates=corpus.duplicates, foreign_paragraphs=foreign,
             )
-            if previous is not None and not force and previous_manifest.get("corpus_fingerprint") == fingerprint:
+            if previous_manifest is not None and not force and previous_manifest.get("corpus_fingerprint") == fingerprint:
                 report.build_dir, report.chunks, report.unchanged = previous.build_dir, previous_manifest["chunks"], True
                 report.seconds = time.perf_counter() - began
                 return report

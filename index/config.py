@@ -5,7 +5,13 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .errors import ConfigurationError
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+FUSIONS = ("convex", "rrf")
+PRECISIONS = ("auto", "fp32", "bf16")
+QUERY_BACKENDS = ("onnx", "torch")
+DENSE_INDEXES = ("auto", "flat", "hnsw")
 
 
 def _env_float(name: str, default: float) -> float:
@@ -15,7 +21,7 @@ def _env_float(name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
 
 
 def _env_int(name: str, default: int) -> int:
@@ -25,7 +31,7 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,9 @@ class Settings:
     query_backend: str = "onnx"
     # Dense index: "auto" is exact search up to 50k chunks, an HNSW graph beyond (index/ann.py).
     dense_index: str = "auto"
+    # The reading model (index/reader.py) chooses excerpts, orders citations and decides abstention;
+    # off = excerpts by word overlap + sentence cosine and abstention on relevance (before issue 14).
+    reader: bool = True
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -73,6 +82,7 @@ class Settings:
             precision=os.environ.get("CITEBOT_PRECISION", "").strip() or cls.precision,
             query_backend=os.environ.get("CITEBOT_QUERY_BACKEND", "").strip() or cls.query_backend,
             dense_index=os.environ.get("CITEBOT_DENSE_INDEX", "").strip() or cls.dense_index,
+            reader=os.environ.get("CITEBOT_READER", "1").strip().lower() not in ("0", "false", "no", "off"),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -80,6 +90,29 @@ class Settings:
     def __post_init__(self):
         for key in ("data_dir", "corpus_dir"):
             object.__setattr__(self, key, Path(getattr(self, key)).expanduser())
+        self._validate()
+
+    def _validate(self) -> None:
+        """Every setting checked once, here, before any work: a bad one must not cost a build."""
+        def fail(name: str, rule: str, value) -> None:
+            raise ConfigurationError(f"CITEBOT_{name.upper()} must be {rule}, not {value!r}")
+
+        for name, allowed in (("fusion", FUSIONS), ("precision", PRECISIONS),
+                              ("query_backend", QUERY_BACKENDS), ("dense_index", DENSE_INDEXES)):
+            if getattr(self, name) not in allowed:
+                fail(name, "one of " + ", ".join(allowed), getattr(self, name))
+        if not 0.0 <= self.alpha <= 1.0:
+            fail("alpha", "between 0 and 1 (the dense share of convex fusion)", self.alpha)
+        if not 0.0 <= self.min_relevance <= 1.2:  # relevance = cosine + 0.2 x coverage: at most 1.2
+            fail("min_relevance", "between 0 and 1.2", self.min_relevance)
+        if self.chunk_words != 0 and self.chunk_words < 10:
+            fail("chunk_words", "0 (one chunk per paragraph) or at least 10", self.chunk_words)
+        if self.overlap_words < 0 or (self.chunk_words and self.overlap_words >= self.chunk_words):
+            fail("overlap_words", "0 or more and less than the chunk size", self.overlap_words)
+        if self.candidates < 1:
+            fail("candidates", "at least 1", self.candidates)
+        if self.rrf_k < 1:
+            fail("rrf_k", "at least 1", self.rrf_k)
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)

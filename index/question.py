@@ -4,12 +4,9 @@ from __future__ import annotations
 import re
 
 from .cleaning import normalize_text
+from .errors import QuestionError  # noqa: F401  (str(error) is a short message for the person who asked)
 
 MAX_QUESTION_CHARS = 1000
-
-
-class QuestionError(ValueError):
-    """The question cannot be searched; str(error) is a short message for the person who asked."""
 
 
 def clean_question(text: str | None) -> str:

@@ -15,6 +15,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from .errors import BuildInProgress, IndexCorrupt, IndexMismatch, IndexMissing, IndexUnavailable  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +47,6 @@ CREATE TABLE chunks (
 );
 CREATE TABLE sentences (row INTEGER PRIMARY KEY, hash TEXT NOT NULL);
 """
-
-
-class IndexUnavailable(RuntimeError):
-    """The index cannot be used; the message is one sentence saying what to run."""
-
-
-class IndexMissing(IndexUnavailable):
-    pass
-
-
-class IndexCorrupt(IndexUnavailable):
-    pass
-
-
-class IndexMismatch(IndexUnavailable):
-    pass
-
-
-class BuildInProgress(RuntimeError):
-    """Another build holds the lock."""
 
 
 @dataclass(frozen=True)
@@ -87,13 +70,32 @@ def _builds_dir(root: Path) -> Path:
     return root / "builds"
 
 
+_BUILD_NAME = re.compile(r"[0-9]{8}T[0-9]{6}-[0-9a-f]{6}")
+
+
 def current_build_dir(root: Path) -> Path | None:
-    """The live build folder, or None when nothing has been built."""
+    """The live build folder, or None when nothing has been built. Raises IndexCorrupt for a
+    pointer that names no build (garbage bytes, a truncated write by something else)."""
     try:
-        name = (root / "CURRENT").read_text().strip()
+        raw = (root / "CURRENT").read_bytes()
     except FileNotFoundError:
         return None
-    return _builds_dir(root) / name if name else None
+    name = raw.decode("ascii", errors="replace").strip()
+    if not name:
+        return None
+    if not _BUILD_NAME.fullmatch(name):
+        raise IndexCorrupt(
+            f"The index pointer {root / 'CURRENT'} is damaged (it names no build); run `citebot build` to repair it."
+        )
+    return _builds_dir(root) / name
+
+
+def intact_builds(root: Path) -> list[Path]:
+    """Committed build folders, newest first (names start with their UTC build time)."""
+    folder = _builds_dir(root)
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if p.is_dir() and _BUILD_NAME.fullmatch(p.name)), reverse=True)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -207,7 +209,7 @@ class IndexWriter:
 
     def _prune(self) -> None:
         """Delete all but the newest KEEP_BUILDS builds (by commit time); never the live one."""
-        live = current_build_dir(self.root)
+        live = current_build_dir(self.root)  # just written by commit(): intact
         builds = sorted(
             (p for p in _builds_dir(self.root).iterdir() if p.is_dir() and not p.name.startswith(".")),
             key=lambda p: p.stat().st_mtime_ns,
@@ -248,9 +250,9 @@ class IndexSnapshot:
         self._db_lock = threading.Lock()
 
     @classmethod
-    def load(cls, root: Path, model: str | None = None) -> "IndexSnapshot":
-        """Load the live build, checking it against the configured model. Raises IndexUnavailable."""
-        build_dir = current_build_dir(root)
+    def load(cls, root: Path, model: str | None = None, build_dir: Path | None = None) -> "IndexSnapshot":
+        """Load the live build (or build_dir), checking it against the configured model. Raises IndexUnavailable."""
+        build_dir = build_dir or current_build_dir(root)
         if build_dir is None:
             raise IndexMissing(f"There is no index in {root} yet; run `citebot build` to create it.")
         if not build_dir.is_dir():

@@ -55,3 +55,17 @@ def sample_engine(tmp_path_factory, embedder) -> Engine:
     engine = Engine(Settings(data_dir=base / "data", corpus_dir=corpus), embedder)
     engine.build()
     return engine
+
+
+MODEL_FIXTURES = {"embedder", "make_engine", "sample_engine", "engine"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "model: loads the real model or builds an index (not in `make check`)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that needs the model, so `make check` (-m "not model") runs in seconds."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)

@@ -13,9 +13,8 @@ import time
 
 import httpx
 import pytest
-from telegram import Update
 
-from bot.app import build_application, webhook_options
+from bot.app import ALLOWED_UPDATES, build_application, webhook_options
 from bot.config import BotConfig, ConfigError
 from bot.render import render_answer, render_citation, render_page
 from index.answer import Answer, Citation, SourceRef
@@ -67,7 +66,7 @@ async def running_bot(fake: FakeTelegram, engine: Engine, **config):
     )
     await app.initialize()
     await app.post_init(app)
-    await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
+    await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=ALLOWED_UPDATES)
     await app.start()
     try:
         yield app
@@ -391,6 +390,9 @@ def test_webhook_mode_accepts_only_telegrams_secret_token(sample_engine):
             try:
                 (hook,) = fake.sent("setWebhook")
                 assert hook["url"] == "https://bot.example/citebot-hook" and hook["secret_token"] == "s3cret-token"
+                allowed = hook["allowed_updates"]
+                allowed = json.loads(allowed) if isinstance(allowed, str) else allowed
+                assert set(allowed) == {"message", "channel_post", "inline_query", "callback_query"}
                 asked = message(BATTLEGROUPS)
                 update = json.dumps({"update_id": 1, "message": asked})
                 url = f"http://127.0.0.1:{config.port}/citebot-hook"
@@ -471,3 +473,98 @@ def test_typing_shows_only_while_an_answer_is_slow(sample_engine, monkeypatch):
     assert sorted(c for c, _ in run(scenario(0.0))) == ["reply", "typing"]
     # A quick answer spends no request on it (each one counts against Telegram's flood limit).
     assert [c for c, _ in run(scenario(60.0))] == ["reply"]
+
+
+def test_a_slow_answer_in_a_forum_topic_shows_typing_in_that_topic(sample_engine, monkeypatch):
+    import bot.handlers
+
+    monkeypatch.setattr(bot.handlers, "TYPING_AFTER", 0.0)  # every answer counts as slow here
+
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, sample_engine):
+                asked = message(f"@{fake.username} {BATTLEGROUPS}", chat_id=GROUP, message_thread_id=77,
+                                is_topic_message=True)
+                fake.push(message=asked)
+                await fake.wait_for(lambda: fake.replies_to(GROUP, asked["message_id"]))
+                (typing,) = await fake.wait_for(lambda: fake.sent("sendChatAction"))
+                assert typing["action"] == "typing" and int(typing["message_thread_id"]) == 77
+
+    run(scenario())
+
+
+def test_a_citation_links_only_web_addresses():
+    from bot.render import linkable
+
+    for url, ok in [("https://example.org/a?b=1", True), ("http://x.y/", True), ("javascript:alert(1)", False),
+                    ("ftp://files.example.org/a", False), ("https://", False), ("http://exa mple.org", False)]:
+        assert linkable(url) is ok, url
+    bad = Citation(1, "Prices rose.", 1.0, 0.5, "Prices", "Wire", "javascript:alert(1)", "", "d", "d:0", 0, 12)
+    assert "<a " not in render_citation(bad) and "<i>Prices</i>" in render_citation(bad)
+
+
+def test_a_webhook_secret_over_256_characters_is_refused_at_start(monkeypatch):
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:abc")
+    monkeypatch.setenv("CITEBOT_WEBHOOK_SECRET", "a" * 257)
+    with pytest.raises(ConfigError, match="1-256 characters"):
+        BotConfig.from_env()
+    monkeypatch.setenv("CITEBOT_WEBHOOK_SECRET", "é" * 10)
+    with pytest.raises(ConfigError):
+        BotConfig.from_env()
+    monkeypatch.setenv("CITEBOT_WEBHOOK_SECRET", "a" * 256)
+    assert BotConfig.from_env().webhook_secret == "a" * 256
+
+
+def test_inline_without_an_answer_says_why_and_is_not_cached_for_everyone(sample_engine):
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, sample_engine):
+                fake.push(inline_query={"id": "iq2", "from": user(ALICE), "query": "What is the capital of Peru?",
+                                        "offset": ""})
+                fake.push(inline_query={"id": "iq3", "from": user(ALICE), "query": "  ", "offset": ""})
+                calls = await fake.wait_for(lambda: len(fake.sent("answerInlineQuery")) == 2 and
+                                            fake.sent("answerInlineQuery"))
+                by_id = {c["inline_query_id"]: c for c in calls}
+                for call in by_id.values():
+                    assert call["results"] == [] and call["is_personal"] is True and int(call["cache_time"]) == 0
+                    assert call["button"]["start_parameter"] == "inline"
+                assert "Not in my articles" in by_id["iq2"]["button"]["text"]
+                assert "Type a question" in by_id["iq3"]["button"]["text"]
+
+    run(scenario())
+
+
+def test_a_more_button_whose_answer_fails_still_stops_the_spinner(tmp_path, embedder):
+    from bot.pages import callback_data
+
+    engine = Engine(Settings(data_dir=tmp_path / "empty"), embedder)  # no index: every answer fails
+
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, engine) as app:
+                qid = app.bot_data["citebot"].pages.remember(BATTLEGROUPS)
+                shown = {"message_id": 5, "date": int(time.time()), "chat": {"id": ALICE, "type": "private"},
+                         "text": "1. an earlier answer"}
+                fake.push(callback_query={"id": "cbx", "from": user(ALICE), "chat_instance": "ci",
+                                          "data": callback_data(qid, 3), "message": shown})
+                (call,) = await fake.wait_for(lambda: fake.sent("answerCallbackQuery"))
+                assert call["callback_query_id"] == "cbx" and "went wrong" in call["text"]
+
+    run(scenario())
+
+
+def test_a_photo_whose_caption_mentions_the_bot_is_a_question(sample_engine):
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, sample_engine):
+                caption = f"@{fake.username} {BATTLEGROUPS}"
+                photo = {"message_id": next(_ids), "date": int(time.time()), "from": user(ALICE),
+                         "chat": {"id": GROUP, "type": "supergroup", "title": "News fans"},
+                         "photo": [{"file_id": "p1", "file_unique_id": "u1", "width": 90, "height": 60}],
+                         "caption": caption,
+                         "caption_entities": [{"type": "mention", "offset": 0, "length": len(fake.username) + 1}]}
+                fake.push(message=photo)
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(GROUP, photo["message_id"]))
+                assert "Bulgaria" in answer_text(reply)
+
+    run(scenario())

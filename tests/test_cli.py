@@ -33,6 +33,7 @@ def test_ask_before_build_says_what_to_run(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.model
 def test_build_ask_and_stats_from_the_command_line(tmp_path):
     corpus = tmp_path / "corpus"
     shutil.copytree(SAMPLE_CORPUS, corpus)
@@ -87,3 +88,25 @@ def test_bad_arguments_get_one_line_not_a_traceback(tmp_path):
         assert result.returncode == 2 and result.stderr.startswith("citebot: ")
         assert "Traceback" not in result.stderr
     assert "not a SQuAD" in odd.stderr
+
+
+def test_citebot_alone_prints_its_help_and_says_its_version(tmp_path):
+    alone = citebot(data_dir=tmp_path)
+    assert alone.returncode == 0 and "usage: citebot" in alone.stdout and "COMMAND" in alone.stdout
+    version = citebot("--version", data_dir=tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("citebot ")
+
+
+def test_ask_json_reports_errors_as_json(tmp_path):
+    result = citebot("ask", "--json", "Where are the battlegroups?", data_dir=tmp_path / "nothing")
+    assert result.returncode == 2
+    assert "run `citebot build`" in json.loads(result.stdout)["error"]
+
+
+def test_a_garbage_setting_is_refused_before_any_work(tmp_path):
+    env_data = tmp_path / "data"
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "build", str(SAMPLE_CORPUS)], cwd=ROOT,
+                            env={**os.environ, "CITEBOT_DATA_DIR": str(env_data), "CITEBOT_FUSION": "bogus"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "CITEBOT_FUSION must be one of convex, rrf" in result.stderr
+    assert not (env_data / "index").exists(), "nothing was built"

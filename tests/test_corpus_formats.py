@@ -126,3 +126,12 @@ def test_linked_folders_are_read_once_and_link_loops_do_not_hang(tmp_path):
     (feeds / "wire" / "loop").symlink_to(feeds, target_is_directory=True)
     found = [p.relative_to(corpus).as_posix() for p in corpus_files(corpus)]
     assert found == ["a-wire/one.txt"]
+
+
+def test_a_one_line_text_file_is_an_article_not_a_bare_title(tmp_path):
+    from index.documents import parse_text_article
+
+    article = parse_text_article("The ferry strike at Dover ended on Tuesday after a pay deal.\n")
+    assert article.body.strip() == "The ferry strike at Dover ended on Tuesday after a pay deal."
+    two = parse_text_article("Ferry strike ends\n\nThe strike at Dover ended on Tuesday.")
+    assert two.title == "Ferry strike ends" and "Dover" in two.body

@@ -6,6 +6,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from index.evaluate import load_jsonl
+
 from .conftest import ROOT, write_corpus
 
 METRICS = {"recall@1", "recall@5", "recall@10", "chunk_recall@1", "chunk_recall@5", "chunk_recall@10", "mrr", "abstain_rate_answerable",
@@ -35,6 +39,7 @@ def _eval(tmp_path, *args):
     return json.loads(result.stdout)
 
 
+@pytest.mark.model
 def test_eval_on_a_squad_file_prints_the_documented_json(tmp_path):
     squad = tmp_path / "mini-squad.json"
     squad.write_text(json.dumps(SQUAD))
@@ -48,6 +53,7 @@ def test_eval_on_a_squad_file_prints_the_documented_json(tmp_path):
         assert metrics["latency_ms_p50"] > 0
 
 
+@pytest.mark.model
 def test_eval_on_jsonl_against_a_corpus_counts_abstentions(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", {
         "rotterdam.txt": "Title: Rotterdam record\n\nThe port of Rotterdam handled 439 million tonnes of cargo in 2023.",
@@ -67,6 +73,7 @@ def test_eval_on_jsonl_against_a_corpus_counts_abstentions(tmp_path):
     assert hybrid["abstain_rate_unanswerable"] == 1.0 and hybrid["abstain_rate_answerable"] == 0.0
 
 
+@pytest.mark.model
 def test_eval_adds_distractor_folders_and_takes_a_squad_file_as_corpus(tmp_path):
     squad = tmp_path / "mini-squad.json"
     squad.write_text(json.dumps(SQUAD))
@@ -86,3 +93,27 @@ def test_eval_adds_distractor_folders_and_takes_a_squad_file_as_corpus(tmp_path)
                    "--retriever", "hybrid")
     assert result["retrievers"]["hybrid"]["recall@1"] == 1.0
     assert len(list((tmp_path / "data" / "eval").iterdir())) == 1
+
+
+@pytest.mark.parametrize("content, expected", [
+    ('{"question": "Capital of Peru?", "answers": "Lima"}', '"answers" must be a list of strings'),
+    ('{"question": 42, "answers": []}', '"question" must be non-empty text'),
+    ('{"foo": "bar"}', '"question" must be non-empty text'),
+    ("[1, 2, 3]", "is not a question record"),
+    ("{not json", "line 1 is not JSON"),
+    ("", "holds no questions"),
+    (b"\xff\xfe\x00binary", "is not UTF-8 text"),
+])
+def test_a_bad_question_file_gets_one_line_naming_the_file_and_line(tmp_path, content, expected):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ValueError) as failure:
+        load_jsonl(bad)
+    assert expected in str(failure.value) and str(bad) in str(failure.value)
+
+
+def test_eval_of_a_missing_file_says_so_from_the_command_line(tmp_path):
+    env = {**os.environ, "CITEBOT_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "-q", "eval", str(tmp_path / "nope.jsonl")], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == f"citebot: {tmp_path / 'nope.jsonl'} does not exist"

@@ -68,7 +68,7 @@ def test_a_large_corpus_gets_a_graph_index_that_finds_the_same_passages(tmp_path
     for question in ("Why did copper prices hit a record?", "What happened to mortgage repayments?"):
         a, b = flat.ask(question), graph.ask(question)
         assert [c.excerpt for c in a.citations] == [c.excerpt for c in b.citations]
-    with pytest.raises(ValueError, match="dense index must be one of"):
+    with pytest.raises(ValueError, match="CITEBOT_DENSE_INDEX must be one of auto, flat, hnsw"):
         make_engine(corpus, data_dir=tmp_path / "odd", dense_index="ivf")
 
 
@@ -213,3 +213,15 @@ def test_a_damaged_new_build_does_not_take_down_a_running_engine(tmp_path, make_
     answer = engine.ask("What did the central bank do to rates?")
     assert "5.25%" in answer.citations[0].excerpt
     assert engine.stats()["documents"] == 2, "still the old, working index"
+
+
+def test_a_garbage_pointer_is_named_and_a_build_repairs_it_reusing_every_vector(tmp_path, make_engine, embedder):
+    corpus = write_corpus(tmp_path / "corpus", MARKETS)
+    engine = make_engine(corpus)
+    (engine.settings.index_root / "CURRENT").write_bytes(b"\x00\xff")
+    fresh = Engine(engine.settings, embedder)
+    with pytest.raises(IndexCorrupt, match=r"index pointer .*CURRENT is damaged"):
+        fresh.ask("What did the central bank do to rates?")
+    report = fresh.build()
+    assert report.embedded == 0 and report.reused > 0, "the intact build lent its vectors"
+    assert "5.25%" in fresh.ask("What did the central bank do to rates?").citations[0].excerpt

@@ -1,0 +1,55 @@
+"""citebot's errors: one family, so front ends catch CitebotError and show its message.
+
+str(error) is one sentence for the person who caused or met it, saying what to do; detail goes to
+the log. Anything that is not a CitebotError is a bug and keeps its traceback. Each class also
+derives from the built-in it refines, so `except ValueError` in older callers still works.
+"""
+from __future__ import annotations
+
+
+class CitebotError(Exception):
+    """Base of every error whose message is meant for a user."""
+
+
+class ConfigurationError(CitebotError, ValueError):
+    """A setting is missing or out of range; the message names it and what is allowed."""
+
+
+class QuestionError(CitebotError, ValueError):
+    """The question cannot be searched."""
+
+
+class EvaluationError(CitebotError, ValueError):
+    """A question file for `citebot eval` cannot be used; the message names the file and line."""
+
+
+class IndexUnavailable(CitebotError, RuntimeError):
+    """The index cannot be used; the message says what to run."""
+
+
+class IndexMissing(IndexUnavailable):
+    pass
+
+
+class IndexCorrupt(IndexUnavailable):
+    pass
+
+
+class IndexMismatch(IndexUnavailable):
+    pass
+
+
+class BuildError(CitebotError, RuntimeError):
+    """The build cannot produce an index; the previous index is untouched."""
+
+
+class BuildInProgress(BuildError):
+    """Another build holds the lock."""
+
+
+class ModelError(CitebotError, RuntimeError):
+    """A model cannot be found or loaded; the message says what to do."""
+
+
+class ReaderUnavailable(ModelError):
+    """The reading model cannot be loaded; answers go on without it."""
