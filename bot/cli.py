@@ -102,7 +102,7 @@ def cmd_ask(args) -> int:
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
     else:
-        print(render_text(answer))
+        print(render_text(answer, bold=sys.stdout.isatty()))
     return 0
 
 
@@ -119,11 +119,15 @@ def cmd_stats(args) -> int:
     print(f"language:           {stats['language']} ({stats['foreign_paragraphs']} foreign paragraph(s) not indexed)")
     print(f"built:              {stats['built_at']} from {stats['corpus_dir']}")
     print(f"index size:         {stats['index_bytes'] / 2**20:.1f} MiB in {stats['index_dir']}")
+    print(f"reading model:      {stats['reader']}")
     print(f"duplicates dropped: {len(stats['duplicate_documents'])}")
     print(f"skipped files:      {len(stats['skipped_files'])}")
     for s in stats["skipped_files"]:
         print(f"  {s['path']}: {s['reason']}")
     return 0
+
+
+READERLESS = "hybrid-no-reader"  # the eval row for hybrid with the reading model off
 
 
 def cmd_eval(args) -> int:
@@ -138,16 +142,26 @@ def cmd_eval(args) -> int:
             settings = settings.with_(chunk_words=args.chunk_words)
         if args.no_rerank:
             settings = settings.with_(rerank=False)
-        questions, engine = prepare(Path(args.questions), settings, args.corpus, progress=bars)
+        if args.no_reader:
+            settings = settings.with_(reader=False)
+        questions, engine = prepare(Path(args.questions), settings, args.corpus, progress=bars,
+                                    articles=args.articles)
     finally:
         bars.close()
     if args.limit:
         questions = questions[: args.limit]
     modes = MODES if args.retriever == "all" else (args.retriever,)
+    runs = [(mode, mode, engine) for mode in modes]
+    if "hybrid" in modes and engine.reader is not None:
+        # Today's answers next to the reader's, from the same index in the same run.
+        from index.engine import Engine
+
+        baseline = Engine(engine.settings.with_(reader=False), engine.embedder)
+        runs.append((READERLESS, "hybrid", baseline))
     result = {"questions": len(questions), "answerable": sum(1 for q in questions if q.answers), "retrievers": {}}
-    for mode in modes:
-        with tqdm(total=len(questions), desc=f"eval {mode}", disable=args.quiet) as bar:
-            result["retrievers"][mode] = evaluate(engine, questions, mode, on_question=lambda n, t: bar.update(1))
+    for name, mode, eng in runs:
+        with tqdm(total=len(questions), desc=f"eval {name}", disable=args.quiet) as bar:
+            result["retrievers"][name] = evaluate(eng, questions, mode, on_question=lambda n, t: bar.update(1))
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 
@@ -258,6 +272,12 @@ def parser() -> argparse.ArgumentParser:
                    "(default: $CITEBOT_FUSION or convex; rrf = reciprocal rank fusion, k=60)")
     e.add_argument("--no-rerank", action="store_true",
                    help="hybrid without re-ranking its top candidates by their best excerpt (plain fusion)")
+    e.add_argument("--no-reader", action="store_true",
+                   help="answer without the reading model (excerpts by word overlap, abstention on relevance); "
+                   "otherwise hybrid is also measured this way, as the row hybrid-no-reader")
+    e.add_argument("--articles", choices=("all", "even", "odd"), default="all",
+                   help="for a SQuAD question file: only the articles at even or odd positions (the reading "
+                   "model trains on the even half; odd is its test half)")
     e.add_argument("--limit", type=_positive, default=None, help="use only the first N questions")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.set_defaults(func=cmd_eval)

@@ -1,6 +1,7 @@
 """Console mode: the bot's answer path in a terminal, for `make run` without a Telegram token."""
 from __future__ import annotations
 
+import sys
 import textwrap
 
 from index.answer import Answer
@@ -10,14 +11,45 @@ from index.question import QuestionError
 from .render import ABSTAIN_TEXT
 
 
-def render_text(answer: Answer) -> str:
-    """An answer as plain text: numbered excerpts, each followed by its citation."""
+BOLD, PLAIN = "\x1b[1m", "\x1b[0m"
+
+
+def _excerpt_text(rank: int, excerpt: str, highlight: tuple[int, int] | None, bold: bool) -> str:
+    """The numbered excerpt wrapped for a terminal; with bold, the answer the reader marked in bold."""
+    words = excerpt.split()
+    prefix, indent = f"[{rank}] ", "    "
+    wrapped = textwrap.fill(" ".join(words), width=88, initial_indent=prefix, subsequent_indent=indent,
+                            break_long_words=False, break_on_hyphens=False)
+    if not (bold and highlight):
+        return wrapped
+    a, b = highlight
+    marked, pos = [], 0
+    for word in words:
+        at = excerpt.index(word, pos)
+        pos = at + len(word)
+        marked.append(at < b and pos > a)
+    # Wrapped first, bolded after: escape codes must not count towards the width.
+    out, i = [], 0
+    for n, line in enumerate(wrapped.split("\n")):
+        lead = prefix if n == 0 else indent
+        tokens = line[len(lead):].split(" ")
+        styled = []
+        for token in tokens:
+            styled.append(f"{BOLD}{token}{PLAIN}" if marked[i] else token)
+            i += 1
+        out.append(lead + " ".join(styled))
+    return "\n".join(out)
+
+
+def render_text(answer: Answer, bold: bool = False) -> str:
+    """An answer as plain text: numbered excerpts, each followed by its citation.
+
+    bold=True marks the answer the reading model found with terminal bold (for a terminal only)."""
     if answer.abstained:
         return ABSTAIN_TEXT
     blocks = []
     for c in answer.citations:
-        excerpt = textwrap.fill(" ".join(c.excerpt.split()), width=88, initial_indent=f"[{c.rank}] ",
-                                subsequent_indent="    ")
+        excerpt = _excerpt_text(c.rank, c.excerpt, c.highlight, bold)
         meta = " · ".join(x for x in (c.title, c.source, c.published, c.url) if x)
         also = "".join(f"\n    also in: {' · '.join(x for x in (r.title, r.source, r.url) if x)}" for r in c.also_in)
         blocks.append(f"{excerpt}\n    — {meta}{also}")
@@ -43,6 +75,6 @@ def run_console(engine: Engine, k: int = 3, input_fn=input, print_fn=print) -> N
         if not line:
             continue
         try:
-            print_fn(render_text(engine.ask(line, k=k)))
+            print_fn(render_text(engine.ask(line, k=k), bold=sys.stdout.isatty()))
         except QuestionError as exc:
             print_fn(str(exc))

@@ -63,10 +63,28 @@ def render_citation_line(c: Citation) -> str:
     return line
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def render_excerpt(c: Citation, limit: int) -> str:
+    """The excerpt as escaped HTML on one line, the answer the reader marked in bold."""
+    plain = _cap(_one_line(c.excerpt), limit)
+    if c.highlight is None:
+        return escape(plain)
+    a, b = c.highlight
+    # Whitespace is collapsed piece by piece so the bold lands on the same words.
+    before, marked, after = c.excerpt[:a], _one_line(c.excerpt[a:b]), c.excerpt[b:]
+    lead = _one_line(before) + (" " if before[-1:].isspace() and before.strip() else "")
+    tail = (" " if after[:1].isspace() and after.strip() else "") + _one_line(after)
+    if not marked or utf16_len(lead + marked + tail) > limit:
+        return escape(plain)  # a cut excerpt keeps no bold: the cut could fall inside it
+    return f"{escape(lead)}<b>{escape(marked)}</b>{escape(tail)}"
+
+
 def render_citation(c: Citation, max_excerpt: int = 1500) -> str:
     """One numbered citation block: the excerpt, then where it comes from."""
-    excerpt = escape(_cap(" ".join(c.excerpt.split()), max_excerpt))
-    return f"<b>{c.rank}.</b> {excerpt}\n{render_citation_line(c)}"
+    return f"<b>{c.rank}.</b> {render_excerpt(c, max_excerpt)}\n{render_citation_line(c)}"
 
 
 def render_answer(answer: Answer, start: int = 0, count: int = 3) -> list[str]:
@@ -101,4 +119,4 @@ def render_page(answer: Answer, start: int, count: int) -> tuple[str, int]:
 
 def render_inline_message(c: Citation) -> str:
     """What an inline result sends into the chat: the excerpt with its citation."""
-    return f"{escape(_cap(' '.join(c.excerpt.split()), 2000))}\n{render_citation_line(c)}"
+    return f"{render_excerpt(c, 2000)}\n{render_citation_line(c)}"

@@ -5,6 +5,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Iterable
 
+from .reader import Reading
 from .store import ChunkRecord
 
 # Two excerpts sharing this much of their vocabulary say the same thing (syndicated copies, overlaps).
@@ -40,6 +41,10 @@ class Citation:
     char_end: int
     chunk_text: str = field(default="", repr=False)
     also_in: tuple[SourceRef, ...] = ()
+    # The reading model's view, when it read this passage: P(it holds the answer), and the answer
+    # it marks as offsets into excerpt (shown in bold), None when not read or outside the excerpt.
+    confidence: float | None = None
+    highlight: tuple[int, int] | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -61,6 +66,7 @@ class Answer:
     best_similarity: float = 0.0  # the closest passage's cosine to the question
     relevance: float = 0.0  # what abstention compares with its threshold (index/relevance.py)
     support: float = 0.0  # score of the first passage's best excerpt (index/excerpt.py)
+    confidence: float | None = None  # the reading model's best P(holds the answer); None without it
 
     def to_dict(self) -> dict:
         return {
@@ -72,6 +78,7 @@ class Answer:
             "best_similarity": round(self.best_similarity, 4),
             "relevance": round(self.relevance, 4),
             "support": round(self.support, 4),
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
             "citations": [c.to_dict() for c in self.citations],
         }
 
@@ -125,9 +132,17 @@ def collapse_near_duplicates(citations: Iterable[Citation]) -> list[Citation]:
     return [replace(c, rank=i) for i, c in enumerate(kept, 1)]
 
 
-def make_citation(rank: int, chunk: ChunkRecord, score: float, similarity: float, span: tuple[int, int]) -> Citation:
+def make_citation(
+    rank: int, chunk: ChunkRecord, score: float, similarity: float, span: tuple[int, int],
+    reading: Reading | None = None,
+) -> Citation:
     """A citation for the excerpt at span (offsets in the chunk's text) of a chunk."""
     start, end = span
+    highlight = None
+    if reading is not None and reading.span is not None:
+        a, b = reading.span
+        if start <= a < b <= end and chunk.text[a:b].strip():
+            highlight = (a - start, b - start)
     return Citation(
         rank=rank,
         excerpt=chunk.text[start:end],
@@ -142,4 +157,6 @@ def make_citation(rank: int, chunk: ChunkRecord, score: float, similarity: float
         char_start=chunk.start + start,
         char_end=chunk.start + end,
         chunk_text=chunk.text,
+        confidence=None if reading is None else round(reading.confidence, 4),
+        highlight=highlight,
     )

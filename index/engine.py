@@ -12,7 +12,9 @@ from .answer import Answer, collapse_near_duplicates, make_citation
 from .builder import BuildReport, Progress, build_index
 from .config import Settings
 from .embedding import Embedder
+from .excerpt import READER_MAX_CHARS, excerpt_around, excerpt_by_mass
 from .question import clean_question
+from .reader import READER_DIR, Reader, Reading, ReaderUnavailable
 from .relevance import coverage, relevance
 from .rerank import RERANK_DEPTH, rerank
 from .retrieval import MODES, Retriever
@@ -24,6 +26,11 @@ log = logging.getLogger(__name__)
 NO_ANSWER = "The corpus does not seem to hold the answer to this question."
 # Look deeper than we show: near-duplicates are folded away after excerpts are chosen.
 OVERFETCH = 2
+# The passages the reader read are ordered by its confidence + this weight x their re-rank score:
+# confidence alone lost 1.7 points of recall@1 on SQuAD (bench/reader_sweep.py, bench/README.md).
+READER_PRIOR_WEIGHT = 0.25
+EXCERPT_BY_MASS = True  # the run of sentences holding most answer-start probability (bench/README.md)
+ORDER_BY_EXCERPT = False  # order by P(passage) x the excerpt's share of start probability: no gain
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ class _Loaded:
 class Engine:
     """Answers questions from the live index. Share one Engine between threads."""
 
-    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None):
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None, reader: Reader | None = None):
         self.settings = settings or Settings.from_env()
         s = self.settings
         self.embedder = embedder or Embedder(
@@ -44,13 +51,19 @@ class Engine:
         )
         self._loaded: _Loaded | None = None
         self._swap_lock = threading.Lock()
+        self._reader: Reader | None = reader  # None: the committed model, loaded on first use
+        self._reader_failed = False
+        self._reader_lock = threading.Lock()
         self.questions_answered = 0
         self._count_lock = threading.Lock()
 
     # -- the index -------------------------------------------------------------------------------
 
     def _pointer(self) -> str:
-        build = current_build_dir(self.settings.index_root)
+        try:
+            build = current_build_dir(self.settings.index_root)
+        except IndexUnavailable:
+            return "(damaged)"  # loading then says so; a loaded index keeps serving
         return build.name if build else ""
 
     def _current(self) -> _Loaded:
@@ -88,6 +101,46 @@ class Engine:
         self._current()
         return report
 
+    # -- the reading model -----------------------------------------------------------------------
+
+    @property
+    def reader(self) -> Reader | None:
+        """The reading model, loaded on first use; None when turned off or when it cannot be loaded."""
+        if not self.settings.reader or self._reader_failed:
+            return None
+        if self._reader is None:
+            with self._reader_lock:
+                if self._reader is None and not self._reader_failed:
+                    try:
+                        self._reader = Reader(READER_DIR)
+                    except ReaderUnavailable as exc:
+                        # Answers stay available, chosen as before the reader existed; say so once.
+                        log.warning("%s Answering without it.", exc)
+                        self._reader_failed = True
+        return self._reader
+
+    def _read(self, question: str, ranked: list, reader: Reader) -> tuple[list, list[Reading]]:
+        """The reader's view of the top passages: them reordered by its confidence, and its readings."""
+        depth = int(reader.config.get("depth", 4))
+        head, tail = ranked[:depth], ranked[depth:]
+        readings = reader.read(question, [(r.chunk.title, r.chunk.text) for r in head])
+        read = []
+        for r, reading in zip(head, readings):
+            held = 1.0  # share of the answer-start probability inside the excerpt
+            if reading.span is not None:
+                spans = [(s, e) for s, e, _ in r.chunk.sentences]
+                if EXCERPT_BY_MASS:
+                    span = excerpt_by_mass(r.chunk.text, spans, reading.starts, reading.span, READER_MAX_CHARS)
+                else:
+                    span = excerpt_around(r.chunk.text, spans, reading.span, READER_MAX_CHARS)
+                r = replace(r, span=span)
+                if ORDER_BY_EXCERPT:
+                    held = sum(p for offset, p in reading.starts if span[0] <= offset < span[1])
+            # P(the excerpt holds the answer) ~ P(the passage does) x share of its start mass shown
+            read.append((reading.confidence * held + READER_PRIOR_WEIGHT * r.score, r, reading))
+        read.sort(key=lambda x: (-x[0], x[1].hit.row))
+        return [r for _, r, _ in read] + tail, [x for _, _, x in read]
+
     # -- questions -------------------------------------------------------------------------------
 
     def ask(self, question: str, k: int = 5, retriever: str = "hybrid", abstain: bool = True) -> Answer:
@@ -114,19 +167,33 @@ class Engine:
         ranked = rerank(hits, records, vector, loaded.snapshot.sentence_vectors, weights, reorder)[: k * OVERFETCH]
         score = relevance(best, coverage(tokens, weights, [r.words for r in ranked], loaded.snapshot.dense.ntotal))
         support = ranked[0].support if ranked else 0.0
-        abstained = score < self.settings.min_relevance
+        reader = self.reader if retriever == "hybrid" else None
+        readings: list[Reading] = []
+        if reader is not None and ranked:
+            ranked, readings = self._read(question, ranked, reader)
+            confidence = max(r.confidence for r in readings)
+            # The rule fitted with the model (index/models/train_reader.py): the reader's doubt, or
+            # a question whose words and meaning are far from everything found.
+            abstained = confidence < reader.threshold or score < reader.min_relevance
+        else:
+            confidence = None
+            abstained = score < self.settings.min_relevance
         if abstained and abstain:
             self._count()
             elapsed = (time.perf_counter() - began) * 1000
-            return Answer(question, True, (), retriever, NO_ANSWER, elapsed, best, score, support)
+            return Answer(question, True, (), retriever, NO_ANSWER, elapsed, best, score, support, confidence)
         citations = [
-            make_citation(rank, r.chunk, r.score, r.hit.similarity, r.span) for rank, r in enumerate(ranked, 1)
+            make_citation(rank, r.chunk, r.score, r.hit.similarity, r.span,
+                          readings[rank - 1] if rank <= len(readings) else None)
+            for rank, r in enumerate(ranked, 1)
         ]
         citations = collapse_near_duplicates(citations)[:k]
         self._count()
         elapsed = (time.perf_counter() - began) * 1000
         reason = NO_ANSWER if abstained else ""
-        return Answer(question, abstained, tuple(citations), retriever, reason, elapsed, best, score, support)
+        return Answer(
+            question, abstained, tuple(citations), retriever, reason, elapsed, best, score, support, confidence
+        )
 
     def _count(self) -> None:
         with self._count_lock:
@@ -153,4 +220,11 @@ class Engine:
             "index_bytes": size,
             "index_dir": os.fspath(snapshot.build_dir),
             "questions_answered": self.questions_answered,
+            "reader": self.reader_status(),
         }
+
+    def reader_status(self) -> str:
+        """'on', 'off' (CITEBOT_READER=0) or 'unavailable' (the model could not be loaded)."""
+        if not self.settings.reader:
+            return "off"
+        return "on" if self.reader is not None else "unavailable"

@@ -135,7 +135,7 @@ def _assemble_corpus(target: Path, sources: list[Path]) -> None:
         elif source.is_dir():
             wanted[f"{n:02d}-{source.name}"] = source.resolve()
         else:
-            raise ValueError(f"{source} is neither a folder of articles nor a SQuAD JSON file")
+            raise EvaluationError(f"{source} is neither a folder of articles nor a SQuAD JSON file")
     for entry in target.iterdir():
         if entry.name not in wanted and (entry.is_symlink() or entry.is_file()):
             entry.unlink()  # a source dropped since the last run
@@ -152,16 +152,43 @@ def _assemble_corpus(target: Path, sources: list[Path]) -> None:
                 path.write_text(content, encoding="utf-8")
 
 
+HALVES = ("all", "even", "odd")
+
+
+def squad_half(path: Path, half: str, folder: Path) -> Path:
+    """A SQuAD file holding only the articles at even or odd positions of path's `data` list.
+
+    The reading model trains on the even half only (index/models/train_reader.py); the odd half
+    is the test half, measured apart."""
+    if half == "all":
+        return path
+    data = json.loads(path.read_text(encoding="utf-8"))
+    articles = data["data"][0::2] if half == "even" else data["data"][1::2]
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{path.stem}-{half}.json"
+    text = json.dumps({**data, "data": articles})
+    if not out.exists() or out.read_text(encoding="utf-8") != text:
+        out.write_text(text, encoding="utf-8")
+    return out
+
+
 def prepare(
-    questions_path: Path, settings: Settings, corpus: list[Path] | None = None, progress=None
+    questions_path: Path, settings: Settings, corpus: list[Path] | None = None, progress=None,
+    articles: str = "all",
 ) -> tuple[list[EvalQuestion], Engine]:
     """Questions and an engine over their corpus.
 
     The corpus is a SQuAD file's own paragraphs, plus every --corpus source (a folder of articles
     or another SQuAD file's paragraphs); a JSONL question file without --corpus is asked of the
-    built index.
+    built index. articles="even"/"odd" keeps only that half of a SQuAD question file's articles.
     """
     sources = [Path(p) for p in corpus or ()]
+    if articles not in HALVES:
+        raise EvaluationError(f"articles must be one of {', '.join(HALVES)}, not {articles!r}")
+    if articles != "all":
+        if not is_squad(questions_path):
+            raise EvaluationError("--articles even/odd needs a SQuAD JSON question file")
+        questions_path = squad_half(questions_path, articles, settings.data_dir / "eval" / "halves")
     if is_squad(questions_path):
         questions, _ = load_squad(questions_path)
         sources.insert(0, questions_path)

@@ -1,7 +1,9 @@
-"""Pick the 1-3 sentences of a passage that answer the question, so the reader sees the answer first.
+"""Pick the sentences of a passage that answer the question, so the reader sees the answer first.
 
-Sentence vectors are stored with the index; an excerpt's score also re-ranks candidate chunks
-(index/rerank.py). Chosen with bench/excerpt_sweep.py (bench/README.md).
+With the reading model (index/reader.py): the run of sentences holding most of its answer-start
+probability (excerpt_by_mass). Without it: the best 1-3 sentences by the question's idf share +
+sentence cosine (select_excerpt), whose score also re-ranks candidate chunks (index/rerank.py).
+Chosen with bench/reader_sweep.py and bench/excerpt_sweep.py (bench/README.md).
 """
 from __future__ import annotations
 
@@ -12,6 +14,14 @@ from typing import Sequence
 from .tokenize import tokenize
 
 MAX_CHARS = 350
+# With the reading model: the run of whole sentences holding most of the probability that the answer
+# starts there, within 500 characters (about 80 words; the answer shown in bold). bench/reader_sweep.py
+# chose the shape: 350 characters lost 1.4 points of recall@1 on SQuAD and 5.9 on news (bench/README.md).
+READER_MAX_CHARS = 500
+# Extra weight of a run's first sentence's answer-start probability, and the probability below
+# which leading sentences are dropped from the chosen run (bench/reader_sweep.py).
+LEAD_WEIGHT = 0.0
+TRIM_BELOW = 0.01
 MAX_SENTENCES = 3
 LENGTH_CREDIT = 0.001  # per extra sentence: of two equal excerpts, show the fuller one
 _FINISHED = re.compile(r"""[.!?…]["'”’»)\]]*$""")
@@ -41,6 +51,75 @@ def _trim(text: str, start: int, end: int, weights: dict[str, float], max_chars:
         space = text.rfind(" ", begin, stop)
         stop = space if space > begin else stop
     return begin, stop
+
+
+def _trim_around(text: str, start: int, end: int, anchor: int, max_chars: int) -> tuple[int, int]:
+    """Cut [start, end) to max_chars at word boundaries, keeping anchor near the front."""
+    begin = max(start, min(anchor - max_chars // 4, end - max_chars))
+    if begin > start:
+        space = text.find(" ", begin)
+        begin = space + 1 if 0 <= space < anchor else begin
+    stop = min(end, begin + max_chars)
+    if stop < end:
+        space = text.rfind(" ", begin, stop)
+        stop = space if space > begin else stop
+    return begin, stop
+
+
+def excerpt_around(
+    text: str, spans: Sequence[tuple[int, int]], answer: tuple[int, int], max_chars: int = READER_MAX_CHARS
+) -> tuple[int, int]:
+    """The excerpt for an answer the reader marked: from its sentence, forward while within max_chars."""
+    a, b = answer
+    if not spans:
+        return _trim_around(text, 0, len(text), a, max_chars)
+    first = max((i for i, (s, _) in enumerate(spans) if s <= a), default=0)
+    last = first
+    while last + 1 < len(spans) and spans[last][1] < b:
+        last += 1  # an answer that runs over a sentence break
+    while (
+        last + 1 < len(spans)
+        and spans[last + 1][1] - spans[first][0] <= max_chars
+        and _can_join(text, spans[last], spans[last + 1])
+    ):
+        last += 1
+    start, end = spans[first][0], spans[last][1]
+    if end - start > max_chars:
+        return _trim_around(text, start, end, a, max_chars)
+    return start, end
+
+
+def excerpt_by_mass(
+    text: str, spans: Sequence[tuple[int, int]], starts: Sequence[tuple[int, float]], answer: tuple[int, int],
+    max_chars: int = READER_MAX_CHARS,
+) -> tuple[int, int]:
+    """The run of sentences within max_chars holding the most of the reader's answer-start
+    probability (a hedge when it hesitates between sentences); the one starting at the likelier
+    sentence wins a tie. Falls back to excerpt_around when the sentences are unknown."""
+    if not spans or not starts:
+        return excerpt_around(text, spans, answer, max_chars)
+    mass = [0.0] * len(spans)
+    for offset, p in starts:
+        i = max((j for j, (s, _) in enumerate(spans) if s <= offset), default=0)
+        mass[i] += p
+    joins = [False] + [_can_join(text, spans[i - 1], spans[i]) for i in range(1, len(spans))]
+    best, best_span = (-1.0, -1.0), None
+    for first in range(len(spans)):
+        last, total = first, mass[first]
+        while last + 1 < len(spans) and joins[last + 1] and spans[last + 1][1] - spans[first][0] <= max_chars:
+            last += 1
+            total += mass[last]
+        score = (total + LEAD_WEIGHT * mass[first], mass[first])
+        if score > best:
+            best, best_span = score, (first, last)
+    first, last = best_span
+    while first < last and mass[first] < TRIM_BELOW:
+        first += 1  # a lead-in sentence the reader all but rules out: open on the answer instead
+    start, end = spans[first][0], spans[last][1]
+    if end - start > max_chars:  # one over-long sentence
+        a = answer[0] if start <= answer[0] < end else start
+        return _trim_around(text, start, end, a, max_chars)
+    return start, end
 
 
 def _can_join(text: str, before: tuple[int, int], after: tuple[int, int]) -> bool:

@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from index.excerpt import MAX_CHARS, READER_MAX_CHARS
 from index.question import QuestionError
 
 from .conftest import write_corpus
@@ -39,7 +40,7 @@ def test_excerpts_are_short_and_found_at_their_offsets_in_the_document(sample_en
         for c in answer.citations:
             document = sample_engine.snapshot.document_text(c.doc_id)
             assert document[c.char_start:c.char_end] == c.excerpt
-            assert 0 < len(c.excerpt) <= 350
+            assert 0 < len(c.excerpt) <= max(MAX_CHARS, READER_MAX_CHARS)
             assert c.excerpt in c.chunk_text
 
 
@@ -50,12 +51,18 @@ def test_the_albanian_line_is_never_quoted(sample_engine):
 
 def test_json_answer_has_the_documented_fields(sample_engine):
     data = sample_engine.ask(BATTLEGROUPS, k=3).to_dict()
-    assert set(data) == {"question", "abstained", "reason", "retriever", "elapsed_ms", "best_similarity", "relevance", "support", "citations"}
+    assert set(data) == {"question", "abstained", "reason", "retriever", "elapsed_ms", "best_similarity", "relevance",
+                         "support", "confidence", "citations"}
+    assert 0.0 <= data["confidence"] <= 1.0
     assert len(data["citations"]) == 3
     assert set(data["citations"][0]) == {
         "rank", "excerpt", "score", "similarity", "title", "source", "url", "published",
-        "doc_id", "chunk_id", "char_start", "char_end", "also_in",
+        "doc_id", "chunk_id", "char_start", "char_end", "also_in", "confidence", "highlight",
     }
+    first = data["citations"][0]
+    if first["highlight"] is not None:  # the answer the reader marked, inside the excerpt
+        a, b = first["highlight"]
+        assert 0 <= a < b <= len(first["excerpt"])
 
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])

@@ -45,7 +45,8 @@ def test_eval_on_a_squad_file_prints_the_documented_json(tmp_path):
     squad.write_text(json.dumps(SQUAD))
     result = _eval(tmp_path, str(squad))
     assert result["questions"] == 3 and result["answerable"] == 3
-    assert set(result["retrievers"]) == {"dense", "bm25", "hybrid"}
+    # hybrid-no-reader: the default hybrid with the reading model off, measured in the same run
+    assert set(result["retrievers"]) == {"dense", "bm25", "hybrid", "hybrid-no-reader"}
     for metrics in result["retrievers"].values():
         assert set(metrics) == METRICS
         assert metrics["recall@1"] == 1.0 and metrics["mrr"] == 1.0
@@ -93,6 +94,14 @@ def test_eval_adds_distractor_folders_and_takes_a_squad_file_as_corpus(tmp_path)
                    "--retriever", "hybrid")
     assert result["retrievers"]["hybrid"]["recall@1"] == 1.0
     assert len(list((tmp_path / "data" / "eval").iterdir())) == 1
+
+
+@pytest.mark.model
+def test_eval_on_one_half_of_a_squad_file_asks_only_that_half(tmp_path):
+    squad = tmp_path / "mini-squad.json"
+    squad.write_text(json.dumps(SQUAD))
+    odd = _eval(tmp_path, str(squad), "--articles", "odd", "--retriever", "hybrid")
+    assert odd["questions"] == 1 and odd["retrievers"]["hybrid"]["recall@1"] == 1.0  # the skiing article
 
 
 @pytest.mark.parametrize("content, expected", [

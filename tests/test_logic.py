@@ -1,9 +1,96 @@
-"""Fast checks of pure logic, no model and no index: settings."""
+"""Fast checks of pure logic, no model and no index: the reader's spans and excerpts, bold, settings."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from bot.console import BOLD, PLAIN, render_text
+from bot.render import render_excerpt
+from index.answer import Answer, Citation
 from index.config import ConfigurationError, Settings
+from index.excerpt import excerpt_around
+from index.reader import READER_DIR, Features, best_span, decode, encode, load_tokenizer, passage_input
+from index.sentences import sentence_spans
+
+LEAD = ("ONGC says it is in talks to buy the former assets of Yukos. The Indian firm wants "
+        "15% of Yukos' former key oil production unit. Talks began in March. Analysts were surprised.")
+
+
+def test_the_excerpt_starts_at_the_sentence_holding_the_answer_not_at_the_lead():
+    spans = sentence_spans(LEAD)
+    a = LEAD.index("15%")
+    start, end = excerpt_around(LEAD, spans, (a, a + 3), max_chars=350)
+    assert LEAD[start:end].startswith("The Indian firm wants 15%")
+    assert LEAD[start:end].endswith("Analysts were surprised.")  # runs forward while it fits
+
+
+def test_the_excerpt_stops_before_the_character_cap_and_keeps_the_answer():
+    spans = sentence_spans(LEAD)
+    a = LEAD.index("15%")
+    start, end = excerpt_around(LEAD, spans, (a, a + 3), max_chars=80)
+    assert end - start <= 80 and start <= a < a + 3 <= end
+
+
+def test_one_long_sentence_is_cut_around_the_answer():
+    text = "Word " * 200 + "the answer is 42 " + "more " * 200
+    a = text.index("42")
+    start, end = excerpt_around(text, [(0, len(text))], (a, a + 2), max_chars=120)
+    assert end - start <= 120 and start <= a and a + 2 <= end
+
+
+def test_best_span_stays_in_the_passage_and_within_the_length_limit():
+    start = np.array([9.0, 1, 2, 8, 0, 0])
+    end = np.array([9.0, 0, 0, 1, 7, 0])
+    mask = np.array([False, False, True, True, True, True])  # [CLS] and a question token are excluded
+    assert best_span(start, end, mask) == (3, 4, 15.0)
+    assert best_span(start, end, mask, max_len=1)[:2] == (3, 3)
+    assert best_span(start, end, np.zeros(6, dtype=bool)) is None
+
+
+def test_pairs_are_encoded_with_offsets_into_the_passage_text():
+    tokenizer = load_tokenizer(READER_DIR / "tokenizer.json")
+    f = encode(tokenizer, "How much did ONGC want?", [("Oil deal", LEAD), ("", "Short.")])
+    assert f.input_ids.shape[0] == 2 and f.input_ids.shape == f.passage_mask.shape
+    tokens = np.flatnonzero(f.passage_mask[0])
+    first = f.offsets[0][tokens[0]]
+    assert first[0] == 0 and LEAD[first[0]:first[1]].lower() in "ongc"  # the title's tokens are not passage
+    spans = [f.offsets[0][t] for t in tokens]
+    assert any(LEAD[s:e] == "15" for s, e in spans)
+    assert f.attention_mask[1].sum() < f.attention_mask[0].sum()  # padded to the longest
+    assert passage_input("Oil deal", LEAD)[1] == len("Oil deal\n")
+
+
+def test_decode_turns_logits_into_a_confident_span():
+    f = Features(np.zeros((1, 4), np.int64), np.ones((1, 4), np.int64), np.zeros((1, 4), np.int64),
+                 np.array([[False, True, True, True]]), [[(0, 0), (0, 3), (4, 9), (10, 12)]])
+    reading = decode(f, np.array([[0, 0, 5.0, 0]]), np.array([[0, 0, 0, 5.0]]), np.array([2.0]))[0]
+    assert reading.span == (4, 12) and round(reading.confidence, 3) == 0.881
+
+
+def _citation(excerpt: str, highlight=None) -> Citation:
+    return Citation(1, excerpt, 1.0, 0.5, "T", "S", "", "", "d", "d:0", 0, len(excerpt), highlight=highlight)
+
+
+def test_telegram_shows_the_marked_answer_in_bold_and_escapes_around_it():
+    excerpt = "Prices <rose>\n 15% & more,   said AT&T."
+    a = excerpt.index("15%")
+    html = render_excerpt(_citation(excerpt, (a, a + len("15% & more"))), 1500)
+    assert html == "Prices &lt;rose&gt; <b>15% &amp; more</b>, said AT&amp;T."
+    assert render_excerpt(_citation(excerpt), 1500) == "Prices &lt;rose&gt; 15% &amp; more, said AT&amp;T."
+
+
+def test_a_cut_excerpt_loses_its_bold_rather_than_a_closing_tag():
+    excerpt = "word " * 100 + "answer"
+    html = render_excerpt(_citation(excerpt, (len(excerpt) - 6, len(excerpt))), 50)
+    assert "<b>" not in html and html.endswith("…")
+
+
+def test_the_console_bolds_the_answer_only_on_a_terminal():
+    excerpt = "The Indian firm wants 15% of the unit."
+    a = excerpt.index("15%")
+    answer = Answer("q", False, (_citation(excerpt, (a, a + 3)),), "hybrid")
+    assert f"{BOLD}15%{PLAIN}" in render_text(answer, bold=True)
+    assert BOLD not in render_text(answer) and "wants 15% of" in render_text(answer)
 
 
 @pytest.mark.parametrize("env, expected", [
@@ -19,3 +106,17 @@ def test_a_wrong_setting_is_refused_when_settings_are_made(monkeypatch, env, exp
     with pytest.raises(ConfigurationError) as failure:
         Settings.from_env()
     assert str(failure.value).startswith(expected)
+
+
+def test_when_the_reader_hesitates_the_excerpt_covers_the_likelier_sentences():
+    from index.excerpt import excerpt_by_mass
+
+    spans = sentence_spans(LEAD)
+    first, second, third, fourth = (s for s, _ in spans)
+    # Most of the start probability on sentences 3 and 4, a little on 1: the run from 3 wins.
+    starts = [(first + 2, 0.2), (third + 6, 0.45), (fourth, 0.35)]
+    start, end = excerpt_by_mass(LEAD, spans, starts, (third + 6, third + 11), max_chars=60)
+    assert LEAD[start:end] == "Talks began in March. Analysts were surprised."
+    # With room for everything, the excerpt still starts where the probability does.
+    start, _ = excerpt_by_mass(LEAD, spans, [(second + 22, 1.0)], (second + 22, second + 25), max_chars=350)
+    assert start == second

@@ -1,0 +1,161 @@
+"""The reading model's knobs, measured: how deep it reads, how its confidence and the re-rank
+score combine to order citations, and the excerpt's length. Each passage is read once per
+question and cached, so every variant after the first costs only the engine's own work.
+
+    python bench/reader_sweep.py ../shared/data/squad-v1.1-dev.json ../shared/data/bbc-news [--odd 1000]
+
+Question sets: the odd (test) half of SQuAD dev against its own paragraphs (a sample), and
+bench/data/news-dev.jsonl against SQuAD + BBC. Prints excerpt recall@1/@5 per variant, with the
+engine without the reader as the baseline from the same run, and abstention at the model's threshold.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import index.engine as engine_module  # noqa: E402
+import index.excerpt as excerpt_module  # noqa: E402
+from index.config import Settings  # noqa: E402
+from index.engine import Engine  # noqa: E402
+from index.evaluate import contains_answer, prepare  # noqa: E402
+from index.reader import READER_DIR, Reader  # noqa: E402
+
+
+class CachedReader:
+    """A Reader that reads each (question, passage) pair once; config can be overridden per variant."""
+
+    def __init__(self, reader: Reader):
+        self.reader = reader
+        self.config = dict(reader.config)
+        self.threshold = reader.threshold
+        self.min_relevance = reader.min_relevance
+        self.cache: dict = {}
+
+    def read(self, question, passages):
+        todo = [p for p in dict.fromkeys(passages) if (question, p) not in self.cache]
+        for p, r in zip(todo, self.reader.read(question, todo)):
+            self.cache[(question, p)] = r
+        return [self.cache[(question, p)] for p in passages]
+
+
+def score(engine: Engine, questions, kinds=None) -> dict:
+    hits1 = hits5 = answerable = abstained_ok = abstained_bad = 0
+    by_kind: dict[str, list[bool]] = {}
+    for n, q in enumerate(questions):
+        answer = engine.ask(q.question, k=5, abstain=False)
+        if kinds:
+            by_kind.setdefault(kinds[n], []).append(answer.abstained)
+        if q.answers:
+            answerable += 1
+            ranks = [c.rank for c in answer.citations if contains_answer(c.excerpt, q.answers)]
+            hits1 += bool(ranks) and ranks[0] == 1
+            hits5 += bool(ranks) and ranks[0] <= 5
+            abstained_bad += answer.abstained
+        else:
+            abstained_ok += answer.abstained
+    n_un = len(questions) - answerable
+    return {**{f"abstain({k})": round(sum(v) / len(v), 3) for k, v in by_kind.items()},
+        "R@1": round(hits1 / answerable, 3) if answerable else None,
+        "R@5": round(hits5 / answerable, 3) if answerable else None,
+        "abstain(answerable)": round(abstained_bad / answerable, 3) if answerable else None,
+        "abstain(unanswerable)": round(abstained_ok / n_un, 3) if n_un else None,
+    }
+
+
+DEFAULT = (4, 0.25, 500, True)
+original_rerank = engine_module.rerank
+VARIANTS = [  # (depth, prior weight, excerpt characters, excerpt by answer-start mass)
+    (4, 0.25, 500, False), DEFAULT, (3, 0.25, 500, True), (5, 0.25, 500, True), (6, 0.25, 500, True),
+    (4, 0.0, 500, True), (4, 0.1, 500, True), (4, 0.5, 500, True), (4, 1.0, 500, True),
+    (4, 0.25, 250, True), (4, 0.25, 350, True), (4, 0.25, 450, True), (4, 0.25, 600, True),
+]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("squad", type=Path)
+    ap.add_argument("bbc", type=Path)
+    ap.add_argument("--odd", type=int, default=1000, help="SQuAD odd-half questions sampled (default 1000)")
+    ap.add_argument("--reader", type=Path, default=READER_DIR)
+    ap.add_argument("--only-default", action="store_true",
+                    help="only the engine's default variant (to compare reader files, e.g. int8 vs fp32)")
+    ap.add_argument("--order-by-excerpt", choices=("0", "1"),
+                    help="order read passages by P(passage) x the excerpt's share of start probability (1) "
+                    "or by P(passage) (0); default: the engine's ORDER_BY_EXCERPT")
+    ap.add_argument("--lead-weights", help="comma-separated excerpt LEAD_WEIGHT values to compare, "
+                    "each with the default variant (instead of the variant list)")
+    ap.add_argument("--trims", help="comma-separated excerpt TRIM_BELOW values to compare, likewise")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    if args.order_by_excerpt is not None:
+        engine_module.ORDER_BY_EXCERPT = args.order_by_excerpt == "1"
+    settings = Settings.from_env()
+    sets = {}
+    questions, eng = prepare(args.squad, settings, articles="odd")
+    random.Random(7).shuffle(questions)
+    sets["squad-odd"] = (questions[: args.odd], eng)
+    news, eng = prepare(ROOT / "bench/data/news-dev.jsonl", settings, [args.squad, args.bbc])
+    sets["news-dev"] = (news, eng)
+    un, eng = prepare(ROOT / "bench/data/unanswerable.jsonl", settings, [args.squad])
+    sets["unanswerable"] = (un, eng)
+    lines = (ROOT / "bench/data/unanswerable.jsonl").read_text().splitlines()
+    kinds = {"unanswerable": [json.loads(line).get("kind", "?") for line in lines if line.strip()]}
+    reader = CachedReader(Reader(args.reader))
+    rows = []
+    for name, (qs, eng) in sets.items():
+        base = Engine(eng.settings.with_(reader=False), eng.embedder)
+        rows.append({"set": name, "variant": "no reader", **score(base, qs, kinds.get(name))})
+        print(json.dumps(rows[-1]), flush=True)
+        variants = [DEFAULT] if args.only_default else VARIANTS if name != "unanswerable" else VARIANTS[1:5]
+        if args.lead_weights or args.trims:
+            for knob, values in (("LEAD_WEIGHT", args.lead_weights), ("TRIM_BELOW", args.trims)):
+                for value in (float(x) for x in (values or "").split(",") if x):
+                    before = getattr(excerpt_module, knob)
+                    setattr(excerpt_module, knob, value)
+                    withr = Engine(eng.settings, eng.embedder, reader=reader)
+                    rows.append({"set": name, "variant": f"default, {knob} {value}", **score(withr, qs, kinds.get(name))})
+                    print(json.dumps(rows[-1]), flush=True)
+                    setattr(excerpt_module, knob, before)
+            continue
+        for depth, weight, chars, by_mass in variants:
+            reader.config["depth"] = depth
+            engine_module.READER_PRIOR_WEIGHT = weight
+            engine_module.READER_MAX_CHARS = chars
+            engine_module.EXCERPT_BY_MASS = by_mass
+            withr = Engine(eng.settings, eng.embedder, reader=reader)
+            shape = "start-mass run" if by_mass else "from the span's sentence"
+            rows.append({"set": name, "variant": f"depth {depth}, prior {weight}, {chars} chars, {shape}",
+                         **score(withr, qs, kinds.get(name))})
+            print(json.dumps(rows[-1]), flush=True)
+        if args.only_default:
+            continue
+        # Would the reader make the stored sentence vectors unnecessary? Re-rank with their cosines at 0.
+        (reader.config["depth"], engine_module.READER_PRIOR_WEIGHT, engine_module.READER_MAX_CHARS,
+         engine_module.EXCERPT_BY_MASS) = DEFAULT
+        zeros = {}
+
+        def rerank_without_sentence_vectors(hits, records, vector, sentence_vectors, weights, reorder=True):
+            if "z" not in zeros:
+                zeros["z"] = np.zeros((sentence_vectors.shape[0], sentence_vectors.shape[1]), dtype=np.float16)
+            return original_rerank(hits, records, vector, zeros["z"], weights, reorder)
+
+        engine_module.rerank = rerank_without_sentence_vectors
+        withr = Engine(eng.settings, eng.embedder, reader=reader)
+        rows.append({"set": name, "variant": "default, no sentence vectors", **score(withr, qs, kinds.get(name))})
+        print(json.dumps(rows[-1]), flush=True)
+        engine_module.rerank = original_rerank
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""The reading model: reads a passage against the question, says whether it holds the answer and where.
+
+One forward pass per (question, passage) pair, `[CLS] question [SEP] title + passage [SEP]`, gives
+  * answer_logit: P(the passage holds the answer), read from [CLS];
+  * start/end logits over the passage's tokens: the span the reader takes for the answer.
+The span picks the sentence an excerpt starts from (and is shown in bold); the probability orders the
+citations and decides abstention. Trained here from MiniLM-L6 on the even half of SQuAD dev
+(index/models/train_reader.py, model card in index/models/reader/README.md) and served by
+ONNX Runtime (int8), so the serving process never imports torch.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ReaderUnavailable
+
+log = logging.getLogger(__name__)
+
+READER_DIR = Path(__file__).parent / "models" / "reader"
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+CONFIG_FILE = "reader.json"
+MAX_TOKENS = 256  # question + passage: a 120-word chunk with its title fits
+MAX_QUESTION_TOKENS = 64
+MAX_ANSWER_TOKENS = 30
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the reader made of one passage."""
+
+    confidence: float  # P(the passage holds the answer), 0..1
+    span: tuple[int, int] | None  # the answer it marks: offsets into the passage text, None if none
+    span_score: float  # start + end logit of that span
+    # Where the answer may start: (offset into the passage text, probability) for the passage's
+    # tokens, the probabilities summing to 1 over the passage (tiny ones left out).
+    starts: tuple[tuple[int, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Features:
+    """A tokenised batch of (question, passage) pairs, padded to the longest."""
+
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+    token_type_ids: np.ndarray
+    passage_mask: np.ndarray  # True on the tokens of the passage text (not the title, not specials)
+    offsets: list[list[tuple[int, int]]]  # per token: character offsets into the passage text
+
+
+def passage_input(title: str, text: str) -> tuple[str, int]:
+    """What the reader reads for a passage, and where the passage text starts in it."""
+    prefix = f"{title}\n" if title else ""
+    return prefix + text, len(prefix)
+
+
+def load_tokenizer(path: Path):
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def encode(tokenizer, question: str, passages: Sequence[tuple[str, str]], max_tokens: int = MAX_TOKENS) -> Features:
+    """Token ids for each (title, text) passage paired with the question; the passage is cut to fit."""
+    q_ids = tokenizer.encode(question, add_special_tokens=False).ids[:MAX_QUESTION_TOKENS]
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    room = max_tokens - len(q_ids) - 3
+    rows, masks, offsets = [], [], []
+    for title, text in passages:
+        reader_text, shift = passage_input(title, text)
+        enc = tokenizer.encode(reader_text, add_special_tokens=False)
+        ids, spans = enc.ids[:room], enc.offsets[:room]
+        head = len(q_ids) + 2  # [CLS] question [SEP]
+        rows.append([cls_id, *q_ids, sep_id, *ids, sep_id])
+        mask = [False] * head + [s >= shift and e > s for s, e in spans] + [False]
+        masks.append(mask)
+        offsets.append([(0, 0)] * head + [(max(s - shift, 0), max(e - shift, 0)) for s, e in spans] + [(0, 0)])
+    width = max(len(r) for r in rows)
+    n = len(rows)
+    input_ids = np.zeros((n, width), dtype=np.int64)
+    attention = np.zeros((n, width), dtype=np.int64)
+    types = np.zeros((n, width), dtype=np.int64)
+    passage_mask = np.zeros((n, width), dtype=bool)
+    for i, (row, mask) in enumerate(zip(rows, masks)):
+        input_ids[i, : len(row)] = row
+        attention[i, : len(row)] = 1
+        types[i, len(q_ids) + 2 : len(row)] = 1
+        passage_mask[i, : len(mask)] = mask
+    return Features(input_ids, attention, types, passage_mask, offsets)
+
+
+def best_span(start: np.ndarray, end: np.ndarray, mask: np.ndarray, max_len: int = MAX_ANSWER_TOKENS):
+    """(start token, end token, score) of the best span with start <= end < start + max_len, or None."""
+    idx = np.flatnonzero(mask)
+    if idx.size == 0:
+        return None
+    s, e = start[idx], end[idx]
+    # scores[i, j] = s[i] + e[j] for i <= j < i + max_len, over passage tokens only
+    scores = s[:, None] + e[None, :]
+    i, j = np.indices(scores.shape)
+    allowed = (j >= i) & (j - i < max_len) & ((idx[j] - idx[i]) < max_len)
+    scores = np.where(allowed, scores, -np.inf)
+    flat = int(np.argmax(scores))
+    a, b = divmod(flat, scores.shape[1])
+    return int(idx[a]), int(idx[b]), float(scores[a, b])
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x > -60 else 0.0
+
+
+def decode(features: Features, start: np.ndarray, end: np.ndarray, logits: np.ndarray) -> list[Reading]:
+    """Readings from the model's outputs for a batch."""
+    out = []
+    for i in range(len(features.offsets)):
+        found = best_span(start[i], end[i], features.passage_mask[i])
+        span, score, starts = None, float("-inf"), ()
+        if found is not None:
+            a, b, score = found
+            span = (features.offsets[i][a][0], features.offsets[i][b][1])
+            idx = np.flatnonzero(features.passage_mask[i])
+            p = np.exp(start[i][idx] - start[i][idx].max())
+            p /= p.sum()
+            starts = tuple((features.offsets[i][t][0], float(q)) for t, q in zip(idx.tolist(), p) if q >= 1e-3)
+        out.append(Reading(_sigmoid(float(logits[i])), span, score, starts))
+    return out
+
+
+class Reader:
+    """The reading model on ONNX Runtime. Thread-safe; load once and share."""
+
+    def __init__(self, folder: Path = READER_DIR):
+        folder = Path(folder)
+        try:
+            import onnxruntime
+
+            self.config = json.loads((folder / CONFIG_FILE).read_text())
+            self.tokenizer = load_tokenizer(folder / TOKENIZER_FILE)
+            options = onnxruntime.SessionOptions()
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            # Spinning idle threads starve FAISS's OpenMP threads on two cores (index/onnx_encoder.py).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self.session = onnxruntime.InferenceSession(
+                str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # missing file, truncated model, bad JSON: one sentence, detail in the log
+            log.debug("Reader load failed", exc_info=True)
+            raise ReaderUnavailable(
+                f"The reading model in {folder} cannot be loaded ({type(exc).__name__}); restore it with "
+                "`git checkout -- index/models/reader`, or set CITEBOT_READER=0 to answer without it."
+            ) from None
+        self.max_tokens = int(self.config.get("max_tokens", MAX_TOKENS))
+        self.threshold = float(self.config["threshold"])
+        self.min_relevance = float(self.config.get("min_relevance", 0.0))
+        self._lock = threading.Lock()  # tokenizers objects must not be shared between threads mid-call
+
+    def read(self, question: str, passages: Sequence[tuple[str, str]]) -> list[Reading]:
+        """One Reading per (title, text) passage, in order."""
+        if not passages:
+            return []
+        with self._lock:
+            features = encode(self.tokenizer, question, passages, self.max_tokens)
+        start, end, logits = self.session.run(
+            ["start_logits", "end_logits", "answer_logit"],
+            {
+                "input_ids": features.input_ids,
+                "attention_mask": features.attention_mask,
+                "token_type_ids": features.token_type_ids,
+            },
+        )
+        return decode(features, start, end, logits.reshape(-1))
