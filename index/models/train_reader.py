@@ -8,9 +8,9 @@ training to fit the abstention threshold. For each training question the passage
 own chunks (120 words, as built by `citebot build`):
   * positives: the chunks holding the gold answer at its gold position, with the answer span;
   * negatives: the engine's top-ranked chunks (reader off) that do not contain the answer, a chunk
-    of the same article without it, and now and then a chunk of another article.
+    of the same article without it, and (--other-share of the questions) a chunk of another article.
 The model is the packaged all-MiniLM-L6-v2 encoder with two heads (start/end logits over tokens,
-one answer logit on [CLS]), trained one pass with bf16 autocast where the CPU has it, seed fixed.
+one answer logit on [CLS]), trained with bf16 autocast where the CPU has it, seed fixed.
 Torch is needed here only; serving reads the ONNX file.
 """
 from __future__ import annotations
@@ -107,7 +107,7 @@ def _engine_over(articles: list[dict], work: Path, name: str):
     return engine, chunks
 
 
-def mine(articles: list[dict], work: Path, rng: random.Random) -> list[Example]:
+def mine(articles: list[dict], work: Path, rng: random.Random, other_share: float = 1.0) -> list[Example]:
     """Training pairs for the questions of articles, with the engine's own hard negatives."""
     engine, chunks = _engine_over(articles, work, "train")
     titles = sorted(chunks)
@@ -130,7 +130,7 @@ def mine(articles: list[dict], work: Path, rng: random.Random) -> list[Example]:
         if same:
             title, text = rng.choice(same)
             examples.append(Example(q["question"], title, text, None))
-        if rng.random() < 0.5:
+        if rng.random() < other_share:
             other = rng.choice([t for t in titles if t != q["title"]])
             title, text = rng.choice(chunks[other])
             examples.append(Example(q["question"], title, text, None))
@@ -214,7 +214,7 @@ def train(model, tokenizer, examples, args, rng: random.Random) -> None:
 
     bf16 = bf16_supported()
     steps_per_epoch = (len(examples) + args.batch_size - 1) // args.batch_size
-    total = steps_per_epoch * args.epochs
+    total = int(steps_per_epoch * args.epochs)  # a fraction of a pass is allowed: the time budget
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     warm = max(1, int(0.06 * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -225,8 +225,10 @@ def train(model, tokenizer, examples, args, rng: random.Random) -> None:
     step, began = 0, time.time()
     log.info("training: %d pairs, %d steps, batch %d, lr %g, %s", len(examples), total, args.batch_size,
              args.lr, "bf16 autocast" if bf16 else "fp32")
-    for epoch in range(args.epochs):
+    while step < total:
         for ids, att, typ, pmask, st, en, lab in batches(tokenizer, examples, args.batch_size, rng):
+            if step == total:
+                break
             t = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
             allowed = t(pmask).clone()
             allowed[:, 0] = True  # [CLS] is the "no answer here" position
@@ -413,12 +415,12 @@ Only SQuAD v1.1 dev articles at **even** positions of its `data` list. Of those 
 give {training_pairs:,} training pairs. Passages are the engine's own 120-word chunks of those
 articles. Positives: the chunks holding the gold answer at its gold place, with its span.
 Negatives: the engine's top-ranked chunks (reader off) that do not contain any gold answer (at
-most 2 a question), one chunk of the same article without it, and for half the questions one
-chunk of another article; a negative's span target is [CLS]. The odd half (the test half) and
+most 2 a question), one chunk of the same article without it, and for {other_pct:.0f}% of the questions
+one chunk of another article; a negative's span target is [CLS]. The odd half (the test half) and
 `bench/data/` were never trained on.
 
 ## Training
-One pass, batch {batch_size}, AdamW lr {lr} (weight decay 0.01, 6% warm-up then linear decay),
+{epochs} pass(es) over the pairs, batch {batch_size}, AdamW lr {lr} (weight decay 0.01, 6% warm-up then linear decay),
 loss = mean of start/end cross-entropy + binary cross-entropy of the answer logit, bf16 autocast
 on the CPU, seed {seed}. `make reader` reproduces it: {train_minutes} min of training, {total_minutes} min
 in all on this 2-core machine.
@@ -462,6 +464,7 @@ def write_card(out: Path, result: dict) -> None:
         i8_em=i8["span_exact_match"], f_em=f["span_exact_match"], i8_f1=i8["span_f1"], f_f1=f["span_f1"],
         i8_rej=i8["same_article_passages_rejected"], f_rej=f["same_article_passages_rejected"],
         questions=i8["questions"], hashes=hashes, min_relevance=config.get("min_relevance", 0.0),
+        epochs=result.get("epochs", 1), other_pct=100 * result.get("other_share", 0.5),
         refused_pct=100 * result.get("calibration_refused", 0.0), caught_pct=100 * result.get("stand_ins_abstained", 0.0),
         **{k: result[k] for k in (
             "training_articles", "training_pairs", "batch_size", "lr", "seed", "train_minutes", "total_minutes",
@@ -475,7 +478,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="SQuAD v1.1 dev file (only its even-position articles are trained on)")
     ap.add_argument("--out", type=Path, default=READER_DIR, help="where the model is written (default: %(default)s)")
     ap.add_argument("--work", type=Path, default=Path("var/reader-train"), help="scratch folder (indexes, fp32 export)")
-    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--epochs", type=float, default=1.0,
+                    help="passes over the pairs, a fraction allowed (default %(default)s; 1.3 fits 45 minutes here)")
+    ap.add_argument("--other-share", type=float, default=0.5,
+                    help="share of questions that also get a chunk of another article as a negative")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=8e-5)
     ap.add_argument("--seed", type=int, default=13)
@@ -511,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
 
         base = resolve_model("all-MiniLM-L6-v2")
         tokenizer = load_tokenizer(Path(base) / "tokenizer.json")
-        examples = mine(training, args.work, rng)
+        examples = mine(training, args.work, rng, args.other_share)
         rng.shuffle(examples)
         if args.limit:
             examples = examples[: args.limit]
@@ -541,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(staging, ignore_errors=True)
     result = {
         "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+        "other_share": args.other_share,
         "training_pairs": pairs, "training_articles": len(training),
         "calibration_articles": [a["title"] for a in calibration], **calib,
         "threshold": config["threshold"], "min_relevance": config["min_relevance"], "train_minutes": round(trained_s / 60, 1),
