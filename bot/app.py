@@ -120,6 +120,6 @@ def run(config: BotConfig, engine: Engine) -> None:
     """Serve until interrupted: a webhook when CITEBOT_WEBHOOK_URL is set, else long polling."""
     app = build_application(config, engine)
     if config.webhook_url:
-        app.run_webhook(**webhook_options(config))
+        app.run_webhook(**webhook_options(config), bootstrap_retries=config.bootstrap_retries)
     else:
-        app.run_polling(allowed_updates=ALLOWED_UPDATES)
+        app.run_polling(allowed_updates=ALLOWED_UPDATES, bootstrap_retries=config.bootstrap_retries)

@@ -36,20 +36,31 @@ console instead, which answers through the same engine.
   CITEBOT_TELEGRAM_API_URL  another Bot API server (default https://api.telegram.org/bot)
   CITEBOT_RATE_LIMIT, CITEBOT_RATE_WINDOW   questions per user per window in seconds (default 10 per 60)
   CITEBOT_WORKERS           questions answered at once (default 4)
+  CITEBOT_BOOTSTRAP_RETRIES tries to reach the Bot API at start, backing off (default 6, about 20 s)
 """
 
 
 class ProgressBars:
-    """tqdm bars for the build stages reported by the engine's progress callback."""
+    """Progress of the build stages reported by the engine's callback: tqdm bars on a terminal;
+    elsewhere (a log file, CI) a line every 10%, never thousands of carriage returns."""
 
     LABELS = {"read": "reading files", "embed": "embedding passages and sentences", "write": "writing index"}
 
-    def __init__(self, enabled: bool = True):
+    def __init__(self, enabled: bool = True, terminal: bool | None = None):
         self.enabled = enabled
+        self.terminal = sys.stderr.isatty() if terminal is None else terminal
         self.bars: dict[str, tqdm] = {}
+        self.reported: dict[str, int] = {}  # stage -> last tenth reported (non-terminal)
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if not self.enabled or total <= 0:
+            return
+        if not self.terminal:
+            tenth = done * 10 // total
+            if tenth > self.reported.get(stage, -1):
+                self.reported[stage] = tenth
+                logging.getLogger("bot.cli").info("%s: %d%% (%s of %s)", self.LABELS.get(stage, stage), tenth * 10,
+                                                  f"{done:,}", f"{total:,}")
             return
         bar = self.bars.get(stage)
         if bar is None:
@@ -181,10 +192,20 @@ def cmd_serve(args) -> int:
         return 0
     from bot.app import run
 
+    from telegram.error import InvalidToken, NetworkError
+
     engine.embedder.warm()  # the first question should not wait for the model to load
     mode = f"webhook at {config.webhook_url}" if config.webhook_url else "long polling"
     logging.getLogger("bot").info("Starting the Telegram bot (%s, %d admin(s))", mode, len(config.admin_ids))
-    run(config, engine)
+    try:
+        run(config, engine)
+    except InvalidToken:
+        print("citebot: Telegram refused TELEGRAM_BOT_TOKEN; get the bot's token from @BotFather.", file=sys.stderr)
+        return 2
+    except NetworkError as exc:  # TimedOut too
+        print(f"citebot: the Bot API at {config.api_url} cannot be reached ({exc}), "
+              f"{config.bootstrap_retries} retries; check the network or CITEBOT_TELEGRAM_API_URL.", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -288,12 +309,28 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class _AboveTheBars(logging.StreamHandler):
+    """Writes log lines through tqdm, so a line never lands inside a progress bar on a terminal."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:
+            self.handleError(record)
+
+
 def configure_logging(level: int) -> None:
     """Our own loggers at level; libraries (faiss, bm25s, transformers...) only from WARNING up."""
-    handler = logging.StreamHandler()
+    handler = _AboveTheBars(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     ours = ("index", "bot", "__main__")
-    handler.addFilter(lambda r: r.name.split(".")[0] in ours or r.levelno >= logging.WARNING)
+
+    def keep(record: logging.LogRecord) -> bool:
+        if record.name.startswith("telegram") and record.getMessage().startswith("Network Retry Loop"):
+            return False  # PTB's start-up retries giving up, with tracebacks: `serve` says it in one line
+        return record.name.split(".")[0] in ours or record.levelno >= logging.WARNING
+
+    handler.addFilter(keep)
     logging.basicConfig(level=level, handlers=[handler], force=True)
 
 

@@ -56,6 +56,9 @@ class BotConfig:
     workers: int = 4  # engine calls running at once
     first_citations: int = 3
     max_citations: int = 10
+    # Tries to reach the Bot API at start before giving up (PTB backs off 1 s, x1.5, up to 30 s):
+    # 6 is about 20 s, enough for a network that comes up with the bot.
+    bootstrap_retries: int = 6
     # Messages a second across all chats: Telegram's broadcast limit. 0 turns the limiter's overall cap off
     # (bench/bot_throughput.py uses it to measure the bot's own capacity behind that limit).
     flood_rate: float = 30.0
@@ -82,4 +85,5 @@ class BotConfig:
             rate_limit=_int("CITEBOT_RATE_LIMIT", 10, 1),
             rate_window=_int("CITEBOT_RATE_WINDOW", 60, 1),
             workers=_int("CITEBOT_WORKERS", 4, 1),
+            bootstrap_retries=_int("CITEBOT_BOOTSTRAP_RETRIES", 6, 0),
         )

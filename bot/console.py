@@ -1,6 +1,7 @@
 """Console mode: the bot's answer path in a terminal, for `make run` without a Telegram token."""
 from __future__ import annotations
 
+import shutil
 import sys
 import textwrap
 
@@ -14,11 +15,16 @@ from .render import ABSTAIN_TEXT
 BOLD, PLAIN = "\x1b[1m", "\x1b[0m"
 
 
+def _width() -> int:
+    """The terminal's width (88 when it is not a terminal), kept between 40 and 120 columns."""
+    return max(40, min(120, shutil.get_terminal_size((88, 24)).columns))
+
+
 def _excerpt_text(rank: int, excerpt: str, highlight: tuple[int, int] | None, bold: bool) -> str:
     """The numbered excerpt wrapped for a terminal; with bold, the answer the reader marked in bold."""
     words = excerpt.split()
     prefix, indent = f"[{rank}] ", "    "
-    wrapped = textwrap.fill(" ".join(words), width=88, initial_indent=prefix, subsequent_indent=indent,
+    wrapped = textwrap.fill(" ".join(words), width=_width(), initial_indent=prefix, subsequent_indent=indent,
                             break_long_words=False, break_on_hyphens=False)
     if not (bold and highlight):
         return wrapped
@@ -58,6 +64,11 @@ def render_text(answer: Answer, bold: bool = False) -> str:
 
 def run_console(engine: Engine, k: int = 3, input_fn=input, print_fn=print) -> None:
     """Read questions until EOF or 'quit'; answer each with cited excerpts."""
+    if input_fn is input:
+        try:
+            import readline  # noqa: F401  (line editing and history for input(), where the platform has it)
+        except ImportError:
+            pass
     stats = engine.stats()
     engine.embedder.warm()  # load the model now, not in the middle of the first answer
     print_fn(

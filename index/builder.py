@@ -1,9 +1,12 @@
 """Build the index: corpus folder -> documents -> chunks -> vectors (reused when unchanged) -> store."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
+import shutil
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -94,13 +97,21 @@ def _previous(root: Path, model: str) -> tuple[dict | None, IndexSnapshot | None
         if build_dir is None:
             return None, None
         manifest = read_manifest(build_dir)
-        return manifest, IndexSnapshot.load(root, model, build_dir)
+        snapshot = IndexSnapshot.load(root, model, build_dir)
+        damage = snapshot.vector_damage()
+        if damage is None:
+            return manifest, snapshot
+        snapshot.close()
+        log.warning("Not reusing the live index's vectors: %s; what no intact build holds is embedded again", damage)
     except IndexUnavailable as exc:
         log.warning("Not reusing the live index: %s", exc)
     for build_dir in intact_builds(root):
         try:
             snapshot = IndexSnapshot.load(root, model, build_dir)
         except IndexUnavailable:
+            continue
+        if snapshot.vector_damage() is not None:
+            snapshot.close()
             continue
         log.info("Reusing vectors from the intact build %s", build_dir.name)
         return None, snapshot
@@ -171,7 +182,12 @@ def build_index(
                 settings, texts, hashes, sentence_texts, sentence_hashes, previous, embedder, progress, report
             )
 
-            writer = IndexWriter(root)
+            try:
+                writer = IndexWriter(root)
+            except (OSError, sqlite3.Error) as exc:
+                if _disk_full(exc):
+                    raise _disk_full_error(root, vectors, sentence_vectors, corpus) from exc
+                raise
             try:
                 if progress:
                     progress("write", 0, 1)
@@ -214,14 +230,40 @@ def build_index(
                 )
                 if progress:
                     progress("write", 1, 1)
-            except BaseException:
+            except BaseException as exc:
                 writer.abort()
+                if _disk_full(exc):
+                    raise _disk_full_error(root, vectors, sentence_vectors, corpus) from exc
                 raise
         finally:
             if previous is not None:
                 previous.close()
         log.info("Built index %s", report.build_dir.name)
         return report
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether a write failed for want of space (numpy says it as "N requested and M written")."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return (isinstance(exc, sqlite3.Error) and "disk is full" in text) or (
+        isinstance(exc, OSError) and "requested and" in text and "written" in text)
+
+
+def _disk_full_error(root: Path, vectors: np.ndarray, sentence_vectors: np.ndarray, corpus: Corpus) -> BuildError:
+    """One sentence: which disk, about how much the build needs, how much is free."""
+    # vectors.npy and dense.faiss, float16 sentences, and the text in SQLite and BM25 (about 3x).
+    need = 2 * vectors.nbytes + sentence_vectors.size * 2 + 3 * sum(len(d.text) for d in corpus.documents)
+    try:
+        free = shutil.disk_usage(root).free
+    except OSError:
+        free = 0
+    return BuildError(
+        f"The disk holding {root.resolve()} is full: this build needs about {need / 2**20:.1f} MB and "
+        f"{free / 2**20:.1f} MB are free. Free some space and run `citebot build` again; the previous "
+        "index is untouched."
+    )
 
 
 def _vectors(

@@ -1,11 +1,13 @@
 """Load articles from the corpus folder (.txt, .md, .html, .json, .jsonl) into clean Documents."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -86,7 +88,8 @@ def read_text(path: Path) -> str:
     """File contents as text: UTF-8 if it is, else Windows-1252/Latin-1; binary files refused."""
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
-        raise UnreadableFile(f"file is {size / 2**20:.1f} MiB, over the {MAX_FILE_BYTES / 2**20:.0f} MiB limit")
+        raise UnreadableFile(f"file is {size / 2**20:.2f} MiB ({size:,} bytes), over the "
+                             f"{MAX_FILE_BYTES / 2**20:.0f} MiB limit ({MAX_FILE_BYTES:,} bytes)")
     data = path.read_bytes()
     if b"\x00" in data[:4096]:
         raise UnreadableFile("looks like a binary file, not text")
@@ -176,14 +179,15 @@ def parse_html_article(html: str) -> RawArticle:
     )
 
 
-def _record_to_article(record: object, where: str) -> RawArticle:
+def _record_to_article(record: object) -> RawArticle:
+    """One JSON record as an article; UnreadableFile says what is wrong (the caller says where)."""
     if not isinstance(record, dict):
-        raise UnreadableFile(f"{where}: expected an object with title and text")
+        raise UnreadableFile('not an object with a "text" (a "title" and the rest are optional)')
     body = record.get("text") or record.get("body") or ""
     if isinstance(record.get("title"), (dict, list)):
-        raise UnreadableFile(f"{where}: 'title' is not text")
+        raise UnreadableFile("its 'title' is not text")
     if not isinstance(body, str) or not body.strip():
-        raise UnreadableFile(f"{where}: no 'text' or 'body'")
+        raise UnreadableFile("no 'text' or 'body'")
 
     def field_text(key: str) -> str:
         return str(record.get(key) or "").strip()
@@ -197,14 +201,16 @@ def _record_to_article(record: object, where: str) -> RawArticle:
     )
 
 
-def parse_json_articles(text: str, jsonl: bool, path: Path) -> Iterator[RawArticle]:
-    """Records from a .json file (one object or a list) or a .jsonl file (one object a line)."""
+def parse_json_articles(text: str, jsonl: bool, path: Path | str) -> Iterator[RawArticle]:
+    """Records from a .json file (one object or a list) or a .jsonl file (one object a line).
+
+    A bad record is skipped with one warning: `Skipping NAME line N: reason` (path as given)."""
     if jsonl:
         for number, line in enumerate(text.split("\n"), 1):
             if not line.strip():
                 continue
             try:
-                yield _record_to_article(json.loads(line), f"line {number}")
+                yield _record_to_article(json.loads(line))
             except (ValueError, RecursionError, UnreadableFile) as exc:  # JSONDecodeError is a ValueError
                 log.warning("Skipping %s line %d: %s", path, number, str(exc)[:200])
         return
@@ -215,20 +221,21 @@ def parse_json_articles(text: str, jsonl: bool, path: Path) -> Iterator[RawArtic
     records = data if isinstance(data, list) else [data]
     for number, record in enumerate(records, 1):
         try:
-            yield _record_to_article(record, f"record {number}")
+            yield _record_to_article(record)
         except UnreadableFile as exc:
             log.warning("Skipping %s record %d: %s", path, number, exc)
 
 
-def read_articles(path: Path) -> list[RawArticle]:
-    """Every article in one corpus file; raises UnreadableFile with a reason."""
+def read_articles(path: Path, name: str | None = None) -> list[RawArticle]:
+    """Every article in one corpus file; raises UnreadableFile with a reason. name (the path
+    relative to the corpus) is how warnings about single records name the file."""
     suffix = path.suffix.lower()
     text = read_text(path)
     if suffix in TEXT_SUFFIXES:
         return [parse_text_article(text)]
     if suffix in HTML_SUFFIXES:
         return [parse_html_article(text)]
-    return list(parse_json_articles(text, suffix == ".jsonl", path))
+    return list(parse_json_articles(text, suffix == ".jsonl", name or path))
 
 
 def make_document(article: RawArticle, path: str) -> Document | None:
@@ -255,10 +262,27 @@ def make_document(article: RawArticle, path: str) -> Document | None:
     )
 
 
-def corpus_files(corpus_dir: Path) -> list[Path]:
+def _not_a_file(path: Path) -> str | None:
+    """Why a name that looks like an article is not one to read, or None for a regular file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if path.is_symlink():
+            return "a link loop" if exc.errno == errno.ELOOP else "a link to nothing"
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder named like an article file (its files are read as a folder's)"
+    return "not a regular file (a pipe, socket or device)"
+
+
+def corpus_files(corpus_dir: Path, problems: list[SkippedFile] | None = None) -> list[Path]:
     """Article files under the corpus folder, in a stable order; README files are notes, not news.
 
     Linked folders are followed (a corpus may gather feeds kept elsewhere), each real folder once.
+    Names that look like articles but are not regular files (pipes, dangling links, link loops,
+    folders named x.txt) are added to problems, relative to the corpus folder.
     """
     found: list[Path] = []
     seen: set[str] = set()
@@ -270,15 +294,19 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
         seen.add(real)
         # Sorted, real folders before links: a folder reachable twice always gets the same path.
         dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=lambda d: (os.path.islink(os.path.join(folder, d)), d))
-        for name in files:
+        looks_like_article = lambda n: (  # noqa: E731
+            not n.startswith(".") and Path(n).suffix.lower() in SUFFIXES and not n.lower().startswith("readme"))
+        for name in sorted(files) + [d for d in dirs if looks_like_article(d)]:
             p = Path(folder) / name
-            if (
-                not name.startswith(".")
-                and p.suffix.lower() in SUFFIXES
-                and not name.lower().startswith("readme")
-                and p.is_file()
-            ):
+            if not looks_like_article(name):
+                continue
+            why = _not_a_file(p)
+            if why is None:
                 found.append(p)
+            elif problems is not None:
+                problems.append(SkippedFile(p.relative_to(corpus_dir).as_posix(), why))
+    if problems is not None:
+        problems.sort(key=lambda s: s.path)
     return sorted(found)
 
 
@@ -289,12 +317,16 @@ def load_corpus(corpus_dir: Path, progress=None) -> Corpus:
         raise FileNotFoundError(f"Corpus folder {corpus_dir} does not exist.")
     corpus = Corpus()
     by_content: dict[str, Document] = {}
-    files = corpus_files(corpus_dir)
+    not_files: list[SkippedFile] = []
+    files = corpus_files(corpus_dir, not_files)
+    for skipped in not_files:
+        log.warning("Skipping %s: %s", skipped.path, skipped.reason)
+        corpus.skipped.append(skipped)
     for number, path in enumerate(files, 1):
         rel = path.relative_to(corpus_dir).as_posix()
         corpus.files_read += 1
         try:
-            articles = read_articles(path)
+            articles = read_articles(path, rel)
         except (OSError, UnreadableFile, ValueError) as exc:
             log.warning("Skipping %s: %s", rel, exc)
             corpus.skipped.append(SkippedFile(rel, str(exc)))

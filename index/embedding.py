@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from pathlib import Path
 from typing import Callable, Sequence
@@ -117,23 +118,43 @@ class Embedder:
 
         return export_folder(self.cache_dir / "onnx", resolve_model(self.model_name))
 
-    def prepare_queries(self) -> None:
+    def _failure_note(self) -> Path:
+        """Where a failed export is remembered, so that later processes do not retry it per question."""
+        folder = self._onnx_folder()
+        return folder.with_name(folder.name + ".failed")
+
+    def prepare_queries(self, retry: bool = True) -> None:
         """Make sure the question runtime is ready: export the model to ONNX now if it is not cached.
-        Builds call this, so the bot's first question never waits for torch."""
+        Builds call this (retry=True), so the bot's first question never waits for torch; a question
+        that finds no export tries once (retry=False), unless an earlier try failed."""
         if self.query_backend != "onnx":
             return
         from .onnx_export import NotExportable, export, is_exported
 
-        folder = self._onnx_folder()
+        folder, note = self._onnx_folder(), self._failure_note()
         if is_exported(folder):
+            return
+        if not retry and note.exists():
+            log.warning("Questions use torch (seconds to start): exporting the model to ONNX failed before (%s). "
+                        "Run `citebot build` to try again.", note.read_text(errors="replace").strip()[:200])
             return
         try:
             export(self.model, folder)
+            note.unlink(missing_ok=True)
+            return
         except NotExportable as exc:
-            log.warning("Questions will use torch: the model cannot be exported to ONNX (%s)", exc)
+            reason = f"the model cannot be exported: {exc}"
+        except OSError as exc:
+            reason = f"{exc.strerror or exc} in {self.cache_dir}"
         except Exception as exc:  # the exporter raises many types; a failed export must not stop answers
-            log.warning("Questions will use torch: exporting the model to ONNX failed (%s: %s)",
-                        type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        log.warning("Questions will use torch (seconds to start): exporting the model to ONNX failed (%s). "
+                    "Free space in %s if it is full, then run `citebot build`.", reason, self.cache_dir)
+        try:
+            note.parent.mkdir(parents=True, exist_ok=True)
+            note.write_text(reason + "\n")
+        except OSError:
+            log.debug("Could not remember the failed export in %s", note)
 
     @property
     def query_encoder(self):
@@ -152,13 +173,21 @@ class Embedder:
 
         folder = self._onnx_folder()
         if not is_exported(folder):
-            self.prepare_queries()  # an index built before exports existed: once, with torch
+            self.prepare_queries(retry=False)  # an index built before exports existed: once, with torch
             if not is_exported(folder):
                 return None
         try:
             return OnnxEncoder(folder)
-        except Exception as exc:  # a damaged export must not stop answers: torch still can
-            log.warning("Questions will use torch: the ONNX export in %s does not load (%s)", folder, exc)
+        except Exception as exc:  # a damaged export: made again once (torch is needed now anyway)
+            log.warning("The ONNX export in %s does not load (%s); exporting it again", folder,
+                        str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+        shutil.rmtree(folder, ignore_errors=True)
+        self.prepare_queries(retry=False)
+        try:
+            return OnnxEncoder(folder) if is_exported(folder) else None
+        except Exception as exc:  # still broken: answers go on through torch
+            log.warning("Questions will use torch: the new ONNX export in %s does not load either (%s)", folder,
+                        type(exc).__name__)
             return None
 
     def warm(self) -> None:

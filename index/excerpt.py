@@ -103,13 +103,16 @@ def excerpt_by_mass(
         i = max((j for j, (s, _) in enumerate(spans) if s <= offset), default=0)
         mass[i] += p
     joins = [False] + [_can_join(text, spans[i - 1], spans[i]) for i in range(1, len(spans))]
-    best, best_span = (-1.0, -1.0), None
+    finished = [bool(_FINISHED.search(text[s:e])) for s, e in spans]
+    best, best_span = (False, -1.0, -1.0), None
     for first in range(len(spans)):
         last, total = first, mass[first]
         while last + 1 < len(spans) and joins[last + 1] and spans[last + 1][1] - spans[first][0] <= max_chars:
             last += 1
             total += mass[last]
-        score = (total + LEAD_WEIGHT * mass[first], mass[first])
+        # A heading alone (no finished sentence: a live blog's "Nato agrees to strengthen eastern
+        # defences") is not an answer; it wins only when the passage has nothing else.
+        score = (any(finished[first : last + 1]), total + LEAD_WEIGHT * mass[first], mass[first])
         if score > best:
             best, best_span = score, (first, last)
     first, last = best_span

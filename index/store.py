@@ -12,6 +12,7 @@ standard library.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -136,8 +137,12 @@ class IndexWriter:
         self._sweep_abandoned()
         self.tmp = _builds_dir(root) / f".tmp-{self.build_id}"
         self.tmp.mkdir()
-        self.db = sqlite3.connect(self.tmp / "meta.sqlite")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db = sqlite3.connect(self.tmp / "meta.sqlite")
+            self.db.executescript(SCHEMA)
+        except BaseException:  # a full disk, most likely: leave nothing behind
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
 
     def _sweep_abandoned(self) -> None:
         """Remove temporary folders left by builds that crashed or were killed."""
@@ -180,7 +185,9 @@ class IndexWriter:
         """Finish the build and point CURRENT at it; the previous build stays intact until then."""
         self.db.commit()
         self.db.close()
-        manifest = {"format_version": FORMAT_VERSION, "build_id": self.build_id, **manifest}
+        # The next build copies these vectors instead of embedding again: it checks them first.
+        checksums = {name: file_sha256(self.tmp / name) for name in VECTOR_FILES if (self.tmp / name).exists()}
+        manifest = {"format_version": FORMAT_VERSION, "build_id": self.build_id, **manifest, "checksums": checksums}
         (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         for path in self.tmp.rglob("*"):
             if path.is_file():
@@ -219,6 +226,17 @@ class IndexWriter:
                 shutil.rmtree(old, ignore_errors=True)
 
 
+VECTOR_FILES = ("vectors.npy", "sentences.npy")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_manifest(build_dir: Path) -> dict:
     try:
         manifest = json.loads((build_dir / "manifest.json").read_text())
@@ -254,7 +272,8 @@ class IndexSnapshot:
         """Load the live build (or build_dir), checking it against the configured model. Raises IndexUnavailable."""
         build_dir = build_dir or current_build_dir(root)
         if build_dir is None:
-            raise IndexMissing(f"There is no index in {root} yet; run `citebot build` to create it.")
+            raise IndexMissing(f"There is no index in {root.resolve()} yet; run `citebot build` to create it "
+                               "(or set CITEBOT_DATA_DIR to where it is).")
         if not build_dir.is_dir():
             raise IndexCorrupt(f"The live index folder {build_dir} is missing; run `citebot build` to rebuild it.")
         manifest = read_manifest(build_dir)
@@ -264,20 +283,31 @@ class IndexSnapshot:
                 "run `citebot build` to rebuild it with the configured model."
             )
         broken = f"The index in {build_dir} is damaged ({{}}); run `citebot build` to rebuild it."
-        try:
-            import bm25s
-            import faiss
+        import bm25s
+        import faiss
 
-            # Memory-mapped: a question touches a fraction of an HNSW graph's pages, and start-up reads nothing.
-            dense = faiss.read_index(str(build_dir / "dense.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-            vectors = np.load(build_dir / "vectors.npy", mmap_mode="r")
-            sentence_vectors = np.load(build_dir / "sentences.npy", mmap_mode="r")
-            bm25 = bm25s.BM25.load(str(build_dir / "bm25"), mmap=True)
+        def read(part: str, load):
+            """One part of the build, or IndexCorrupt naming it; the library's own words go to the log."""
+            try:
+                return load()
+            except (RuntimeError, OSError, ValueError, KeyError, sqlite3.DatabaseError, EOFError) as exc:
+                log.warning("Cannot read %s: %s", build_dir / part, exc)
+                raise IndexCorrupt(broken.format(f"{part} cannot be read")) from exc
+
+        # Memory-mapped: a question touches a fraction of an HNSW graph's pages, and start-up reads nothing.
+        dense = read("dense.faiss", lambda: faiss.read_index(
+            str(build_dir / "dense.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY))
+        vectors = read("vectors.npy", lambda: np.load(build_dir / "vectors.npy", mmap_mode="r"))
+        sentence_vectors = read("sentences.npy", lambda: np.load(build_dir / "sentences.npy", mmap_mode="r"))
+        bm25 = read("bm25/", lambda: bm25s.BM25.load(str(build_dir / "bm25"), mmap=True))
+
+        def open_db():
             db = sqlite3.connect(f"file:{build_dir / 'meta.sqlite'}?mode=ro", uri=True, check_same_thread=False)
             (count,) = db.execute("SELECT count(*) FROM chunks").fetchone()
             (sentences,) = db.execute("SELECT count(*) FROM sentences").fetchone()
-        except (RuntimeError, OSError, ValueError, KeyError, sqlite3.DatabaseError, EOFError) as exc:
-            raise IndexCorrupt(broken.format(str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__)) from exc
+            return db, count, sentences
+
+        db, count, sentences = read("meta.sqlite", open_db)
         expected = manifest.get("chunks")
         shapes = (dense.ntotal, count, vectors.shape[0], bm25.scores["num_docs"])
         if any(n != expected for n in shapes) or dense.d != manifest.get("dim") or vectors.shape[1:] != (dense.d,):
@@ -305,6 +335,18 @@ class IndexSnapshot:
         with self._db_lock:
             row = self._db.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
         return row[0] if row else ""
+
+    def vector_damage(self) -> str | None:
+        """Why this build's vectors must not be reused, or None: checksums from its manifest (builds
+        made before checksums were kept have none), then the norms of a sample (they are unit vectors)."""
+        for name, digest in self.manifest.get("checksums", {}).items():
+            if file_sha256(self.build_dir / name) != digest:
+                return f"{name} does not match the checksum its build wrote"
+        for name, array in (("vectors.npy", self.vectors), ("sentences.npy", self.sentence_vectors)):
+            sample = np.asarray(array[:: max(1, len(array) // 1000)], dtype=np.float32)
+            if len(sample) and not np.allclose(np.linalg.norm(sample, axis=1), 1.0, atol=0.02):
+                return f"{name} holds vectors that are not unit length"
+        return None
 
     def vectors_by_hash(self) -> tuple[dict[str, int], np.ndarray]:
         """Content hash -> row, and the stored vectors (memory-mapped), for reuse by the next build."""

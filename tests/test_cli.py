@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -110,3 +111,30 @@ def test_a_garbage_setting_is_refused_before_any_work(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "CITEBOT_FUSION must be one of convex, rrf" in result.stderr
     assert not (env_data / "index").exists(), "nothing was built"
+
+
+def test_serve_says_in_one_line_when_the_bot_api_cannot_be_reached(tmp_path):
+    data = tmp_path / "data"
+    assert citebot("-q", "build", str(SAMPLE_CORPUS), data_dir=data).returncode == 0
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    env = {**os.environ, "CITEBOT_DATA_DIR": str(data), "TELEGRAM_BOT_TOKEN": "123:abc",
+           "CITEBOT_TELEGRAM_API_URL": f"http://127.0.0.1:{port}/bot", "CITEBOT_BOOTSTRAP_RETRIES": "1"}
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "-q", "serve"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"the Bot API at http://127.0.0.1:{port}/bot cannot be reached" in done.stderr
+
+
+@pytest.mark.model
+def test_a_build_logged_to_a_file_shows_a_few_progress_lines_not_carriage_returns(tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SAMPLE_CORPUS, corpus)
+    built = citebot("build", str(corpus), data_dir=tmp_path / "data")  # stderr is a pipe, as in a log file
+    assert built.returncode == 0, built.stderr
+    assert "\r" not in built.stderr
+    assert "embedding passages and sentences: 100%" in built.stderr
+    progress = [line for line in built.stderr.splitlines() if "embedding passages and sentences" in line]
+    assert 1 <= len(progress) <= 11

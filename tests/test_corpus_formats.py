@@ -135,3 +135,37 @@ def test_a_one_line_text_file_is_an_article_not_a_bare_title(tmp_path):
     assert article.body.strip() == "The ferry strike at Dover ended on Tuesday after a pay deal."
     two = parse_text_article("Ferry strike ends\n\nThe strike at Dover ended on Tuesday.")
     assert two.title == "Ferry strike ends" and "Dover" in two.body
+
+
+def test_names_that_look_like_articles_but_are_not_files_are_listed_as_skipped(tmp_path):
+    import os
+
+    from index.documents import load_corpus
+
+    corpus = write_corpus(tmp_path / "corpus", {"real.txt": "Title: Real\n\nA real article about tides and winds."})
+    os.mkfifo(corpus / "pipe.txt")
+    (corpus / "dangling.md").symlink_to(tmp_path / "nowhere.md")
+    (corpus / "loop.txt").symlink_to(corpus / "loop.txt")
+    (corpus / "folder.txt").mkdir()
+    loaded = load_corpus(corpus)  # must not hang on the pipe
+    assert [d.title for d in loaded.documents] == ["Real"]
+    reasons = {s.path: s.reason for s in loaded.skipped}
+    assert reasons["pipe.txt"].startswith("not a regular file")
+    assert reasons["dangling.md"] == "a link to nothing"
+    assert reasons["loop.txt"] == "a link loop"
+    assert reasons["folder.txt"].startswith("a folder named like an article file")
+
+
+def test_a_bad_record_is_named_once_with_its_file_and_line(tmp_path, caplog):
+    import logging
+
+    from index.documents import load_corpus
+
+    corpus = write_corpus(tmp_path / "corpus", {"feed/items.jsonl": json.dumps({"title": "Good", "text": "Fine."})
+                                                + "\n[1, 2]\n" + json.dumps({"title": "Only a title"}) + "\n"})
+    with caplog.at_level(logging.WARNING):
+        result = load_corpus(corpus)
+    assert [d.title for d in result.documents] == ["Good"]
+    lines = [r.getMessage() for r in caplog.records if "Skipping" in r.getMessage()]
+    assert lines == ['Skipping feed/items.jsonl line 2: not an object with a "text" (a "title" and the rest are optional)',
+                     "Skipping feed/items.jsonl line 3: no 'text' or 'body'"]

@@ -31,7 +31,7 @@ def test_bfloat16_and_float32_bulk_vectors_agree(embedder, tmp_path):
     assert (fp32 * bf16).sum(axis=1).min() > 0.999
 
 
-def test_a_damaged_export_falls_back_to_torch(embedder, tmp_path, caplog):
+def test_a_damaged_export_is_made_again_and_questions_stay_on_onnx(embedder, tmp_path, caplog):
     damaged = Embedder(cache_dir=tmp_path)
     folder = damaged._onnx_folder()
     folder.mkdir(parents=True)
@@ -39,8 +39,32 @@ def test_a_damaged_export_falls_back_to_torch(embedder, tmp_path, caplog):
         (folder / name).write_text("not a model")
     with caplog.at_level(logging.WARNING):
         vector = damaged.embed_query(TEXTS[0])
-    assert "Questions will use torch" in caplog.text
+    assert "does not load" in caplog.text and "exporting it again" in caplog.text
+    assert damaged.query_encoder is not None, "repaired: the next process starts without torch"
     assert float(vector @ embedder.embed_query(TEXTS[0])) > 0.999
+
+
+def test_a_failed_export_is_tried_once_and_remembered(embedder, tmp_path, monkeypatch, caplog):
+    import index.onnx_export
+
+    calls = []
+
+    def disk_full(model, folder):
+        calls.append(folder)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(index.onnx_export, "export", disk_full)
+    first = Embedder(cache_dir=tmp_path)
+    first._model = embedder.model  # the loaded model: no second load in this test
+    with caplog.at_level(logging.WARNING):
+        first.embed_query(TEXTS[0])
+        first.embed_query(TEXTS[1])
+    assert len(calls) == 1 and "No space left on device" in caplog.text and "citebot build" in caplog.text
+    later = Embedder(cache_dir=tmp_path)  # another process, another question
+    later._model = embedder.model
+    later.embed_query(TEXTS[0])
+    assert len(calls) == 1, "the failure was remembered: no export per question"
+    assert "failed before" in caplog.text
 
 
 def test_a_wrong_setting_says_what_is_allowed():

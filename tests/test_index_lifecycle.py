@@ -1,6 +1,7 @@
 """The index on disk: rebuilds reuse vectors, crashes leave the old index answering, damage is explained."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -142,8 +143,12 @@ def test_missing_corrupt_and_mismatched_indexes_get_one_clear_sentence(tmp_path,
     vectors_file = build / "vectors.npy"
     saved = vectors_file.read_bytes()
     vectors_file.write_bytes(b"")
-    with pytest.raises(IndexCorrupt, match="damaged.*run `citebot build`"):
+    with pytest.raises(IndexCorrupt, match=r"damaged \(vectors.npy cannot be read\); run `citebot build`"):
         Engine(engine.settings, embedder).ask("rates?")
+    np.save(vectors_file, np.array([{"pickled": "object"}], dtype=object))
+    with pytest.raises(IndexCorrupt, match=r"damaged \(vectors.npy cannot be read\)") as failure:
+        Engine(engine.settings, embedder).ask("rates?")
+    assert "pickle" not in str(failure.value), "the library's words go to the log, not to the user"
     vectors_file.write_bytes(saved)
 
     sentences_file = build / "sentences.npy"
@@ -156,8 +161,9 @@ def test_missing_corrupt_and_mismatched_indexes_get_one_clear_sentence(tmp_path,
 
     faiss_file = build / "dense.faiss"
     faiss_file.write_bytes(faiss_file.read_bytes()[:100])
-    with pytest.raises(IndexCorrupt, match="damaged.*run `citebot build`"):
+    with pytest.raises(IndexCorrupt, match=r"damaged \(dense.faiss cannot be read\); run `citebot build`") as failure:
         Engine(engine.settings, embedder).ask("rates?")
+    assert "faiss::" not in str(failure.value)
 
     (build / "manifest.json").write_text("{ truncated")
     with pytest.raises(IndexCorrupt, match="manifest.*damaged"):
@@ -225,3 +231,41 @@ def test_a_garbage_pointer_is_named_and_a_build_repairs_it_reusing_every_vector(
     report = fresh.build()
     assert report.embedded == 0 and report.reused > 0, "the intact build lent its vectors"
     assert "5.25%" in fresh.ask("What did the central bank do to rates?").citations[0].excerpt
+
+
+def test_vectors_damaged_in_place_are_not_spread_by_the_next_build(tmp_path, make_engine, embedder):
+    corpus = write_corpus(tmp_path / "corpus", MARKETS)
+    engine = make_engine(corpus)
+    vectors_file = current_build_dir(engine.settings.index_root) / "vectors.npy"
+    good = np.load(vectors_file)
+    garbage = np.random.default_rng(0).normal(size=good.shape).astype(np.float32)
+    np.save(vectors_file, garbage)  # a valid header, the wrong numbers
+    fresh = Engine(engine.settings, embedder)
+    report = fresh.build(force=True)
+    assert report.embedded == report.chunks, "nothing reused from the damaged vectors"
+    rebuilt = np.load(current_build_dir(engine.settings.index_root) / "vectors.npy")
+    assert np.allclose(rebuilt, good, atol=1e-3)
+    assert "5.25%" in fresh.ask("What did the central bank do to rates?").citations[0].excerpt
+
+
+def test_a_full_disk_gets_one_sentence_leaves_nothing_behind_and_the_old_index_serving(tmp_path, embedder):
+    from index.errors import BuildError
+
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        corpus = write_corpus(tmp_path / "corpus", MARKETS)
+        engine = Engine(Settings(data_dir=disk / "data", corpus_dir=corpus), embedder)
+        engine.build()
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        (disk / "filler").write_bytes(b"\0" * max(0, free - 16 * 1024))  # leave 16 KB
+        (corpus / "copper.txt").write_text(NEW_ARTICLE)
+        with pytest.raises(BuildError, match=r"The disk holding .*data/index is full: this build needs about "
+                                             r"[0-9.]+ MB and [0-9.]+ MB are free\. Free some space"):
+            Engine(engine.settings, embedder).build()
+        assert not list((disk / "data" / "index" / "builds").glob(".tmp-*")), "the half build was removed"
+        assert "5.25%" in engine.ask("What did the central bank do to rates?").citations[0].excerpt
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -120,3 +120,13 @@ def test_when_the_reader_hesitates_the_excerpt_covers_the_likelier_sentences():
     # With room for everything, the excerpt still starts where the probability does.
     start, _ = excerpt_by_mass(LEAD, spans, [(second + 22, 1.0)], (second + 22, second + 25), max_chars=350)
     assert start == second
+
+
+def test_a_heading_alone_is_not_an_excerpt_even_where_the_reader_looks():
+    from index.excerpt import excerpt_by_mass
+
+    text = "Nato agrees to strengthen eastern defences\n\nLeaders agreed to send four battlegroups east."
+    spans = sentence_spans(text)
+    assert len(spans) == 2
+    start, end = excerpt_by_mass(text, spans, [(0, 0.7), (spans[1][0] + 25, 0.3)], (0, 4), max_chars=350)
+    assert text[start:end] == "Leaders agreed to send four battlegroups east."
