@@ -42,20 +42,16 @@ def _trim(text: str, start: int, end: int, weights: dict[str, float], max_chars:
         if any(weights.get(token) for token in tokenize(m.group())):
             anchor = start + m.start()
             break
-    begin = max(start, min(anchor - max_chars // 3, end - max_chars))
-    if begin > start:
-        space = text.find(" ", begin)
-        begin = space + 1 if 0 <= space < anchor else begin
-    stop = min(end, begin + max_chars)
-    if stop < end:
-        space = text.rfind(" ", begin, stop)
-        stop = space if space > begin else stop
-    return begin, stop
+    return _trim_around(text, start, end, anchor, max_chars, lead=max_chars // 3)
 
 
-def _trim_around(text: str, start: int, end: int, anchor: int, max_chars: int) -> tuple[int, int]:
-    """Cut [start, end) to max_chars at word boundaries, keeping anchor near the front."""
-    begin = max(start, min(anchor - max_chars // 4, end - max_chars))
+def _trim_around(
+    text: str, start: int, end: int, anchor: int, max_chars: int, lead: int | None = None
+) -> tuple[int, int]:
+    """Cut [start, end) to max_chars at word boundaries, with up to lead characters (a quarter of
+    max_chars unless given) before anchor."""
+    lead = max_chars // 4 if lead is None else lead
+    begin = max(start, min(anchor - lead, end - max_chars))
     if begin > start:
         space = text.find(" ", begin)
         begin = space + 1 if 0 <= space < anchor else begin

@@ -16,7 +16,6 @@ Torch is needed here only; serving reads the ONNX file.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import random
@@ -35,6 +34,7 @@ from index.config import Settings
 from index.reader import (
     CONFIG_FILE, MAX_TOKENS, MODEL_FILE, READER_DIR, TOKENIZER_FILE, Reader, encode, load_tokenizer,
 )
+from index.store import file_sha256
 
 log = logging.getLogger("train_reader")
 
@@ -385,14 +385,6 @@ def fit_threshold(reader_folder: Path, calibration: list[dict], training: list[d
     return rule, figures
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 CARD = """# citebot reading model
 
 A question-passage reader for citebot's answers (`index/reader.py`): reads
@@ -554,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_minutes": previous["total_minutes"] if args.refit else round((time.time() - began) / 60, 1),
         **({"refit_minutes": round((time.time() - began) / 60, 1)} if args.refit else {}), **sizes,
         "odd_half_int8": figures, "odd_half_fp32": figures_fp32,
-        "sha256": {name: sha256(args.out / name) for name in (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE)},
+        "sha256": {name: file_sha256(args.out / name) for name in (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE)},
     }
     (args.out / "training.json").write_text(json.dumps(result, indent=2) + "\n")
     write_card(args.out, result)
