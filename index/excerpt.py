@@ -22,6 +22,7 @@ READER_MAX_CHARS = 500
 # which leading sentences are dropped from the chosen run (bench/reader_sweep.py).
 LEAD_WEIGHT = 0.0
 TRIM_BELOW = 0.01
+HEADING_WORDS = 12  # an unfinished "sentence" shorter than this is a heading, never an excerpt alone
 MAX_SENTENCES = 3
 LENGTH_CREDIT = 0.001  # per extra sentence: of two equal excerpts, show the fuller one
 _FINISHED = re.compile(r"""[.!?…]["'”’»)\]]*$""")
@@ -99,7 +100,8 @@ def excerpt_by_mass(
         i = max((j for j, (s, _) in enumerate(spans) if s <= offset), default=0)
         mass[i] += p
     joins = [False] + [_can_join(text, spans[i - 1], spans[i]) for i in range(1, len(spans))]
-    finished = [bool(_FINISHED.search(text[s:e])) for s, e in spans]
+    # A heading is short and unfinished; a long unfinished piece is a run-on sentence cut to size.
+    finished = [bool(_FINISHED.search(text[s:e])) or len(text[s:e].split()) >= HEADING_WORDS for s, e in spans]
     best, best_span = (False, -1.0, -1.0), None
     for first in range(len(spans)):
         last, total = first, mass[first]
