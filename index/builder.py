@@ -92,8 +92,9 @@ def _previous(root: Path, model: str) -> tuple[dict | None, IndexSnapshot | None
 
     When the live build or the CURRENT pointer is damaged, the newest intact build still lends its
     vectors to the rebuild (its manifest is not returned: the rebuild must happen)."""
+    live = None
     try:
-        build_dir = current_build_dir(root)
+        build_dir = live = current_build_dir(root)
         if build_dir is None:
             return None, None
         manifest = read_manifest(build_dir)
@@ -106,6 +107,8 @@ def _previous(root: Path, model: str) -> tuple[dict | None, IndexSnapshot | None
     except IndexUnavailable as exc:
         log.warning("Not reusing the live index: %s", exc)
     for build_dir in intact_builds(root):
+        if build_dir == live:
+            continue  # checked above
         try:
             snapshot = IndexSnapshot.load(root, model, build_dir)
         except IndexUnavailable:

@@ -20,11 +20,23 @@ TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "encoder.json"
 
 
+def cpu_session(model_path: Path):
+    """An ONNX Runtime session on the CPU as citebot runs them: one graph at a time, idle threads asleep."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.inter_op_num_threads = 1  # one graph at a time; its matrix products use the cores
+    options.log_severity_level = 3
+    # Idle ONNX Runtime threads spin by default; on two cores that starved FAISS's OpenMP threads
+    # (exact search at 10k chunks: 12.9 ms with spinning, 1.5 ms without).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxEncoder:
     """Texts -> L2-normalised float32 vectors with an exported sentence-transformers model."""
 
     def __init__(self, folder: Path):
-        import onnxruntime
         from tokenizers import Tokenizer
 
         folder = Path(folder)
@@ -36,15 +48,7 @@ class OnnxEncoder:
         # Configured once, never changed: encoding alone does not mutate the tokenizer, so threads may share it.
         self.tokenizer.enable_truncation(self.max_tokens)
         self.tokenizer.enable_padding(pad_id=int(self.config.get("pad_id", 0)))
-        options = onnxruntime.SessionOptions()
-        options.inter_op_num_threads = 1  # one graph at a time; its matrix products use the cores
-        options.log_severity_level = 3
-        # Idle ONNX Runtime threads spin by default; on two cores that starved FAISS's OpenMP threads
-        # (exact search at 10k chunks: 12.9 ms with spinning, 1.5 ms without).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(
-            str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = cpu_session(folder / MODEL_FILE)
         self.inputs = {i.name for i in self.session.get_inputs()}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -3,8 +3,8 @@
 One forward pass per (question, passage) pair, `[CLS] question [SEP] title + passage [SEP]`, gives
   * answer_logit: P(the passage holds the answer), read from [CLS];
   * start/end logits over the passage's tokens: the span the reader takes for the answer.
-The span picks the sentence an excerpt starts from (and is shown in bold); the probability orders the
-citations and decides abstention. Trained here from MiniLM-L6 on the even half of SQuAD dev
+The answer-start probabilities choose the excerpt (index/excerpt.py excerpt_by_mass) and the span is
+shown in bold; the passage probability orders the citations and decides abstention. Trained here from MiniLM-L6 on the even half of SQuAD dev
 (index/models/train_reader.py, model card in index/models/reader/README.md) and served by
 ONNX Runtime (int8), so the serving process never imports torch.
 """
@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ReaderUnavailable
+from .onnx_encoder import cpu_session
 
 log = logging.getLogger(__name__)
 
@@ -143,18 +144,9 @@ class Reader:
     def __init__(self, folder: Path = READER_DIR):
         folder = Path(folder)
         try:
-            import onnxruntime
-
             self.config = json.loads((folder / CONFIG_FILE).read_text())
             self.tokenizer = load_tokenizer(folder / TOKENIZER_FILE)
-            options = onnxruntime.SessionOptions()
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            # Spinning idle threads starve FAISS's OpenMP threads on two cores (index/onnx_encoder.py).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self.session = onnxruntime.InferenceSession(
-                str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-            )
+            self.session = cpu_session(folder / MODEL_FILE)
         except Exception as exc:  # missing file, truncated model, bad JSON: one sentence, detail in the log
             log.debug("Reader load failed", exc_info=True)
             raise ReaderUnavailable(
