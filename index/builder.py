@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from .ann import choose_kind
+from .cache import BuildCache, cache_path
 from .chunking import Chunk, chunk_document, embedding_text
 from .config import Settings
 from .documents import Corpus, SkippedFile, load_corpus
@@ -138,111 +139,142 @@ def build_index(
     root = settings.index_root
     corpus_dir = Path(corpus_dir or settings.corpus_dir)
     with BuildLock(root):
+        cache = BuildCache(cache_path(root))
         try:
-            corpus = load_corpus(corpus_dir, progress=lambda d, t: progress and progress("read", d, t))
-        except FileNotFoundError as exc:
-            raise BuildError(str(exc)) from None
-        if not corpus.documents:
-            raise BuildError(
-                f"No readable articles in {corpus_dir} ({corpus.files_read} file(s) read); "
-                "see corpus/README.md for the accepted formats."
-            )
-        language = main_language((p.language, p.end - p.start) for d in corpus.documents for p in d.paragraphs)
-        foreign = sum(1 for d in corpus.documents for p in d.paragraphs if p.language and p.language != language)
-        fingerprint = _fingerprint(settings, language, corpus)
-
-        previous_manifest, previous = _previous(root, settings.model)
-        try:
-            report = BuildReport(
-                build_dir=None, documents=len(corpus.documents), chunks=0, embedded=0, reused=0, seconds=0.0,
-                skipped=corpus.skipped, duplicates=corpus.duplicates, foreign_paragraphs=foreign,
-            )
-            if previous_manifest is not None and not force and previous_manifest.get("corpus_fingerprint") == fingerprint:
-                report.build_dir, report.chunks, report.unchanged = previous.build_dir, previous_manifest["chunks"], True
-                report.seconds = time.perf_counter() - began
-                return report
-
-            titles = {d.doc_id: d.title for d in corpus.documents}
-            chunks: list[Chunk] = [
-                c
-                for d in corpus.documents
-                for c in chunk_document(d, language, settings.chunk_words, settings.overlap_words)
-            ]
-            if not chunks:
-                raise BuildError(f"The articles in {corpus_dir} hold no text to index.")
-            texts = [embedding_text(titles[c.doc_id], c.text) for c in chunks]
-            hashes = [chunk_hash(settings.model, t) for t in texts]
-            # Sentences re-score candidates and pick excerpts. Overlapping chunks share sentences:
-            # each distinct sentence is stored and embedded once.
-            spans = [sentence_spans(c.text) for c in chunks]
-            sentence_row: dict[str, int] = {}
-            for c, chunk_spans in zip(chunks, spans):
-                for s, e in chunk_spans:
-                    sentence_row.setdefault(c.text[s:e], len(sentence_row))
-            sentence_texts = list(sentence_row)
-            sentence_hashes = [chunk_hash(settings.model, t) for t in sentence_texts]
-            vectors, sentence_vectors = _vectors(
-                settings, texts, hashes, sentence_texts, sentence_hashes, previous, embedder, progress, report
-            )
-
-            try:
-                writer = IndexWriter(root)
-            except (OSError, sqlite3.Error) as exc:
-                if _disk_full(exc):
-                    raise _disk_full_error(root, vectors, sentence_vectors, corpus) from exc
-                raise
-            try:
-                if progress:
-                    progress("write", 0, 1)
-                writer.add_documents(
-                    (d.doc_id, d.title, d.source, d.url, d.published, d.path, d.text) for d in corpus.documents
-                )
-                writer.add_chunks(
-                    (row, c.chunk_id, c.doc_id, c.ordinal, c.start, c.end, c.text, h,
-                     json.dumps([[s, e, sentence_row[c.text[s:e]]] for s, e in chunk_spans]))
-                    for row, (c, h, chunk_spans) in enumerate(zip(chunks, hashes, spans))
-                )
-                writer.add_sentences(enumerate(sentence_hashes))
-                dense_index = writer.write_vectors(vectors, settings.dense_index)
-                writer.write_sentence_vectors(sentence_vectors)
-                writer.write_bm25([tokenize(t) for t in texts])
-                report.chunks = len(chunks)
-                report.seconds = time.perf_counter() - began
-                report.build_dir = writer.commit(
-                    {
-                        "model": settings.model,
-                        "dim": int(vectors.shape[1]),
-                        "dense_index": dense_index,
-                        "documents": len(corpus.documents),
-                        "chunks": len(chunks),
-                        "sentences": len(sentence_texts),
-                        "files_read": corpus.files_read,
-                        "skipped_files": [{"path": s.path, "reason": s.reason} for s in corpus.skipped],
-                        "duplicate_documents": [{"path": s.path, "reason": s.reason} for s in corpus.duplicates],
-                        "foreign_paragraphs": foreign,
-                        "language": language,
-                        "chunk_words": settings.chunk_words,
-                        "overlap_words": settings.overlap_words,
-                        "corpus_dir": str(corpus_dir),
-                        "corpus_fingerprint": fingerprint,
-                        "embedded": report.embedded,
-                        "reused": report.reused,
-                        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                        "build_seconds": round(report.seconds, 2),
-                    }
-                )
-                if progress:
-                    progress("write", 1, 1)
-            except BaseException as exc:
-                writer.abort()
-                if _disk_full(exc):
-                    raise _disk_full_error(root, vectors, sentence_vectors, corpus) from exc
-                raise
+            return _build(settings, corpus_dir, embedder, progress, force, cache, began)
         finally:
-            if previous is not None:
-                previous.close()
-        log.info("Built index %s", report.build_dir.name)
-        return report
+            cache.save()
+            cache.close()
+
+
+def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, began: float) -> BuildReport:
+    """build_index under the lock: read, plan chunks, vectors, write."""
+    root = settings.index_root
+    try:
+        corpus = load_corpus(corpus_dir, progress=lambda d, t: progress and progress("read", d, t), cache=cache)
+    except FileNotFoundError as exc:
+        raise BuildError(str(exc)) from None
+    if not corpus.documents:
+        raise BuildError(
+            f"No readable articles in {corpus_dir} ({corpus.files_read} file(s) read); "
+            "see corpus/README.md for the accepted formats."
+        )
+    language = main_language((p.language, p.end - p.start) for d in corpus.documents for p in d.paragraphs)
+    foreign = sum(1 for d in corpus.documents for p in d.paragraphs if p.language and p.language != language)
+    fingerprint = _fingerprint(settings, language, corpus)
+
+    previous_manifest, previous = _previous(root, settings.model)
+    try:
+        report = BuildReport(
+            build_dir=None, documents=len(corpus.documents), chunks=0, embedded=0, reused=0, seconds=0.0,
+            skipped=corpus.skipped, duplicates=corpus.duplicates, foreign_paragraphs=foreign,
+        )
+        if previous_manifest is not None and not force and previous_manifest.get("corpus_fingerprint") == fingerprint:
+            report.build_dir, report.chunks, report.unchanged = previous.build_dir, previous_manifest["chunks"], True
+            report.seconds = time.perf_counter() - began
+            return report
+
+        titles = {d.doc_id: d.title for d in corpus.documents}
+        chunks: list[Chunk] = []
+        spans: list[list[tuple[int, int]]] = []
+        tokens: list[list[str]] = []
+        for d in corpus.documents:
+            for chunk, chunk_spans, chunk_tokens in _doc_chunks(d, language, settings, cache):
+                chunks.append(chunk)
+                spans.append(chunk_spans)
+                tokens.append(chunk_tokens)
+        if not chunks:
+            raise BuildError(f"The articles in {corpus_dir} hold no text to index.")
+        texts = [embedding_text(titles[c.doc_id], c.text) for c in chunks]
+        hashes = [chunk_hash(settings.model, t) for t in texts]
+        # Sentences re-score candidates and pick excerpts. Overlapping chunks share sentences:
+        # each distinct sentence is stored and embedded once.
+        sentence_row: dict[str, int] = {}
+        for c, chunk_spans in zip(chunks, spans):
+            for s, e in chunk_spans:
+                sentence_row.setdefault(c.text[s:e], len(sentence_row))
+        sentence_texts = list(sentence_row)
+        sentence_hashes = [chunk_hash(settings.model, t) for t in sentence_texts]
+        vectors, sentence_vectors = _vectors(
+            settings, texts, hashes, sentence_texts, sentence_hashes, previous, embedder, progress, report
+        )
+
+        try:
+            writer = IndexWriter(root)
+        except (OSError, sqlite3.Error) as exc:
+            if _disk_full(exc):
+                raise _disk_full_error(root, vectors, sentence_vectors, corpus) from exc
+            raise
+        try:
+            if progress:
+                progress("write", 0, 1)
+            writer.add_documents(
+                (d.doc_id, d.title, d.source, d.url, d.published, d.path, d.text) for d in corpus.documents
+            )
+            writer.add_chunks(
+                (row, c.chunk_id, c.doc_id, c.ordinal, c.start, c.end, c.text, h,
+                 json.dumps([[s, e, sentence_row[c.text[s:e]]] for s, e in chunk_spans]))
+                for row, (c, h, chunk_spans) in enumerate(zip(chunks, hashes, spans))
+            )
+            writer.add_sentences(enumerate(sentence_hashes))
+            dense_index = writer.write_vectors(vectors, settings.dense_index)
+            writer.write_sentence_vectors(sentence_vectors)
+            writer.write_bm25(tokens)
+            report.chunks = len(chunks)
+            report.seconds = time.perf_counter() - began
+            report.build_dir = writer.commit(
+                {
+                    "model": settings.model,
+                    "dim": int(vectors.shape[1]),
+                    "dense_index": dense_index,
+                    "documents": len(corpus.documents),
+                    "chunks": len(chunks),
+                    "sentences": len(sentence_texts),
+                    "files_read": corpus.files_read,
+                    "skipped_files": [{"path": s.path, "reason": s.reason} for s in corpus.skipped],
+                    "duplicate_documents": [{"path": s.path, "reason": s.reason} for s in corpus.duplicates],
+                    "foreign_paragraphs": foreign,
+                    "language": language,
+                    "chunk_words": settings.chunk_words,
+                    "overlap_words": settings.overlap_words,
+                    "corpus_dir": str(corpus_dir),
+                    "corpus_fingerprint": fingerprint,
+                    "embedded": report.embedded,
+                    "reused": report.reused,
+                    "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "build_seconds": round(report.seconds, 2),
+                }
+            )
+            if progress:
+                progress("write", 1, 1)
+        except BaseException as exc:
+            writer.abort()
+            if _disk_full(exc):
+                raise _disk_full_error(root, vectors, sentence_vectors, corpus) from exc
+            raise
+    finally:
+        if previous is not None:
+            previous.close()
+    log.info("Built index %s", report.build_dir.name)
+    return report
+
+
+def _doc_chunks(doc, language: str, settings: Settings, cache: BuildCache):
+    """A document's chunks with their sentence spans and BM25 tokens, from the cache when this
+    document was chunked with these settings before."""
+    key = f"{doc.doc_id}|{doc.title}|{language}|{settings.chunk_words}|{settings.overlap_words}"
+    cached = cache.chunks(key)
+    if cached is not None:
+        return [
+            (Chunk(chunk_id, doc.doc_id, ordinal, start, end, doc.text[start:end]), [tuple(s) for s in spans], tokens)
+            for chunk_id, ordinal, start, end, spans, tokens in cached
+        ]
+    out = [
+        (c, sentence_spans(c.text), tokenize(embedding_text(doc.title, c.text)))
+        for c in chunk_document(doc, language, settings.chunk_words, settings.overlap_words)
+    ]
+    cache.put_chunks(key, [[c.chunk_id, c.ordinal, c.start, c.end, sp, tk] for c, sp, tk in out])
+    return out
 
 
 def _disk_full(exc: BaseException) -> bool:

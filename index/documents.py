@@ -310,8 +310,25 @@ def corpus_files(corpus_dir: Path, problems: list[SkippedFile] | None = None) ->
     return sorted(found)
 
 
-def load_corpus(corpus_dir: Path, progress=None) -> Corpus:
-    """Read and clean every article; unreadable files are skipped with a warning, never fatal."""
+def file_documents(path: Path, rel: str) -> list[Document | SkippedFile]:
+    """The documents one corpus file gives, and a SkippedFile for each of its articles that is
+    empty after cleaning; raises UnreadableFile (or OSError) when the file cannot be read."""
+    articles = read_articles(path, rel)
+    multi = len(articles) > 1
+    out: list[Document | SkippedFile] = []
+    for i, article in enumerate(articles):
+        where = f"{rel}#{i + 1}" if multi else rel
+        doc = make_document(article, where)
+        out.append(doc if doc is not None else SkippedFile(where, "no article text left after cleaning"))
+    return out
+
+
+def load_corpus(corpus_dir: Path, progress=None, cache=None) -> Corpus:
+    """Read and clean every article; unreadable files are skipped with a warning, never fatal.
+
+    cache (an index.cache.BuildCache) hands back what unchanged files gave last time."""
+    from .cache import file_stamp
+
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"Corpus folder {corpus_dir} does not exist.")
@@ -325,27 +342,38 @@ def load_corpus(corpus_dir: Path, progress=None) -> Corpus:
     for number, path in enumerate(files, 1):
         rel = path.relative_to(corpus_dir).as_posix()
         corpus.files_read += 1
-        try:
-            articles = read_articles(path, rel)
-        except (OSError, UnreadableFile, ValueError) as exc:
-            log.warning("Skipping %s: %s", rel, exc)
-            corpus.skipped.append(SkippedFile(rel, str(exc)))
+        outcome = stamp = None
+        if cache is not None:
+            try:
+                stamp = file_stamp(path)
+                outcome = cache.file(rel, stamp)
+            except OSError:
+                stamp = None
+        if outcome is None:
+            try:
+                outcome = file_documents(path, rel)
+            except OSError as exc:  # permissions and the like change without touching mtime: not cached
+                outcome, stamp = str(exc), None
+            except (UnreadableFile, ValueError) as exc:
+                outcome = str(exc)
+            if stamp is not None:
+                cache.put_file(rel, stamp, outcome)
+        if isinstance(outcome, str):
+            log.warning("Skipping %s: %s", rel, outcome)
+            corpus.skipped.append(SkippedFile(rel, outcome))
             continue
-        if not articles:
+        if not outcome:
             log.warning("Skipping %s: no article with text in it", rel)
             corpus.skipped.append(SkippedFile(rel, "no article with text in it"))
-        multi = len(articles) > 1
-        for i, article in enumerate(articles):
-            where = f"{rel}#{i + 1}" if multi else rel
-            doc = make_document(article, where)
-            if doc is None:
-                log.warning("Skipping %s: no article text left after cleaning", where)
-                corpus.skipped.append(SkippedFile(where, "no article text left after cleaning"))
+        for doc in outcome:
+            if isinstance(doc, SkippedFile):
+                log.warning("Skipping %s: %s", doc.path, doc.reason)
+                corpus.skipped.append(doc)
                 continue
             twin = by_content.get(doc.content_key)
             if twin is not None:
-                log.info("%s duplicates %s; indexing it once", where, twin.path)
-                corpus.duplicates.append(SkippedFile(where, f"duplicate of {twin.path}"))
+                log.info("%s duplicates %s; indexing it once", doc.path, twin.path)
+                corpus.duplicates.append(SkippedFile(doc.path, f"duplicate of {twin.path}"))
                 continue
             by_content[doc.content_key] = doc
             corpus.documents.append(doc)
