@@ -53,3 +53,7 @@ class ModelError(CitebotError, RuntimeError):
 
 class ReaderUnavailable(ModelError):
     """The reading model cannot be loaded; answers go on without it."""
+
+
+class FetchError(CitebotError, RuntimeError):
+    """A URL cannot be fetched or is refused; the message names it and says why."""

@@ -1,0 +1,489 @@
+"""Feeds kept in SQLite, and pages turned into article files the corpus loader reads.
+
+`FeedStore` remembers feeds and the items already taken from them; `add_url` fetches one page and
+`refresh_feeds` every feed, writing each new article as corpus_dir/fetched/<site>/<date>-<slug>.json
+with the keys index/documents.py reads (title, text, url, source, published, fetched_at).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import sqlite3
+import tempfile
+import threading
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import feedparser
+import lxml.etree
+import lxml.html
+import trafilatura
+
+from .errors import CitebotError, FetchError
+from .fetch import Fetched, Fetcher, host_of
+
+log = logging.getLogger(__name__)
+
+FEEDS_FILE = "feeds.sqlite"
+MIN_SUMMARY_WORDS = 40
+MAX_SLUG = 60
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+class FeedStoreError(CitebotError, RuntimeError):
+    """The feed database cannot be opened or used."""
+
+
+class NoArticleText(CitebotError, ValueError):
+    """A page has no article text that can be extracted."""
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS feeds (
+    url TEXT PRIMARY KEY,
+    title TEXT NOT NULL DEFAULT '',
+    added_at TEXT NOT NULL DEFAULT '',
+    etag TEXT NOT NULL DEFAULT '',
+    last_modified TEXT NOT NULL DEFAULT '',
+    last_fetched TEXT NOT NULL DEFAULT '',
+    last_items INTEGER NOT NULL DEFAULT 0,
+    last_new INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS items (
+    key TEXT PRIMARY KEY,
+    feed_url TEXT NOT NULL DEFAULT '',
+    url TEXT NOT NULL DEFAULT '',
+    content_hash TEXT NOT NULL DEFAULT '',
+    path TEXT NOT NULL DEFAULT '',
+    added_at TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS items_hash ON items(content_hash);
+"""
+
+
+def _utc_iso(now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    return now.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def validate_url(url: str) -> str:
+    """The URL stripped, if it is an absolute http/https address; FetchError otherwise."""
+    url = (url or "").strip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise FetchError(f"{url} is not a valid web address.") from None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise FetchError(f"{url or 'An empty address'} is not an http or https address.")
+    return url
+
+
+def canonical_key(url: str) -> str:
+    """The URL as an item key: stripped, without its #fragment."""
+    return url.strip().split("#", 1)[0]
+
+
+def content_hash(text: str) -> str:
+    """sha256 of the text casefolded with whitespace collapsed (as Document.content_key)."""
+    return hashlib.sha256(re.sub(r"\s+", " ", text.casefold()).strip().encode()).hexdigest()
+
+
+@dataclass
+class FeedState:
+    url: str
+    title: str = ""
+    added_at: str = ""
+    etag: str = ""
+    last_modified: str = ""
+    last_fetched: str = ""
+    last_items: int = 0
+    last_new: int = 0
+    last_error: str = ""
+
+
+FEED_COLUMNS = ("url", "title", "added_at", "etag", "last_modified", "last_fetched", "last_items",
+                "last_new", "last_error")
+
+
+class FeedStore:
+    """Feeds and items already taken, in SQLite (normally DATA_DIR/feeds.sqlite). Thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False)
+            self._db.executescript(SCHEMA)
+            self._db.commit()
+        except (sqlite3.DatabaseError, OSError) as exc:
+            log.error("cannot open feed database %s: %r", self.path, exc)
+            raise FeedStoreError(f"The feed database {self.path} cannot be opened; move it "
+                                 "away and add the feeds again.") from None
+
+    def __enter__(self) -> "FeedStore":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _run(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        with self._lock:
+            try:
+                cursor = self._db.execute(sql, args)
+                self._db.commit()
+                return cursor
+            except sqlite3.DatabaseError as exc:
+                log.error("feed database %s: %r on %s", self.path, exc, sql)
+                raise FeedStoreError(f"The feed database {self.path} cannot be used; move it "
+                                     "away and add the feeds again.") from None
+
+    def add(self, url: str, title: str = "") -> bool:
+        url = validate_url(url)
+        cursor = self._run("INSERT OR IGNORE INTO feeds(url, title, added_at) VALUES (?, ?, ?)",
+                           (url, title, _utc_iso()))
+        return cursor.rowcount > 0
+
+    def remove(self, url: str) -> bool:
+        return self._run("DELETE FROM feeds WHERE url = ?", (url.strip(),)).rowcount > 0
+
+    def list(self) -> list[FeedState]:
+        rows = self._run(f"SELECT {', '.join(FEED_COLUMNS)} FROM feeds ORDER BY added_at, url")
+        return [FeedState(*row) for row in rows.fetchall()]
+
+    def get(self, url: str) -> FeedState | None:
+        row = self._run(f"SELECT {', '.join(FEED_COLUMNS)} FROM feeds WHERE url = ?",
+                        (url.strip(),)).fetchone()
+        return FeedState(*row) if row else None
+
+    def record_fetch(self, url: str, *, etag: str, last_modified: str, items: int, new: int,
+                     error: str, title: str | None = None, fetched_at: str | None = None) -> None:
+        self._run("UPDATE feeds SET etag = ?, last_modified = ?, last_fetched = ?, last_items = ?, "
+                  "last_new = ?, last_error = ?, title = COALESCE(?, title) WHERE url = ?",
+                  (etag, last_modified, fetched_at or _utc_iso(), items, new, error, title, url))
+
+    def known(self, key: str) -> bool:
+        return self._run("SELECT 1 FROM items WHERE key = ?", (canonical_key(key),)).fetchone() is not None
+
+    def known_hash(self, content_hash: str) -> bool:
+        return self._run("SELECT 1 FROM items WHERE content_hash = ?",
+                         (content_hash,)).fetchone() is not None
+
+    def remember(self, key: str, feed_url: str, url: str, content_hash: str, path: str) -> None:
+        self._run("INSERT OR REPLACE INTO items(key, feed_url, url, content_hash, path, added_at) "
+                  "VALUES (?, ?, ?, ?, ?, ?)",
+                  (canonical_key(key), feed_url, url, content_hash, str(path), _utc_iso()))
+
+
+# -- articles -------------------------------------------------------------------------------------
+
+@dataclass
+class PageArticle:
+    title: str
+    text: str
+    url: str
+    source: str = ""
+    published: str = ""
+
+
+def _iso_date(value: Any) -> str:
+    match = DATE_RE.match(str(value or "").strip())
+    return match.group(0) if match else ""
+
+
+def extract_article(html: bytes | str, url: str) -> PageArticle:
+    """The page's main text and metadata; NoArticleText when it has none."""
+    try:
+        doc = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
+                                          include_tables=False, favor_precision=True)
+    except Exception as exc:  # trafilatura/lxml raise many things on odd markup
+        log.info("extraction failed for %s: %r", url, exc)
+        doc = None
+    text = (getattr(doc, "text", None) or "").strip() if doc is not None else ""
+    if not text:
+        raise NoArticleText(f"No article text found at {url}.")
+    canonical = (getattr(doc, "url", None) or "").strip()
+    if not canonical.lower().startswith(("http://", "https://")):
+        canonical = url
+    source = (getattr(doc, "sitename", None) or getattr(doc, "hostname", None) or host_of(canonical))
+    return PageArticle(title=(getattr(doc, "title", None) or "").strip(), text=text,
+                       url=canonical, source=str(source).strip(),
+                       published=_iso_date(getattr(doc, "date", None)))
+
+
+def slugify(title: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
+    slug = ""
+    for word in re.findall(r"[a-z0-9]+", ascii_text):
+        candidate = f"{slug}-{word}" if slug else word
+        if len(candidate) > MAX_SLUG:
+            if not slug:
+                slug = word[:MAX_SLUG]
+            break
+        slug = candidate
+    return slug or "article"
+
+
+def _site_dir(url: str) -> str:
+    site = re.sub(r"[^a-z0-9.-]", "-", host_of(url)).strip(".-")
+    return site or "unknown"
+
+
+def _same_article(path: Path, url: str) -> bool:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("url") == url
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def write_article(corpus_dir: Path, article: PageArticle, fetched_at: datetime) -> Path:
+    """Write the article atomically as corpus_dir/fetched/<site>/<date>-<slug>.json; its path."""
+    folder = Path(corpus_dir) / "fetched" / _site_dir(article.url)
+    folder.mkdir(parents=True, exist_ok=True)
+    date = article.published or fetched_at.date().isoformat()
+    stem = f"{date}-{slugify(article.title)}"
+    path = folder / f"{stem}.json"
+    n = 2
+    while path.exists() and not _same_article(path, article.url):
+        path = folder / f"{stem}-{n}.json"
+        n += 1
+    payload = {"title": article.title, "text": article.text, "url": article.url,
+               "source": article.source, "published": article.published,
+               "fetched_at": _utc_iso(fetched_at)}
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(payload, out, ensure_ascii=False, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+# -- adding pages and refreshing feeds ------------------------------------------------------------
+
+@dataclass
+class AddResult:
+    url: str
+    added: bool
+    path: str = ""
+    reason: str = ""     # why nothing was added: "already known", "same text as a known article"
+    title: str = ""
+
+
+def _store_article(article: PageArticle, key: str, feed_url: str, corpus_dir: Path,
+                   store: FeedStore, now: datetime) -> tuple[Path | None, str]:
+    """Write and remember the article unless known; (path, '') or (None, reason)."""
+    digest = content_hash(article.text)
+    if store.known(article.url) or store.known(key):
+        return None, "already known"
+    if store.known_hash(digest):
+        store.remember(key, feed_url, article.url, digest, "")
+        return None, "same text as a known article"
+    path = write_article(corpus_dir, article, now)
+    store.remember(key, feed_url, article.url, digest, str(path))
+    if canonical_key(article.url) != canonical_key(key):
+        store.remember(article.url, feed_url, article.url, digest, str(path))
+    return path, ""
+
+
+def add_url(url: str, corpus_dir: Path, store: FeedStore, fetcher: Fetcher,
+            now: datetime | None = None) -> AddResult:
+    """Fetch one page and add it to the corpus unless its URL or text is already there.
+
+    Raises FetchError or NoArticleText (both CitebotError) when the page cannot be used."""
+    now = now or datetime.now(timezone.utc)
+    url = validate_url(url)
+    if store.known(url):
+        return AddResult(url, False, reason="already known")
+    fetched = fetcher.get(url, kinds=("html",))
+    article = extract_article(fetched.body, fetched.url)
+    path, reason = _store_article(article, url, "", corpus_dir, store, now)
+    if path is None:
+        return AddResult(article.url, False, reason=reason, title=article.title)
+    log.info("added %s as %s", article.url, path)
+    return AddResult(article.url, True, path=str(path), title=article.title)
+
+
+@dataclass
+class RefreshReport:
+    feeds: int = 0
+    items: int = 0
+    new: list[Path] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        head = (f"{self.feeds} feed{'s' if self.feeds != 1 else ''}, {self.items} item"
+                f"{'s' if self.items != 1 else ''}, {len(self.new)} new article"
+                f"{'s' if len(self.new) != 1 else ''}, {len(self.errors)} error"
+                f"{'s' if len(self.errors) != 1 else ''}.")
+        return "\n".join([head] + [f"{url}: {message}" for url, message in self.errors])
+
+    def to_json(self) -> dict:
+        return {"feeds": self.feeds, "items": self.items, "new": [str(p) for p in self.new],
+                "errors": [{"url": u, "message": m} for u, m in self.errors]}
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of an HTML fragment, block elements separated by blank lines."""
+    if not fragment or not fragment.strip():
+        return ""
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except (lxml.etree.ParserError, ValueError):
+        return re.sub(r"<[^>]+>", " ", fragment).strip()
+    for bad in root.xpath(".//script|.//style"):
+        bad.drop_tree()
+    for element in root.iter():
+        if isinstance(element.tag, str) and element.tag.lower() in {
+                "p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr"}:
+            element.tail = "\n\n" + (element.tail or "")
+    text = root.text_content()
+    paragraphs = [re.sub(r"[ \t\r\f\v\n]+", " ", p).strip() for p in re.split(r"\n\s*\n", text)]
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def _entry_date(entry: Any) -> str:
+    for name in ("published_parsed", "updated_parsed"):
+        value = entry.get(name)
+        if value:
+            try:
+                return f"{value.tm_year:04d}-{value.tm_mon:02d}-{value.tm_mday:02d}"
+            except AttributeError:
+                continue
+    return ""
+
+
+def _entry_fallback(entry: Any, link: str, feed_title: str) -> PageArticle | None:
+    value = ""
+    content = entry.get("content") or []
+    if content:
+        value = content[0].get("value", "") or ""
+    if not value:
+        value = entry.get("summary", "") or ""
+    text = html_to_text(value)
+    if len(text.split()) < MIN_SUMMARY_WORDS:
+        return None
+    return PageArticle(title=(entry.get("title") or "").strip(), text=text, url=link,
+                       source=feed_title or host_of(link), published=_entry_date(entry))
+
+
+def _refresh_one(feed: FeedState, store: FeedStore, corpus_dir: Path, fetcher: Fetcher,
+                 now: datetime, report: RefreshReport) -> None:
+    etag, last_modified = feed.etag, feed.last_modified
+    fetched_at = _utc_iso(now)
+    try:
+        fetched = fetcher.get(feed.url, kinds=("xml", "html"), etag=feed.etag,
+                              last_modified=feed.last_modified)
+    except FetchError as exc:
+        report.errors.append((feed.url, str(exc)))
+        store.record_fetch(feed.url, etag=etag, last_modified=last_modified, items=0, new=0,
+                           error=str(exc), fetched_at=fetched_at)
+        return
+    if fetched.not_modified:
+        log.info("feed %s not modified", feed.url)
+        store.record_fetch(feed.url, etag=fetched.etag or etag,
+                           last_modified=fetched.last_modified or last_modified, items=0, new=0,
+                           error="", fetched_at=fetched_at)
+        return
+    parsed = feedparser.parse(fetched.body, response_headers={
+        "content-location": fetched.url, "content-type": fetched.content_type or "application/xml"})
+    entries = list(parsed.get("entries") or [])
+    if not entries and (parsed.get("bozo") or not parsed.get("feed")):
+        log.info("feed %s unparseable: %r", feed.url, parsed.get("bozo_exception"))
+        message = f"{feed.url} is not an RSS or Atom feed."
+        report.errors.append((feed.url, message))
+        store.record_fetch(feed.url, etag=etag, last_modified=last_modified, items=0, new=0,
+                           error=message, fetched_at=fetched_at)
+        return
+    feed_title = (parsed.get("feed", {}).get("title") or "").strip()
+    report.items += len(entries)
+    todo: list[tuple[Any, str, str]] = []     # (entry, key, link)
+    for entry in entries:
+        link = (entry.get("link") or "").strip()
+        key = link or (entry.get("id") or "").strip()
+        if not key or store.known(key):
+            continue
+        todo.append((entry, key, link))
+    page_links = [link for _, _, link in todo if link.lower().startswith(("http://", "https://"))]
+    pages = dict(zip(page_links, fetcher.fetch_many(page_links, kinds=("html",))))
+    new = 0
+    for entry, key, link in todo:
+        try:
+            article: PageArticle | None = None
+            problem = ""
+            page = pages.get(link)
+            if isinstance(page, Fetched):
+                try:
+                    article = extract_article(page.body, page.url)
+                except NoArticleText as exc:
+                    problem = str(exc)
+            elif isinstance(page, FetchError):
+                problem = str(page)
+            else:
+                problem = f"The item {key} has no web address."
+            if article is None:
+                article = _entry_fallback(entry, link or key, feed_title)
+                if article is None:
+                    report.errors.append((link or key, problem or f"No article text for {key}."))
+                    continue
+                log.info("used the feed's own text for %s (%s)", key, problem)
+            if not article.published:
+                article.published = _entry_date(entry)
+            if not article.title:
+                article.title = (entry.get("title") or "").strip()
+            if not article.source:
+                article.source = feed_title
+            path, reason = _store_article(article, key, feed.url, corpus_dir, store, now)
+            if path is not None:
+                report.new.append(path)
+                new += 1
+            else:
+                log.debug("skipped %s: %s", key, reason)
+        except (CitebotError, OSError) as exc:
+            log.warning("item %s of %s failed: %r", key, feed.url, exc)
+            report.errors.append((link or key, str(exc) if isinstance(exc, CitebotError)
+                                  else f"The article from {key} cannot be written."))
+    store.record_fetch(feed.url, etag=fetched.etag, last_modified=fetched.last_modified,
+                       items=len(entries), new=new, error="", title=feed_title or None,
+                       fetched_at=fetched_at)
+
+
+def refresh_feeds(store: FeedStore, corpus_dir: Path, fetcher: Fetcher,
+                  now: datetime | None = None) -> RefreshReport:
+    """Fetch every feed and write its new articles; one feed's or item's failure stops no other."""
+    now = now or datetime.now(timezone.utc)
+    report = RefreshReport()
+    for feed in store.list():
+        report.feeds += 1
+        try:
+            _refresh_one(feed, store, corpus_dir, fetcher, now, report)
+        except CitebotError as exc:
+            log.warning("feed %s failed: %r", feed.url, exc)
+            report.errors.append((feed.url, str(exc)))
+    log.info("refresh: %s", report.summary().splitlines()[0])
+    return report
+
+
+__all__ = ["AddResult", "FeedState", "FeedStore", "FeedStoreError", "NoArticleText", "PageArticle",
+           "RefreshReport", "add_url", "content_hash", "extract_article", "html_to_text",
+           "refresh_feeds", "slugify", "validate_url", "write_article"]
