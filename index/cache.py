@@ -45,17 +45,24 @@ class BuildCache:
         self.path = path
         self._seen_files: set[str] = set()
         self._seen_chunks: set[str] = set()
+        self._writable = True
         try:
-            self._db = self._open()
+            self._db = self._open(path)
         except sqlite3.DatabaseError as exc:
             log.warning("The build cache %s is damaged (%s); starting a new one", path, exc)
             for leftover in (path, path.with_name(path.name + "-journal")):
                 leftover.unlink(missing_ok=True)
-            self._db = self._open()
+            try:
+                self._db = self._open(path)
+            except sqlite3.Error as again:  # a full disk, most likely: build without a cache
+                log.warning("Cannot create the build cache %s (%s); every file is read this time", path, again)
+                self._db = self._open(Path(":memory:"))
 
-    def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path)
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path)
         db.executescript(SCHEMA)
         row = db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
         if row is None or row[0] != str(CACHE_VERSION):
@@ -76,7 +83,7 @@ class BuildCache:
 
     def put_file(self, rel: str, stamp: str, outcome: FileOutcome | str) -> None:
         data = outcome if isinstance(outcome, str) else [asdict(d) for d in outcome]
-        self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", (rel, stamp, json.dumps(data)))
+        self._write("INSERT OR REPLACE INTO files VALUES (?, ?, ?)", (rel, stamp, json.dumps(data)))
 
     def chunks(self, key: str) -> list | None:
         self._seen_chunks.add(key)
@@ -84,10 +91,23 @@ class BuildCache:
         return json.loads(row[0]) if row else None
 
     def put_chunks(self, key: str, data: list) -> None:
-        self._db.execute("INSERT OR REPLACE INTO chunks VALUES (?, ?)", (key, json.dumps(data)))
+        self._write("INSERT OR REPLACE INTO chunks VALUES (?, ?)", (key, json.dumps(data)))
+
+    def _write(self, sql: str, values: tuple) -> None:
+        """A failed write (a full disk) stops the caching, never the build; the build says why it stops."""
+        if not self._writable:
+            return
+        try:
+            self._db.execute(sql, values)
+        except sqlite3.Error as exc:
+            log.warning("Not caching this build's work in %s (%s)", self.path, exc)
+            self._writable = False
+            self._db.rollback()
 
     def save(self) -> None:
         """Forget what this build did not look at (deleted files, old settings), then commit."""
+        if not self._writable:
+            return
         try:
             for table, column, seen in (("files", "path", self._seen_files), ("chunks", "key", self._seen_chunks)):
                 stored = {r[0] for r in self._db.execute(f"SELECT {column} FROM {table}")}

@@ -52,7 +52,12 @@ class Document:
     @property
     def content_key(self) -> str:
         """Hash of the body alone: two copies of one article share it, whatever their titles."""
-        return hashlib.sha256(re.sub(r"\s+", " ", self.text.casefold()).encode()).hexdigest()
+        return text_key(self.text)
+
+
+def text_key(text: str) -> str:
+    """sha256 of a text casefolded with its whitespace collapsed: what makes two copies one."""
+    return hashlib.sha256(re.sub(r"\s+", " ", text.casefold()).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

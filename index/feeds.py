@@ -6,7 +6,6 @@ with the keys index/documents.py reads (title, text, url, source, published, fet
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ import lxml.etree
 import lxml.html
 import trafilatura
 
+from .documents import text_key
 from .errors import CitebotError, FetchError
 from .fetch import Fetched, Fetcher, host_of
 
@@ -95,8 +95,8 @@ def canonical_key(url: str) -> str:
 
 
 def content_hash(text: str) -> str:
-    """sha256 of the text casefolded with whitespace collapsed (as Document.content_key)."""
-    return hashlib.sha256(re.sub(r"\s+", " ", text.casefold()).strip().encode()).hexdigest()
+    """The key copies of one article share (index.documents.text_key), of the text stripped."""
+    return text_key(text.strip())
 
 
 @dataclass
