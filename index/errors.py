@@ -57,3 +57,7 @@ class ReaderUnavailable(ModelError):
 
 class FetchError(CitebotError, RuntimeError):
     """A URL cannot be fetched or is refused; the message names it and says why."""
+
+
+class UploadRefused(CitebotError, ValueError):
+    """An article file sent to be added is of a kind or size the corpus does not take."""

@@ -469,11 +469,14 @@ def _refresh_one(feed: FeedState, store: FeedStore, corpus_dir: Path, fetcher: F
 
 
 def refresh_feeds(store: FeedStore, corpus_dir: Path, fetcher: Fetcher,
-                  now: datetime | None = None) -> RefreshReport:
-    """Fetch every feed and write its new articles; one feed's or item's failure stops no other."""
+                  now: datetime | None = None, only: list[str] | None = None) -> RefreshReport:
+    """Fetch every feed (or those in `only`) and write its new articles; one feed's or item's
+    failure stops no other."""
     now = now or datetime.now(timezone.utc)
     report = RefreshReport()
     for feed in store.list():
+        if only is not None and feed.url not in only:
+            continue
         report.feeds += 1
         try:
             _refresh_one(feed, store, corpus_dir, fetcher, now, report)

@@ -15,7 +15,7 @@ import threading
 import time
 from html import unescape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code",
                 "pre", "blockquote", "tg-emoji"}
@@ -84,6 +84,7 @@ class FakeTelegram:
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._failures: dict[str, list[int]] = {}
+        self.files: dict[str, bytes] = {}  # file_id -> content, served by getFile and /file/bot<token>/
         self._cond = threading.Condition()
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -104,6 +105,10 @@ class FakeTelegram:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/bot"
 
+    @property
+    def base_file_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/file/bot"
+
     # -- what the tests do ----------------------------------------------------------------------
 
     def push(self, **update) -> int:
@@ -116,6 +121,12 @@ class FakeTelegram:
                     self._known.add((value["chat"]["id"], value["message_id"]))
             self._cond.notify_all()
         return update_id
+
+    def add_file(self, content: bytes) -> dict:
+        """A Document's file fields for content the bot can download with getFile."""
+        file_id = f"file{len(self.files) + 1}"
+        self.files[file_id] = content
+        return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(content)}
 
     def fail_next(self, method: str, times: int = 1, retry_after: int = 1) -> None:
         """Answer the next `times` calls of method with 429 Too Many Requests."""
@@ -164,6 +175,15 @@ class FakeTelegram:
                 self._serve()
 
             def _serve(self):
+                download = re.match(r"^/file/bot([^/]+)/documents/(\w+)$", unquote(self.path))
+                if download and download.group(1) == fake.token and download.group(2) in fake.files:
+                    data = fake.files[download.group(2)]
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 m = re.match(r"^/bot([^/]+)/(\w+)$", self.path.split("?")[0])
                 if not m or m.group(1) != fake.token:
                     return self._reply(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
@@ -236,6 +256,13 @@ class FakeTelegram:
             if not re.fullmatch(r"[a-z0-9_]{1,32}", command["command"]) or not command["description"]:
                 raise ValueError("BOT_COMMAND_INVALID")
         return True
+
+    def _api_getFile(self, params):
+        file_id = params.get("file_id")
+        if file_id not in self.files:
+            raise ValueError("wrong file_id or the file is temporarily unavailable")
+        return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(self.files[file_id]),
+                "file_path": f"documents/{file_id}"}
 
     def _api_sendChatAction(self, params):
         return True

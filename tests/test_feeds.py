@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -11,99 +9,12 @@ from index.errors import CitebotError, FetchError
 from index.feeds import FeedStore, add_url, refresh_feeds
 from index.fetch import Fetcher, FetchPolicy
 
-PROSE = [
-    "The city council voted on Tuesday to expand the tram network to the northern districts, "
-    "ending a debate that had lasted almost three years and divided residents of the old town.",
-    "Supporters said the new line would cut commuting times by a third and take thousands of cars "
-    "off the ring road, while opponents worried about the cost and years of construction noise.",
-    "The first section, running from the central station to the university hospital, is expected "
-    "to open in 2029, the transport department said in a statement published after the vote.",
-    "Funding will come partly from a regional infrastructure fund and partly from a bond issue "
-    "that the council approved in the same session by a narrow margin of twenty-six to twenty-two.",
-]
-
-
-def page(title: str, date: str, extra: str) -> bytes:
-    body = "".join(f"<p>{p} {extra}</p>" for p in PROSE)
-    return f"""<!doctype html><html><head><title>{title}</title>
-<meta property="og:site_name" content="Local News">
-<meta property="article:published_time" content="{date}T08:00:00Z">
-</head><body><article><h1>{title}</h1>{body}</article></body></html>""".encode()
-
-
-def rss(base: str) -> bytes:
-    return f"""<?xml version="1.0"?><rss version="2.0"><channel><title>Local RSS</title>
-<link>{base}/</link><description>d</description>
-<item><title>Tram vote</title><link>{base}/a1</link><guid>a1</guid>
-<pubDate>Tue, 03 Mar 2026 08:00:00 GMT</pubDate></item>
-<item><title>Budget</title><link>{base}/a2</link><guid>a2</guid></item>
-</channel></rss>""".encode()
-
-
-def atom(base: str) -> bytes:
-    return f"""<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">
-<title>Local Atom</title><id>urn:x</id><updated>2026-03-04T00:00:00Z</updated>
-<entry><title>Harbour works</title><link href="{base}/a3"/><id>urn:a3</id>
-<updated>2026-03-04T00:00:00Z</updated></entry></feed>""".encode()
-
-
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def send(self, code, body=b"", ctype="text/html; charset=utf-8", headers=()):
-        self.send_response(code)
-        if ctype:
-            self.send_header("Content-Type", ctype)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        base = f"http://127.0.0.1:{self.server.server_port}"
-        self.server.agents.append(self.headers.get("User-Agent", ""))
-        p = self.path
-        if p == "/rss":
-            self.send(200, rss(base), "application/rss+xml")
-        elif p == "/atom":
-            self.send(200, atom(base), "application/atom+xml")
-        elif p == "/a1":
-            self.send(200, page("Council approves tram extension", "2026-03-03", "Trams."))
-        elif p == "/a2":
-            self.send(200, page("Council passes budget bond", "2026-03-02", "Bonds."))
-        elif p == "/a3":
-            self.send(200, page("Harbour works begin in spring", "2026-03-04", "Harbour."))
-        elif p.startswith("/loop"):
-            n = int(p[5:] or 0)
-            self.send(302, ctype="", headers=[("Location", f"/loop{n + 1}")])
-        elif p == "/moved":
-            self.send(301, ctype="", headers=[("Location", "/a1")])
-        elif p == "/huge":
-            self.send(200, b"<p>" + b"x" * 300_000 + b"</p>")
-        elif p == "/image":
-            self.send(200, b"\x89PNG....", "image/png")
-        elif p == "/bad-feed":
-            self.send(200, b"<rss><channel><title>broken", "application/rss+xml")
-        elif p == "/etag":
-            if self.headers.get("If-None-Match") == '"v1"':
-                self.send(304, ctype="", headers=[("ETag", '"v1"')])
-            else:
-                self.send(200, b"hello", "text/plain", headers=[("ETag", '"v1"')])
-        else:
-            self.send(404, b"not found")
-
+from .news_server import news_server
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.agents = []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd, f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
+    with news_server() as running:
+        yield running
 
 
 @pytest.fixture

@@ -1,0 +1,208 @@
+"""The news desk: feeds, links and uploaded files go into the corpus folder, then into the index.
+
+    desk = Newsdesk(engine)
+    desk.add_feed("https://example.org/rss")   # checked, stored in DATA_DIR/feeds.sqlite, its items added
+    desk.add_url("https://example.org/story")  # one page, extracted and added
+    desk.refresh()                             # every feed; new items added, index updated
+
+Everything fetched is written into CORPUS_DIR as ordinary article files (the folder stays the one
+source of truth) and the index is updated by an ordinary build, which re-embeds only new text.
+One update runs at a time; questions keep being answered from the live index meanwhile.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .builder import BuildReport
+from .engine import Engine
+from .documents import SkippedFile, UnreadableFile, file_documents
+from .errors import BuildInProgress, FetchError, UploadRefused
+from .feeds import FEEDS_FILE, AddResult, FeedState, FeedStore, RefreshReport, add_url, refresh_feeds, validate_url
+from .fetch import Fetcher, FetchPolicy
+
+log = logging.getLogger(__name__)
+
+UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm", ".json", ".jsonl")
+MAX_UPLOAD_BYTES = 20 * 2**20  # Telegram's getFile limit for bots
+UPLOAD_DIR = "uploads"
+
+
+@dataclass
+class DeskReport:
+    """What an update did: articles written to the corpus, problems met, and the index update."""
+
+    added: list[str] = field(default_factory=list)  # corpus paths
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (address, one sentence)
+    notes: list[str] = field(default_factory=list)  # e.g. "already known"
+    build: BuildReport | None = None
+    refresh: RefreshReport | None = None
+
+    def summary(self) -> str:
+        lines = []
+        if self.refresh is not None:
+            lines.append(self.refresh.summary().splitlines()[0])
+        elif self.added:
+            lines.append(f"Added {len(self.added)} article{'s' if len(self.added) != 1 else ''}: "
+                         + ", ".join(self.added[:5]) + (" …" if len(self.added) > 5 else ""))
+        lines += self.notes
+        lines += [f"{where}: {message}" for where, message in self.errors]
+        if self.build is not None:
+            lines.append(self.build.summary().splitlines()[0])
+        return "\n".join(lines) or "Nothing to do."
+
+    def to_json(self) -> dict:
+        out: dict = {"added": self.added, "errors": [{"url": u, "message": m} for u, m in self.errors],
+                     "notes": self.notes}
+        if self.refresh is not None:
+            out["feeds"] = self.refresh.feeds
+            out["items"] = self.refresh.items
+        if self.build is not None:
+            b = self.build
+            out["index"] = {"documents": b.documents, "chunks": b.chunks, "embedded": b.embedded,
+                            "reused": b.reused, "seconds": round(b.seconds, 2), "unchanged": b.unchanged}
+        return out
+
+
+def _upload_name(name: str) -> str:
+    """A safe file name for an upload: its last path part, odd characters replaced."""
+    base = Path(name.replace("\\", "/")).name
+    stem, dot, suffix = base.rpartition(".")
+    stem = re.sub(r"[^\w.-]+", "-", stem if dot else base).strip(".-")[:80] or "upload"
+    return f"{stem}.{suffix.lower()}" if dot else stem
+
+
+class Newsdesk:
+    """Adds feeds, pages and files to the corpus and updates the engine's index. Thread-safe."""
+
+    def __init__(self, engine: Engine, policy: FetchPolicy | None = None) -> None:
+        self.engine = engine
+        self.policy = policy or FetchPolicy.from_env()
+        self._update = threading.Lock()  # one update at a time: a refresh and an /add never interleave
+
+    @property
+    def corpus_dir(self) -> Path:
+        return self.engine.settings.corpus_dir
+
+    @property
+    def feeds_path(self) -> Path:
+        return self.engine.settings.data_dir / FEEDS_FILE
+
+    def _store(self) -> FeedStore:
+        return FeedStore(self.feeds_path)
+
+    # -- feeds -----------------------------------------------------------------------------------
+
+    def feeds(self) -> list[FeedState]:
+        with self._store() as store:
+            return store.list()
+
+    def add_feed(self, url: str, build: bool = True) -> DeskReport:
+        """Check that URL is a feed (fetch and parse it), keep it, and add its items' articles.
+
+        A feed that cannot be fetched or parsed is not kept: FetchError says why."""
+        url = validate_url(url)
+        with self._update, self._store() as store:
+            if store.get(url) is not None:
+                report = DeskReport(notes=[f"{url} is already one of my feeds."])
+                return report
+            store.add(url)
+            try:
+                with Fetcher(self.policy) as fetcher:
+                    refresh = refresh_feeds(store, self.corpus_dir, fetcher, only=[url])
+            except BaseException:
+                store.remove(url)
+                raise
+            feed_error = [m for u, m in refresh.errors if u == url]
+            if feed_error:  # the feed itself failed, not one of its items: do not keep it
+                store.remove(url)
+                raise FetchError(feed_error[0])
+            report = DeskReport(added=[self._rel(p) for p in refresh.new], errors=refresh.errors,
+                                refresh=refresh)
+            return self._index(report, build)
+
+    def remove_feed(self, url: str) -> bool:
+        """Stop fetching URL; articles already added stay in the corpus."""
+        with self._store() as store:
+            return store.remove(url)
+
+    def refresh(self, build: bool = True) -> DeskReport:
+        """Fetch every feed, write the new items' articles and update the index if any were new."""
+        with self._update:
+            with self._store() as store, Fetcher(self.policy) as fetcher:
+                refresh = refresh_feeds(store, self.corpus_dir, fetcher)
+            report = DeskReport(added=[self._rel(p) for p in refresh.new], errors=refresh.errors,
+                                refresh=refresh)
+            return self._index(report, build)
+
+    # -- single articles -------------------------------------------------------------------------
+
+    def add_url(self, url: str, build: bool = True) -> DeskReport:
+        """Fetch one page, extract its article and add it unless its address or text is known."""
+        with self._update:
+            with self._store() as store, Fetcher(self.policy) as fetcher:
+                result: AddResult = add_url(url, self.corpus_dir, store, fetcher)
+            if not result.added:
+                what = f"“{result.title}”" if result.title else result.url
+                return DeskReport(notes=[f"{what}: {result.reason}, nothing added."])
+            return self._index(DeskReport(added=[self._rel(Path(result.path))]), build)
+
+    def add_file(self, name: str, data: bytes, build: bool = True) -> DeskReport:
+        """Write an uploaded article file into CORPUS_DIR/uploads/ and index it.
+
+        The file is read the way the corpus loader reads any file; one that yields no article is
+        removed again and refused with the loader's reason."""
+        safe = _upload_name(name)
+        if not safe.lower().endswith(UPLOAD_SUFFIXES):
+            raise UploadRefused(f"I take article files ending in {', '.join(UPLOAD_SUFFIXES)}; "
+                                f"{name!r} is not one.")
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise UploadRefused(f"{name!r} is {len(data) / 2**20:.1f} MB; files up to "
+                                f"{MAX_UPLOAD_BYTES // 2**20} MB are taken.")
+        if not data.strip():
+            raise UploadRefused(f"{name!r} is empty.")
+        with self._update:
+            folder = self.corpus_dir / UPLOAD_DIR
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / safe
+            n = 1
+            while path.exists():
+                if path.read_bytes() == data:
+                    return DeskReport(notes=[f"{safe} is already in the corpus, nothing added."])
+                n += 1
+                path = folder / f"{Path(safe).stem}-{n}{Path(safe).suffix}"
+            tmp = path.with_name(f".{path.name}.part")  # the loader skips dot files: no half file is read
+            tmp.write_bytes(data)
+            tmp.replace(path)
+            try:
+                documents = file_documents(path, self._rel(path))
+            except (UnreadableFile, OSError) as exc:
+                path.unlink(missing_ok=True)
+                raise UploadRefused(f"{name!r} cannot be read as an article file ({exc}).") from None
+            if not any(not isinstance(d, SkippedFile) for d in documents):
+                reason = next((d.reason for d in documents if isinstance(d, SkippedFile)), "no article text")
+                path.unlink(missing_ok=True)
+                raise UploadRefused(f"{name!r} holds no article I can use ({reason}).")
+            return self._index(DeskReport(added=[self._rel(path)]), build)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return str(Path(path).relative_to(self.corpus_dir))
+        except ValueError:
+            return str(path)
+
+    def _index(self, report: DeskReport, build: bool) -> DeskReport:
+        if build and report.added:
+            try:
+                report.build = self.engine.build()
+            except BuildInProgress:  # the articles are saved; that build or the next one takes them
+                report.notes.append("Another index update is running; the next one includes these articles.")
+        return report
+
+
+__all__ = ["DeskReport", "MAX_UPLOAD_BYTES", "Newsdesk", "UPLOAD_SUFFIXES", "UploadRefused"]

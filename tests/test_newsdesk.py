@@ -1,0 +1,228 @@
+"""Live news as an admin adds it: feeds, pages and files into the corpus and the index, from the
+command line and from Telegram, against a local news site on 127.0.0.1."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from bot.app import build_application
+from bot.config import BotConfig
+from index.config import Settings
+from index.engine import Engine
+from index.errors import FetchError, UploadRefused
+from index.feeds import FEEDS_FILE, FeedStore
+from index.fetch import FetchPolicy
+from index.newsdesk import DeskReport, Newsdesk, _upload_name
+
+from .conftest import ROOT, SAMPLE_CORPUS, write_corpus
+from .fake_telegram import FakeTelegram
+from .news_server import news_server
+from .test_bot import ADMIN, ALICE, answer_text, message, run, running_bot
+
+TRAM = "When is the first section of the tram line expected to open?"
+ALLOW = FetchPolicy(allow_private=True, timeout_s=5)
+
+
+@pytest.fixture(scope="module")
+def site():
+    with news_server() as (_, base):
+        yield base
+
+
+def citebot(*args: str, data_dir, corpus_dir, private: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CITEBOT_DATA_DIR": str(data_dir), "CITEBOT_CORPUS_DIR": str(corpus_dir)}
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    env.pop("CITEBOT_FETCH_ALLOW_PRIVATE", None)
+    if private:
+        env["CITEBOT_FETCH_ALLOW_PRIVATE"] = "1"
+    return subprocess.run([sys.executable, "-m", "bot.cli", "-q", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+# -- pure logic ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, safe", [
+    ("story.txt", "story.txt"),
+    ("../../etc/passwd.md", "passwd.md"),
+    ("C:\\Users\\me\\Report 2026.HTML", "Report-2026.html"),
+    ("..json", "upload.json"),
+])
+def test_an_uploaded_file_name_cannot_leave_the_uploads_folder(name, safe):
+    assert _upload_name(name) == safe
+
+
+def test_the_file_address_sits_next_to_the_bot_api():
+    assert BotConfig().file_url == "https://api.telegram.org/file/bot"
+    assert BotConfig(api_url="http://127.0.0.1:8081/bot").file_url == "http://127.0.0.1:8081/file/bot"
+
+
+def test_a_report_says_what_was_added_and_what_failed():
+    report = DeskReport(added=["fetched/site/2026-03-03-tram.json"], errors=[("https://x/y", "404 Not Found.")])
+    assert report.summary().splitlines() == ["Added 1 article: fetched/site/2026-03-03-tram.json",
+                                             "https://x/y: 404 Not Found."]
+    assert DeskReport().summary() == "Nothing to do."
+
+
+@pytest.mark.parametrize("name, data, says", [
+    ("photo.png", b"\x89PNG", "ending in"),
+    ("empty.txt", b"   ", "empty"),
+    ("binary.txt", bytes(range(256)) * 10, "cannot be read"),
+    ("big.txt", b"x" * (20 * 2**20 + 1), "20 MB"),
+])
+def test_an_unusable_upload_is_refused_in_one_sentence_and_leaves_nothing(tmp_path, name, data, says):
+    desk = Newsdesk(Engine(Settings(data_dir=tmp_path / "data", corpus_dir=tmp_path / "corpus")), ALLOW)
+    with pytest.raises(UploadRefused, match=says):
+        desk.add_file(name, data, build=False)
+    assert not list((tmp_path / "corpus").rglob("*.*"))
+
+
+def test_a_page_that_is_not_a_feed_is_not_kept(tmp_path, site):
+    desk = Newsdesk(Engine(Settings(data_dir=tmp_path / "data", corpus_dir=tmp_path / "corpus")), ALLOW)
+    with pytest.raises(FetchError, match="not an RSS or Atom feed"):
+        desk.add_feed(site + "/bad-feed", build=False)
+    with pytest.raises(FetchError, match="404"):
+        desk.add_feed(site + "/nothing-here", build=False)
+    assert desk.feeds() == []
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+@pytest.mark.model
+def test_feeds_and_pages_from_the_command_line_reach_the_answers(tmp_path, site):
+    corpus, data = tmp_path / "corpus", tmp_path / "data"
+    shutil.copytree(SAMPLE_CORPUS, corpus)
+    assert citebot("build", data_dir=data, corpus_dir=corpus).returncode == 0
+
+    refused = citebot("add", site + "/a3", data_dir=data, corpus_dir=corpus, private=False)
+    assert refused.returncode == 2 and "private" in refused.stderr and "Traceback" not in refused.stderr
+
+    added = citebot("feed", "add", site + "/rss", data_dir=data, corpus_dir=corpus)
+    assert added.returncode == 0, added.stderr
+    assert "2 new articles" in added.stdout and "Indexed 4 documents" in added.stdout
+    written = sorted(p.relative_to(corpus).as_posix() for p in (corpus / "fetched").rglob("*.json"))
+    assert written == ["fetched/127.0.0.1/2026-03-02-council-passes-budget-bond.json",
+                       "fetched/127.0.0.1/2026-03-03-council-approves-tram-extension.json"]
+
+    asked = citebot("ask", "--json", TRAM, data_dir=data, corpus_dir=corpus)
+    answer = json.loads(asked.stdout)
+    assert not answer["abstained"] and "2029" in answer["citations"][0]["excerpt"]
+    assert answer["citations"][0]["published"] in ("2026-03-02", "2026-03-03")
+
+    listed = citebot("feed", "list", data_dir=data, corpus_dir=corpus)
+    assert site + "/rss (Local RSS)" in listed.stdout and "2 items, 2 new" in listed.stdout
+
+    bad = citebot("feed", "add", site + "/bad-feed", data_dir=data, corpus_dir=corpus)
+    assert bad.returncode == 2 and "is not an RSS or Atom feed" in bad.stderr
+
+    page = citebot("add", site + "/a3", data_dir=data, corpus_dir=corpus)
+    assert page.returncode == 0 and "Added 1 article" in page.stdout and "Indexed 5 documents" in page.stdout
+    again = citebot("add", site + "/a3", data_dir=data, corpus_dir=corpus)
+    assert again.returncode == 0 and "already known, nothing added" in again.stdout
+
+    refreshed = citebot("refresh", "--json", data_dir=data, corpus_dir=corpus)
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert json.loads(refreshed.stdout)["added"] == [] and json.loads(refreshed.stdout)["feeds"] == 1
+
+    removed = citebot("feed", "remove", site + "/rss", data_dir=data, corpus_dir=corpus)
+    assert removed.returncode == 0 and "its articles stay" in removed.stdout
+    assert citebot("feed", "remove", site + "/rss", data_dir=data, corpus_dir=corpus).returncode == 2
+    assert len(list((corpus / "fetched").rglob("*.json"))) == 3
+
+
+# -- Telegram ------------------------------------------------------------------------------------
+
+def test_admins_add_feeds_pages_and_files_in_telegram_and_others_cannot(tmp_path, embedder, site, monkeypatch):
+    monkeypatch.setenv("CITEBOT_FETCH_ALLOW_PRIVATE", "1")
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": "Title: Rates\n\nThe central bank raised rates to 5.25% on Thursday."})
+    engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus), embedder)
+    engine.build()
+
+    async def say(fake, text, uid=ADMIN, **extra):
+        m = message(text, chat_id=uid, uid=uid, **extra)
+        fake.push(message=m)
+        return m
+
+    async def final_edit(fake, what):
+        edits = await fake.wait_for(lambda: [e for e in fake.sent("editMessageText") if what in answer_text(e)],
+                                    what=what)
+        return answer_text(edits[-1])
+
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, engine, refresh_minutes=0):
+                for text in ("/feeds", f"/addfeed {site}/rss", f"/add {site}/a3", "/refresh"):
+                    m = await say(fake, text, uid=ALICE)
+                    (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, m["message_id"]))
+                    assert "only the bot's admins" in answer_text(reply)
+
+                m = await say(fake, "/feeds")
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(ADMIN, m["message_id"]))
+                assert "No feeds yet" in answer_text(reply)
+
+                await say(fake, f"/addfeed {site}/rss")
+                assert "2 new articles" in await final_edit(fake, "new article")
+                await say(fake, f"/addfeed {site}/bad-feed")
+                assert "is not an RSS or Atom feed" in await final_edit(fake, "RSS or Atom")
+
+                m = await say(fake, "/feeds")
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(ADMIN, m["message_id"]))
+                assert f"{site}/rss (Local RSS)" in answer_text(reply) and "2 items, 2 new" in answer_text(reply)
+                assert "only when an admin sends /refresh" in answer_text(reply)
+
+                await say(fake, f"/add {site}/a3")
+                assert "Indexed" in await final_edit(fake, "harbour")
+
+                upload = {"file_name": "copper.txt", **fake.add_file(
+                    b"Title: Copper hits a record\n\nCopper hit a record price as Chilean mines cut output.")}
+                m = message("", chat_id=ADMIN, uid=ADMIN, document=upload)
+                del m["text"]
+                fake.push(message=m)
+                assert "uploads/copper.txt" in await final_edit(fake, "copper")
+
+                # Anyone else's file is not added; its caption is a question like any other.
+                m = message("", chat_id=ALICE, uid=ALICE, document={"file_name": "x.txt", **fake.add_file(b"x")})
+                del m["text"]
+                fake.push(message=m)
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, m["message_id"]))
+                assert "I read text only" in answer_text(reply)
+
+                m = await say(fake, "What did copper prices do?", uid=ALICE)
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, m["message_id"]))
+                assert "Chilean mines" in answer_text(reply)
+                m = await say(fake, "Where will the first tram section run?", uid=ALICE)
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, m["message_id"]))
+                assert "university hospital" in answer_text(reply)
+
+    run(scenario())
+    assert not (corpus / "uploads" / "x.txt").exists()
+
+
+def test_the_feeds_are_refreshed_on_a_schedule(tmp_path, embedder, site, monkeypatch):
+    monkeypatch.setenv("CITEBOT_FETCH_ALLOW_PRIVATE", "1")
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": "Title: Rates\n\nThe central bank raised rates to 5.25% on Thursday."})
+    engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus), embedder)
+    engine.build()
+    with FeedStore(engine.settings.data_dir / FEEDS_FILE) as store:
+        store.add(site + "/atom")
+
+    async def scenario():
+        with FakeTelegram() as fake:
+            app = build_application(BotConfig(token=fake.token, api_url=fake.base_url, refresh_minutes=15), engine)
+            (job,) = app.job_queue.get_jobs_by_name("refresh-feeds")
+            assert job.job.trigger.interval.total_seconds() == 15 * 60
+            await app.initialize()
+            try:
+                await job.run(app)
+            finally:
+                await app.shutdown()
+        none = build_application(BotConfig(token="1:x", refresh_minutes=0), engine)
+        assert none.job_queue.get_jobs_by_name("refresh-feeds") == ()
+
+    run(scenario())
+    assert engine.stats()["documents"] == 2
+    assert engine.ask("What work begins in the harbour?").citations[0].title == "Harbour works begin in spring"
