@@ -110,7 +110,9 @@ def cmd_ask(args) -> int:
     from bot.console import render_text
 
     try:
-        answer = _engine(args).ask(" ".join(args.question), k=args.k, retriever=args.retriever)
+        answer = _engine(args).ask(" ".join(args.question), k=args.k, retriever=args.retriever,
+                                   since=args.since, until=args.until, sources=tuple(args.source or ()),
+                                   today=args.today)
     except Exception as exc:
         from index.errors import CitebotError
 
@@ -139,6 +141,13 @@ def cmd_stats(args) -> int:
     print(f"built:              {stats['built_at']} from {stats['corpus_dir']}")
     print(f"index size:         {stats['index_bytes'] / 2**20:.1f} MiB in {stats['index_dir']}")
     print(f"reading model:      {stats['reader']}")
+    cover = stats["coverage"]
+    if cover["first"]:
+        print(f"published:          {cover['first']} to {cover['last']}")
+    sources = ", ".join(f"{x['source']} ({x['articles']})" for x in cover["sources"][:10])
+    more = len(cover["sources"]) - 10
+    print(f"sources:            {len(cover['sources'])}" + (f": {sources}" if sources else "")
+          + (f" and {more} more" if more > 0 else ""))
     print(f"duplicates dropped: {len(stats['duplicate_documents'])}")
     print(f"skipped files:      {len(stats['skipped_files'])}")
     for s in stats["skipped_files"]:
@@ -297,6 +306,16 @@ def _positive(value: str) -> int:
     return number
 
 
+def _day(value: str):
+    """argparse type: a day as 2022-03-01 or 1 March 2022."""
+    from index.timeframe import parse_day
+
+    day = parse_day(value)
+    if day is None:
+        raise argparse.ArgumentTypeError(f"must be a date like 2022-03-01, not {value!r}")
+    return day
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -325,14 +344,25 @@ def parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("ask", help="answer a question with cited excerpts", description=
                        "Print the passages that answer QUESTION, each with its article's title, source, date and "
-                       "link, or say that the corpus does not hold the answer. --json prints the Answer object: "
-                       "question, abstained, reason, retriever, elapsed_ms, best_similarity, relevance, support and citations (rank, "
+                       "link, or say that the corpus does not hold the answer. Time in the question is "
+                       "understood: 'latest', 'today', 'yesterday', 'this week', 'last month', 'in March 2022', "
+                       "'since 1 March', 'before 2022', and the filters since:2022-03-01 until:2022-03-31 "
+                       "source:bbc. --json prints the Answer object: question, abstained, reason, note, "
+                       "timeframe, retriever, elapsed_ms, best_similarity, relevance, support and citations (rank, "
                        "excerpt, score, similarity, title, source, url, published, doc_id, chunk_id, char_start, "
                        "char_end, also_in).")
     a.add_argument("question", nargs="+", help="the question (quote it, or not)")
     a.add_argument("--k", type=_positive, default=5, help="how many citations at most (default 5)")
     a.add_argument("--retriever", choices=("dense", "bm25", "hybrid"), default="hybrid",
                    help="search method (default hybrid: dense and BM25 fused, see CITEBOT_FUSION)")
+    a.add_argument("--since", type=_day, metavar="DAY", help="only articles published on or after DAY "
+                   "(2022-03-01; the same as since:2022-03-01 in the question)")
+    a.add_argument("--until", type=_day, metavar="DAY", help="only articles published on or before DAY")
+    a.add_argument("--source", action="append", metavar="NAME",
+                   help="only articles whose source or address contains NAME (e.g. bbc); repeatable")
+    a.add_argument("--today", type=_day, metavar="DAY",
+                   help="the day that 'today', 'yesterday', 'this week' and 'latest' count from (default: "
+                   "the current UTC date)")
     a.add_argument("--json", action="store_true", help="print the answer as JSON")
     a.set_defaults(func=cmd_ask)
 

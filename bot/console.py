@@ -9,7 +9,7 @@ from index.answer import Answer
 from index.engine import Engine
 from index.question import QuestionError
 
-from .render import ABSTAIN_TEXT
+from .render import abstain_text
 
 
 BOLD, PLAIN = "\x1b[1m", "\x1b[0m"
@@ -52,8 +52,8 @@ def render_text(answer: Answer, bold: bool = False) -> str:
 
     bold=True marks the answer the reading model found with terminal bold (for a terminal only)."""
     if answer.abstained:
-        return ABSTAIN_TEXT
-    blocks = []
+        return abstain_text(answer)
+    blocks = [answer.note] if answer.note else []
     for c in answer.citations:
         excerpt = _excerpt_text(c.rank, c.excerpt, c.highlight, bold)
         meta = " · ".join(x for x in (c.title, c.source, c.published, c.url) if x)

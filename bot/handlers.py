@@ -33,7 +33,7 @@ from index.newsdesk import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, DeskReport, Newsde
 from .config import BotConfig
 from .pages import PageStore, callback_data, parse_callback_data
 from .ratelimit import UserRateLimiter, Verdict
-from .render import feed_lines, render_answer, render_inline_message, render_page
+from .render import describe_coverage, feed_lines, render_answer, render_inline_message, render_page
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Say what the bot knows and how to ask, in a few lines."""
     s = state(context)
     try:
-        stats = await asyncio.to_thread(s.engine.stats)
-        known = f"I know {stats['documents']} news articles ({stats['chunks']} passages)."
+        known = describe_coverage(await asyncio.to_thread(s.engine.coverage))
     except IndexUnavailable:
         known = "My article index is not built yet."
     me = context.bot.username
@@ -136,7 +135,9 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         f"{known} Ask me a question and I answer with cited excerpts, or tell you the articles do not say.\n"
         f"Example: <i>How many new battlegroups did NATO agree to deploy?</i>\n"
         f"In groups: /ask your question, mention @{html.escape(me)}, or reply to my answer. "
-        f"Anywhere: type @{html.escape(me)} and a question."
+        f"Anywhere: type @{html.escape(me)} and a question.\n"
+        f"Time works too: <i>latest</i>, <i>yesterday</i>, <i>this week</i>, <i>in March 2022</i>, "
+        f"or filters like since:2022-03-01 source:bbc."
     )
 
 
@@ -286,6 +287,7 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     skipped = ", ".join(html.escape(x["path"]) for x in info["skipped_files"][:10]) or "none"
     await update.effective_message.reply_text(
         f"<b>Index</b>: {info['documents']} documents, {info['chunks']} chunks\n"
+        f"{html.escape(describe_coverage(info['coverage']))}\n"
         f"Skipped files: {len(info['skipped_files'])} ({skipped})\n"
         f"Model: {html.escape(info['model'])}\n"
         f"Built: {html.escape(info['built_at'])}\n"

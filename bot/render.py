@@ -6,6 +6,7 @@ from html import escape, unescape
 from urllib.parse import urlsplit
 
 from index.answer import Answer, Citation
+from index.engine import NO_ANSWER
 
 MAX_MESSAGE_UTF16 = 4096
 MAX_ALSO_IN = 5  # with the caps below, one citation stays far inside a message
@@ -13,6 +14,25 @@ ABSTAIN_TEXT = (
     "I could not find this in the articles I know. "
     "Try rephrasing, or ask about something they cover."
 )
+
+
+def describe_coverage(cover: dict) -> str:
+    """What the articles cover, in a sentence: how many, from which sources, from when to when."""
+    from index.timeframe import say_iso
+
+    n = cover["articles"]
+    text = f"I know {n:,} news article{'s' if n != 1 else ''}"
+    names = [x["source"] for x in cover["sources"]]
+    if names:
+        shown = ", ".join(names[:3])
+        rest = len(names) - 3
+        text += f" from {shown}" + (f" and {rest} other source{'s' if rest != 1 else ''}" if rest > 0 else "")
+    if cover["first"]:
+        if cover["first"] == cover["last"]:
+            text += f", published on {say_iso(cover['first'])}"
+        else:
+            text += f", published from {say_iso(cover['first'])} to {say_iso(cover['last'])}"
+    return text + "."
 
 
 def feed_lines(feed) -> str:
@@ -97,31 +117,41 @@ def render_citation(c: Citation, max_excerpt: int = 1500) -> str:
     return f"<b>{c.rank}.</b> {render_excerpt(c, max_excerpt)}\n{render_citation_line(c)}"
 
 
+def abstain_text(answer: Answer) -> str:
+    """Plain text of an abstention: why, when the engine says something more specific than "not
+    found" (a date or source filter that matched nothing), and any note about dates."""
+    text = answer.reason if answer.reason and answer.reason != NO_ANSWER else ABSTAIN_TEXT
+    return f"{text} {answer.note}" if answer.note else text
+
+
 def render_answer(answer: Answer, start: int = 0, count: int = 3) -> list[str]:
     """Telegram HTML messages for citations [start, start+count) of an answer.
 
     Usually one message; when the citations do not fit in 4096 UTF-16 units they are split
-    between citations, never inside a tag or an entity.
+    between citations, never inside a tag or an entity. A note about dates opens the first one.
     """
     if answer.abstained or not answer.citations:
-        return [ABSTAIN_TEXT]
+        return [escape(abstain_text(answer))]
     messages = []
     end = min(start + count, len(answer.citations))
+    note = f"<i>{escape(answer.note)}</i>\n\n" if answer.note and start == 0 else ""
     while start < end:
-        html, shown = render_page(answer, start, end - start)
-        messages.append(html)
+        html, shown = render_page(answer, start, end - start, reserve=_visible_len(note))
+        messages.append(note + html)
+        note = ""
         start += shown
     return messages
 
 
-def render_page(answer: Answer, start: int, count: int) -> tuple[str, int]:
-    """One message with as many of citations [start, start+count) as fit (at least one), and how many."""
+def render_page(answer: Answer, start: int, count: int, reserve: int = 0) -> tuple[str, int]:
+    """One message with as many of citations [start, start+count) as fit (at least one) in
+    4096 - reserve UTF-16 units, and how many."""
     blocks = [render_citation(c) for c in answer.citations[start : start + count]]
     page = blocks[0]
     shown = 1
     for block in blocks[1:]:
         candidate = f"{page}\n\n{block}"
-        if _visible_len(candidate) > MAX_MESSAGE_UTF16:
+        if _visible_len(candidate) > MAX_MESSAGE_UTF16 - reserve:
             break
         page, shown = candidate, shown + 1
     return page, shown

@@ -67,12 +67,18 @@ class Answer:
     relevance: float = 0.0  # what abstention compares with its threshold (index/relevance.py)
     support: float = 0.0  # score of the first passage's best excerpt (index/excerpt.py)
     confidence: float | None = None  # the reading model's best P(holds the answer); None without it
+    # Time: the window searched ("in March 2022"; "" for all dates) and a sentence about dates the
+    # reader should know ("The newest article I have on this is from 24 March 2022.").
+    timeframe: str = ""
+    note: str = ""
 
     def to_dict(self) -> dict:
         return {
             "question": self.question,
             "abstained": self.abstained,
             "reason": self.reason,
+            "note": self.note,
+            "timeframe": self.timeframe,
             "retriever": self.retriever,
             "elapsed_ms": round(self.elapsed_ms, 2),
             "best_similarity": round(self.best_similarity, 4),

@@ -6,19 +6,23 @@ import os
 import threading
 import time
 from dataclasses import dataclass, replace
+from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Sequence
 
 from .answer import Answer, collapse_near_duplicates, make_citation
 from .builder import BuildReport, Progress, build_index
 from .config import Settings
 from .embedding import Embedder
 from .excerpt import READER_MAX_CHARS, excerpt_around, excerpt_by_mass
+from .errors import QuestionError
 from .question import clean_question
 from .reader import READER_DIR, Reader, Reading, ReaderUnavailable
 from .relevance import coverage, relevance
 from .rerank import RERANK_DEPTH, rerank
 from .retrieval import MODES, Retriever
 from .store import IndexSnapshot, IndexUnavailable, current_build_dir
+from .timeframe import TimeFrame, parse_timeframe, say_iso
 from .tokenize import tokenize
 
 log = logging.getLogger(__name__)
@@ -31,6 +35,42 @@ OVERFETCH = 2
 READER_PRIOR_WEIGHT = 0.25
 EXCERPT_BY_MASS = True  # the run of sentences holding most answer-start probability (bench/README.md)
 ORDER_BY_EXCERPT = False  # order by P(passage) x the excerpt's share of start probability: no gain
+# "Latest" questions: passages the reader finds at least this share as likely to answer as its
+# best come newest first (without the reader: passages scoring this share of the best).
+LATEST_KEEP_CONFIDENCE = 0.5
+LATEST_KEEP_SCORE = 0.85
+STALE_DAYS = 7  # a "latest" answer older than this says how old the newest article is
+
+
+def _day(published: str) -> date | None:
+    try:
+        return date.fromisoformat(published[:10])
+    except (TypeError, ValueError):
+        return None
+
+
+def newest_first_order(items: list, strengths: list[float], keep: float) -> list[int]:
+    """Positions of items with those within keep x the strongest first, newest first (undated
+    last), then the rest in their order."""
+    top = max(strengths)
+    strong = [i for i, v in enumerate(strengths) if v >= keep * top]
+    strong.sort(key=lambda i: (_day(items[i].chunk.published) or date.min), reverse=True)
+    return strong + [i for i in range(len(items)) if i not in strong]
+
+
+def newest_first(ranked: list, strengths: list[float], keep: float) -> list:
+    return [ranked[i] for i in newest_first_order(ranked, strengths, keep)]
+
+
+def stale_note(citations, today: date) -> str:
+    """For a "latest" question: say how old the newest cited article is when it is not recent."""
+    days = [d for d in (_day(c.published) for c in citations) if d]
+    if not days:
+        return "The articles I found on this carry no dates."
+    newest = max(days)
+    if (today - newest).days <= STALE_DAYS:
+        return ""
+    return f"The newest article I have on this is from {say_iso(newest.isoformat())}."
 
 
 @dataclass(frozen=True)
@@ -43,8 +83,11 @@ class _Loaded:
 class Engine:
     """Answers questions from the live index. Share one Engine between threads."""
 
-    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None, reader: Reader | None = None):
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None, reader: Reader | None = None,
+                 today=None):
         self.settings = settings or Settings.from_env()
+        # What "today" is for questions about time; injectable for tests and dated evaluations.
+        self.today = today or (lambda: datetime.now(timezone.utc).date())
         s = self.settings
         self.embedder = embedder or Embedder(
             s.model, cache_dir=s.model_cache, precision=s.precision, query_backend=s.query_backend
@@ -119,9 +162,13 @@ class Engine:
                         self._reader_failed = True
         return self._reader
 
-    def _read(self, question: str, ranked: list, reader: Reader) -> tuple[list, list[Reading]]:
-        """The reader's view of the top passages: them reordered by its confidence, and its readings."""
-        depth = int(reader.config.get("depth", 4))
+    def _read(self, question: str, ranked: list, reader: Reader, newest_first: bool = False
+              ) -> tuple[list, list[Reading]]:
+        """The reader's view of the top passages: them reordered by its confidence, and its readings.
+
+        newest_first (a "latest" question): twice as many passages are read, and those the reader
+        finds nearly as likely to answer as the best come newest first."""
+        depth = int(reader.config.get("depth", 4)) * (2 if newest_first else 1)
         head, tail = ranked[:depth], ranked[depth:]
         readings = reader.read(question, [(r.chunk.title, r.chunk.text) for r in head])
         read = []
@@ -139,13 +186,23 @@ class Engine:
             # P(the excerpt holds the answer) ~ P(the passage does) x share of its start mass shown
             read.append((reading.confidence * held + READER_PRIOR_WEIGHT * r.score, r, reading))
         read.sort(key=lambda x: (-x[0], x[1].hit.row))
+        if newest_first and read:
+            order = newest_first_order([r for _, r, _ in read], [x.confidence for _, _, x in read],
+                                       LATEST_KEEP_CONFIDENCE)
+            read = [read[i] for i in order]
         return [r for _, r, _ in read] + tail, [x for _, _, x in read]
 
     # -- questions -------------------------------------------------------------------------------
 
-    def ask(self, question: str, k: int = 5, retriever: str = "hybrid", abstain: bool = True) -> Answer:
+    def ask(self, question: str, k: int = 5, retriever: str = "hybrid", abstain: bool = True, *,
+            since: date | None = None, until: date | None = None, sources: Sequence[str] = (),
+            today: date | None = None, time_aware: bool = True) -> Answer:
         """Cited excerpts answering question, best first, or an abstention. Raises QuestionError.
 
+        Time in the question ("latest", "yesterday", "in March 2022", since:/until:/source:) or in
+        since/until/sources limits or orders what is cited (index/timeframe.py), relative to today
+        (default: the current UTC date). time_aware=False reads no time into the question (the
+        baseline bench/dated.py compares with).
         abstain=False keeps the citations of a question the engine would abstain on (for evaluation);
         Answer.abstained still says what the engine would have done.
         """
@@ -155,45 +212,99 @@ class Engine:
             raise ValueError(f"unknown retriever {retriever!r}; choose one of {', '.join(MODES)}")
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
+        today = today or self.today()
+        if time_aware:
+            text, frame = parse_timeframe(question, today, since, until, tuple(sources))
+            if not text.strip():
+                raise QuestionError("Ask a question besides the since:, until: and source: filters.")
+        else:
+            text, frame = question, TimeFrame()
         loaded = self._current()
-        vector = self.embedder.embed_query(question)
-        tokens = tokenize(question)
-        # Hybrid re-ranks a deeper pool by best excerpt; the single retrievers stay plain baselines.
-        reorder = retriever == "hybrid" and self.settings.rerank
-        depth = max(k * OVERFETCH, RERANK_DEPTH) if reorder else k * OVERFETCH
-        hits, best = loaded.retriever.search(vector, tokens, k=depth, mode=retriever)
+        vector = self.embedder.embed_query(text)
+        tokens = tokenize(text)
         weights = loaded.retriever.idf(tokens)
-        records = loaded.snapshot.chunks([h.row for h in hits])
-        ranked = rerank(hits, records, vector, loaded.snapshot.sentence_vectors, weights, reorder)[: k * OVERFETCH]
-        score = relevance(best, coverage(tokens, weights, [r.words for r in ranked], loaded.snapshot.dense.ntotal))
+        note = ""
+        allowed = None
+        if frame.filters:
+            allowed = loaded.snapshot.rows_matching(
+                frame.since.isoformat() if frame.since else "", frame.until.isoformat() if frame.until else "",
+                frame.sources)
+            if not len(allowed) and not frame.strict and frame.window:
+                # The window came from the question's words and holds nothing: answer from all dates.
+                note = f"I have no articles {frame.label}; these are from other dates."
+                frame = TimeFrame(latest=frame.latest, sources=frame.sources, label="")
+                allowed = loaded.snapshot.rows_matching("", "", frame.sources) if frame.sources else None
+            if allowed is not None and not len(allowed):
+                self._count()
+                reason = f"I have no articles {frame.label}. {self._coverage_sentence(loaded, frame)}".strip()
+                return Answer(question, True, (), retriever, reason, (time.perf_counter() - began) * 1000,
+                              timeframe=frame.label)
+        ranked, best, score = self._retrieve(loaded, vector, tokens, weights, k, retriever, allowed)
+        if frame.window and not frame.strict and ranked and score < self._min_relevance():
+            # Nothing in the words' window is relevant: the dates may be the event's, not the articles'.
+            wide, wide_best, wide_score = self._retrieve(loaded, vector, tokens, weights, k, retriever, None)
+            if wide_score > score:
+                note = f"I found nothing on this {frame.label}; these are from other dates."
+                ranked, best, score = wide, wide_best, wide_score
+                frame = TimeFrame(latest=frame.latest, sources=frame.sources)
         support = ranked[0].support if ranked else 0.0
         reader = self.reader if retriever == "hybrid" else None
         readings: list[Reading] = []
         if reader is not None and ranked:
-            ranked, readings = self._read(question, ranked, reader)
+            ranked, readings = self._read(text, ranked, reader, newest_first=frame.latest)
             confidence = max(r.confidence for r in readings)
             # The rule fitted with the model (index/models/train_reader.py): the reader's doubt, or
             # a question whose words and meaning are far from everything found.
             abstained = confidence < reader.threshold or score < reader.min_relevance
         else:
             confidence = None
+            if frame.latest and ranked:
+                ranked = newest_first(ranked, [r.score for r in ranked], LATEST_KEEP_SCORE)
             abstained = score < self.settings.min_relevance
         if abstained and abstain:
             self._count()
             elapsed = (time.perf_counter() - began) * 1000
-            return Answer(question, True, (), retriever, NO_ANSWER, elapsed, best, score, support, confidence)
+            return Answer(question, True, (), retriever, NO_ANSWER, elapsed, best, score, support, confidence,
+                          timeframe=frame.label, note=note)
         citations = [
             make_citation(rank, r.chunk, r.score, r.hit.similarity, r.span,
                           readings[rank - 1] if rank <= len(readings) else None)
             for rank, r in enumerate(ranked, 1)
         ]
         citations = collapse_near_duplicates(citations)[:k]
+        if frame.latest and citations and not note:
+            note = stale_note(citations, today)
         self._count()
         elapsed = (time.perf_counter() - began) * 1000
         reason = NO_ANSWER if abstained else ""
-        return Answer(
-            question, abstained, tuple(citations), retriever, reason, elapsed, best, score, support, confidence
-        )
+        return Answer(question, abstained, tuple(citations), retriever, reason, elapsed, best, score, support,
+                      confidence, timeframe=frame.label, note=note)
+
+    def _min_relevance(self) -> float:
+        reader = self.reader if self.settings.reader else None
+        return reader.min_relevance if reader is not None else self.settings.min_relevance
+
+    def _retrieve(self, loaded: _Loaded, vector, tokens, weights, k: int, retriever: str, allowed):
+        """Candidates re-ranked by their best excerpt, the closest cosine, and their relevance."""
+        # Hybrid re-ranks a deeper pool by best excerpt; the single retrievers stay plain baselines.
+        reorder = retriever == "hybrid" and self.settings.rerank
+        depth = max(k * OVERFETCH, RERANK_DEPTH) if reorder else k * OVERFETCH
+        hits, best = loaded.retriever.search(vector, tokens, k=depth, mode=retriever, allowed=allowed)
+        records = loaded.snapshot.chunks([h.row for h in hits])
+        ranked = rerank(hits, records, vector, loaded.snapshot.sentence_vectors, weights, reorder)[: k * OVERFETCH]
+        score = relevance(best, coverage(tokens, weights, [r.words for r in ranked], loaded.snapshot.dense.ntotal))
+        return ranked, best, score
+
+    def _coverage_sentence(self, loaded: _Loaded, frame: TimeFrame) -> str:
+        """What the corpus does cover, for a filter that matched nothing."""
+        cover = loaded.snapshot.coverage()
+        said = []
+        if frame.window and cover["first"]:
+            said.append(f"My articles run from {say_iso(cover['first'])} to {say_iso(cover['last'])}.")
+        if frame.sources and cover["sources"]:
+            names = [x["source"] for x in cover["sources"][:8]]
+            said.append("My sources: " + ", ".join(names) + (" and others." if len(cover["sources"]) > 8 else "."))
+        return " ".join(said)
 
     def _count(self) -> None:
         with self._count_lock:
@@ -221,7 +332,12 @@ class Engine:
             "index_dir": os.fspath(snapshot.build_dir),
             "questions_answered": self.questions_answered,
             "reader": self.reader_status(),
+            "coverage": snapshot.coverage(),
         }
+
+    def coverage(self) -> dict:
+        """What the live index covers: articles, sources by size, first and last publication day."""
+        return self.snapshot.coverage()
 
     def reader_status(self) -> str:
         """'on', 'off' (CITEBOT_READER=0) or 'unavailable' (the model could not be loaded)."""

@@ -9,6 +9,9 @@ from .fusion import FUSIONS, convex_combination, reciprocal_rank_fusion
 from .store import IndexSnapshot
 
 MODES = ("dense", "bm25", "hybrid")
+# A filtered dense search over at most this many chunks is exact, from the stored vectors (about
+# 10 ms at 20k); a wider one asks the index, which skips the rows outside the filter.
+EXACT_WINDOW = 20_000
 
 
 @dataclass(frozen=True)
@@ -43,38 +46,64 @@ class Retriever:
         self.alpha = alpha
         self.rrf_k = rrf_k
 
-    def dense(self, query_vector: np.ndarray, n: int) -> list[tuple[int, float]]:
-        """(row, cosine) of the n nearest chunks."""
-        n = min(n, self.snapshot.dense.ntotal)
-        scores, ids = self.snapshot.dense.search(query_vector.reshape(1, -1).astype(np.float32), n)
+    def dense(self, query_vector: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """(row, cosine) of the n nearest chunks (among the rows in allowed, when given)."""
+        import faiss
+
+        total = self.snapshot.dense.ntotal if allowed is None else len(allowed)
+        n = min(n, total)
+        if n <= 0:
+            return []
+        query = query_vector.reshape(1, -1).astype(np.float32)
+        if allowed is None:
+            scores, ids = self.snapshot.dense.search(query, n)
+        elif len(allowed) <= EXACT_WINDOW:  # a window of days: exact, from the stored vectors
+            cosines = np.asarray(self.snapshot.vectors[allowed], dtype=np.float32) @ query[0]
+            best = top_k(cosines + 2.0, n)  # top_k keeps positive scores; cosines are >= -1
+            return [(int(allowed[i]), float(cosines[i])) for i in best]
+        else:  # a wide window: the index itself, told which rows it may return
+            index = faiss.downcast_index(self.snapshot.dense)
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            if hasattr(index, "hnsw"):
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(index.hnsw.efSearch, n))
+            else:
+                params = faiss.SearchParameters(sel=selector)
+            scores, ids = index.search(query, n, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
-    def bm25(self, tokens: list[str], n: int) -> list[tuple[int, float]]:
-        """(row, BM25 score) of the n best lexical matches; empty when no token is in the index."""
+    def bm25(self, tokens: list[str], n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """(row, BM25 score) of the n best lexical matches (among allowed rows, when given); empty
+        when no token is in the index."""
         bm25 = self.snapshot.bm25
         ids = bm25.get_tokens_ids(tokens)
         if not ids:
             return []
         scores = np.asarray(bm25.get_scores_from_ids(ids))
+        if allowed is not None:
+            kept = np.zeros_like(scores)
+            kept[allowed] = scores[allowed]
+            scores = kept
         return [(int(i), float(scores[i])) for i in top_k(scores, n)]
 
     def search(
-        self, query_vector: np.ndarray, tokens: list[str], k: int = 10, mode: str = "hybrid"
+        self, query_vector: np.ndarray, tokens: list[str], k: int = 10, mode: str = "hybrid",
+        allowed: np.ndarray | None = None,
     ) -> tuple[list[Hit], float]:
         """The k best chunks for a question, given its vector and lexical tokens, and the cosine of
-        the closest chunk in the whole index (what abstention looks at, whichever mode ranks)."""
+        the closest chunk searched (what abstention looks at, whichever mode ranks). allowed, when
+        given, holds the only rows that may be returned (a date or source filter)."""
         if mode not in MODES:
             raise ValueError(f"unknown retriever {mode!r}; choose one of {', '.join(MODES)}")
         depth = max(self.candidates, k)
-        dense = self.dense(query_vector, k if mode == "dense" else depth if mode == "hybrid" else 1)
+        dense = self.dense(query_vector, k if mode == "dense" else depth if mode == "hybrid" else 1, allowed)
         closest = dense[0][1] if dense else 0.0
         cosine = dict(dense)  # FAISS already gave these; compute the rest only
         if mode == "dense":
             ranked = dense
         elif mode == "bm25":
-            ranked = self.bm25(tokens, k)
+            ranked = self.bm25(tokens, k, allowed)
         else:
-            lexical = self.bm25(tokens, depth)
+            lexical = self.bm25(tokens, depth, allowed)
             if self.fusion == "rrf":
                 ranked = reciprocal_rank_fusion([[r for r, _ in dense], [r for r, _ in lexical]], self.rrf_k)[:k]
             else:

@@ -266,6 +266,7 @@ class IndexSnapshot:
         self.bm25 = bm25
         self._db = db
         self._db_lock = threading.Lock()
+        self._coverage: dict | None = None
 
     @classmethod
     def load(cls, root: Path, model: str | None = None, build_dir: Path | None = None) -> "IndexSnapshot":
@@ -330,6 +331,49 @@ class IndexSnapshot:
                 [int(r) for r in rows],
             ).fetchall()
         return {r[0]: ChunkRecord(*r[:-1], tuple(map(tuple, json.loads(r[-1])))) for r in found}
+
+    def rows_matching(self, since: str = "", until: str = "", sources: Sequence[str] = ()) -> np.ndarray:
+        """Rows of the chunks whose article was published in [since, until] (ISO days, inclusive;
+        articles without a date never match a date window) and whose source or web address contains
+        one of sources (case-insensitive), sorted."""
+        where, args = [], []
+        if since or until:
+            where.append("d.published GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'")
+        if since:
+            where.append("substr(d.published, 1, 10) >= ?")
+            args.append(since)
+        if until:
+            where.append("substr(d.published, 1, 10) <= ?")
+            args.append(until)
+        if sources:
+            # "aljazeera" finds "Al Jazeera" and aljazeera.com: compared without spaces, dots or dashes
+            squash = "replace(replace(replace(lower({}), ' ', ''), '-', ''), '.', '')"
+            one = f"instr({squash.format('d.source')}, ?) > 0 OR instr({squash.format('d.url')}, ?) > 0"
+            where.append("(" + " OR ".join([one] * len(sources)) + ")")
+            for name in sources:
+                key = re.sub(r"[\s.-]+", "", name.lower())
+                args += [key, key]
+        sql = "SELECT c.row FROM chunks c JOIN documents d USING (doc_id)"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._db_lock:
+            rows = [r for (r,) in self._db.execute(sql + " ORDER BY c.row", args)]
+        return np.asarray(rows, dtype=np.int64)
+
+    def coverage(self) -> dict:
+        """What the corpus covers: articles, sources by number of articles, first and last date."""
+        if self._coverage is None:
+            with self._db_lock:
+                (articles,) = self._db.execute("SELECT count(*) FROM documents").fetchone()
+                first, last = self._db.execute(
+                    "SELECT min(substr(published, 1, 10)), max(substr(published, 1, 10)) FROM documents "
+                    "WHERE published GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*'").fetchone()
+                sources = self._db.execute(
+                    "SELECT source, count(*) AS n FROM documents WHERE source != '' GROUP BY source "
+                    "ORDER BY n DESC, source").fetchall()
+            self._coverage = {"articles": articles, "first": first or "", "last": last or "",
+                              "sources": [{"source": name, "articles": n} for name, n in sources]}
+        return self._coverage
 
     def document_text(self, doc_id: str) -> str:
         with self._db_lock:

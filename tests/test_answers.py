@@ -51,8 +51,8 @@ def test_the_albanian_line_is_never_quoted(sample_engine):
 
 def test_json_answer_has_the_documented_fields(sample_engine):
     data = sample_engine.ask(BATTLEGROUPS, k=3).to_dict()
-    assert set(data) == {"question", "abstained", "reason", "retriever", "elapsed_ms", "best_similarity", "relevance",
-                         "support", "confidence", "citations"}
+    assert set(data) == {"question", "abstained", "reason", "note", "timeframe", "retriever", "elapsed_ms",
+                         "best_similarity", "relevance", "support", "confidence", "citations"}
     assert 0.0 <= data["confidence"] <= 1.0
     assert len(data["citations"]) == 3
     assert set(data["citations"][0]) == {
