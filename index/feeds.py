@@ -66,7 +66,13 @@ CREATE TABLE IF NOT EXISTS items (
     added_at TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS items_hash ON items(content_hash);
+CREATE TABLE IF NOT EXISTS failures (
+    key TEXT PRIMARY KEY,
+    tries INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT ''
+);
 """
+MAX_ITEM_TRIES = 3  # an item whose article cannot be had is tried on this many refreshes, then left
 
 
 def _utc_iso(now: datetime | None = None) -> str:
@@ -183,6 +189,16 @@ class FeedStore:
     def known_hash(self, content_hash: str) -> bool:
         return self._run("SELECT 1 FROM items WHERE content_hash = ?",
                          (content_hash,)).fetchone() is not None
+
+    def failed(self, key: str, error: str) -> int:
+        """Count one more failed try of an item; returns the tries so far."""
+        self._run("INSERT INTO failures(key, tries, last_error) VALUES (?, 1, ?) ON CONFLICT(key) DO UPDATE "
+                  "SET tries = tries + 1, last_error = excluded.last_error", (canonical_key(key), error))
+        return self.tries(key)
+
+    def tries(self, key: str) -> int:
+        row = self._run("SELECT tries FROM failures WHERE key = ?", (canonical_key(key),)).fetchone()
+        return row[0] if row else 0
 
     def remember(self, key: str, feed_url: str, url: str, content_hash: str, path: str) -> None:
         self._run("INSERT OR REPLACE INTO items(key, feed_url, url, content_hash, path, added_at) "
@@ -421,7 +437,7 @@ def _refresh_one(feed: FeedState, store: FeedStore, corpus_dir: Path, fetcher: F
     for entry in entries:
         link = (entry.get("link") or "").strip()
         key = link or (entry.get("id") or "").strip()
-        if not key or store.known(key):
+        if not key or store.known(key) or store.tries(key) >= MAX_ITEM_TRIES:
             continue
         todo.append((entry, key, link))
     page_links = [link for _, _, link in todo if link.lower().startswith(("http://", "https://"))]
@@ -444,7 +460,10 @@ def _refresh_one(feed: FeedState, store: FeedStore, corpus_dir: Path, fetcher: F
             if article is None:
                 article = _entry_fallback(entry, link or key, feed_title)
                 if article is None:
-                    report.errors.append((link or key, problem or f"No article text for {key}."))
+                    message = problem or f"No article text for {key}."
+                    if store.failed(key, message) >= MAX_ITEM_TRIES:
+                        message += f" Tried {MAX_ITEM_TRIES} times; it is not tried again."
+                    report.errors.append((link or key, message))
                     continue
                 log.info("used the feed's own text for %s (%s)", key, problem)
             if not article.published:

@@ -42,6 +42,16 @@ def atom(base: str) -> bytes:
 <updated>2026-03-04T00:00:00Z</updated></entry></feed>""".encode()
 
 
+def summary_feed(base: str) -> bytes:
+    """A feed whose item's page is gone (404) but which carries the story in its description."""
+    text = " ".join(PROSE[:2])
+    return f"""<?xml version="1.0"?><rss version="2.0"><channel><title>Summaries</title>
+<link>{base}/</link><description>d</description>
+<item><title>Tram vote, in brief</title><link>{base}/gone</link>
+<pubDate>Wed, 04 Mar 2026 09:00:00 GMT</pubDate><description><![CDATA[<p>{text}</p>]]></description></item>
+</channel></rss>""".encode()
+
+
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -62,6 +72,12 @@ class Handler(BaseHTTPRequestHandler):
         p = self.path
         if p == "/rss":
             self.send(200, rss(base), "application/rss+xml")
+        elif p == "/broken-item-feed":
+            self.send(200, f"""<?xml version="1.0"?><rss version="2.0"><channel><title>B</title>
+<link>{base}/</link><description>d</description><item><title>Gone</title><link>{base}/gone</link></item>
+</channel></rss>""".encode(), "application/rss+xml")
+        elif p == "/summary-feed":
+            self.send(200, summary_feed(base), "application/rss+xml")
         elif p == "/atom":
             self.send(200, atom(base), "application/atom+xml")
         elif p == "/a1":

@@ -108,3 +108,22 @@ def test_add_url_twice(server, fetcher, tmp_path):
     second = add_url(server[1] + "/a2", tmp_path / "c", store, fetcher)
     assert first.added and not second.added
     assert len(list((tmp_path / "c").rglob("*.json"))) == 1
+
+
+def test_an_item_whose_page_is_gone_keeps_the_feeds_own_text(server, fetcher, tmp_path):
+    store = FeedStore(tmp_path / "feeds.sqlite")
+    store.add(server[1] + "/summary-feed")
+    report = refresh_feeds(store, tmp_path / "corpus", fetcher)
+    (path,) = report.new
+    data = json.loads(path.read_text())
+    assert data["title"] == "Tram vote, in brief" and data["published"] == "2026-03-04"
+    assert data["text"].startswith("The city council voted on Tuesday") and data["source"] == "Summaries"
+    assert report.errors == []
+
+
+def test_an_item_that_keeps_failing_is_given_up_after_three_refreshes(server, fetcher, tmp_path):
+    store = FeedStore(tmp_path / "feeds.sqlite")
+    store.add(server[1] + "/broken-item-feed")
+    errors = [refresh_feeds(store, tmp_path / "corpus", fetcher).errors for _ in range(4)]
+    assert [len(e) for e in errors] == [1, 1, 1, 0]
+    assert "404" in errors[0][0][1] and "not tried again" in errors[2][0][1]
