@@ -26,7 +26,7 @@ from index.newsdesk import Newsdesk
 
 from . import handlers
 from .config import BotConfig
-from .pages import PREFIX, PageStore
+from .history import MORE, VOTE, History
 from .ratelimit import UserRateLimiter
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ async def register_commands(app: Application) -> None:
 async def close_state(app: Application) -> None:
     state = app.bot_data["citebot"]
     state.executor.shutdown(wait=False, cancel_futures=True)
-    state.pages.close()
+    state.history.close()
 
 
 def build_application(config: BotConfig, engine: Engine) -> Application:
@@ -83,7 +83,8 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
     app.bot_data["citebot"] = handlers.BotState(
         engine=engine,
         config=config,
-        pages=PageStore(Path(engine.settings.data_dir) / "bot.sqlite"),
+        history=History(Path(engine.settings.data_dir) / "bot.sqlite", config.history_days, config.log_days,
+                        config.log_questions),
         limiter=UserRateLimiter(config.rate_limit, config.rate_window),
         inline_limiter=UserRateLimiter(3 * config.rate_limit, config.rate_window),
         more_limiter=UserRateLimiter(config.rate_limit, config.rate_window),
@@ -110,8 +111,11 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
         MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & ~filters.TEXT, handlers.not_text)
     )
     app.add_handler(InlineQueryHandler(handlers.inline_query))
-    app.add_handler(CallbackQueryHandler(handlers.more, pattern=f"^{PREFIX}:"))
+    app.add_handler(CallbackQueryHandler(handlers.more, pattern=f"^{MORE}:"))
+    app.add_handler(CallbackQueryHandler(handlers.vote, pattern=f"^{VOTE}:"))
     app.add_error_handler(handlers.error_handler)
+    if app.job_queue is not None:  # forget old answers and questions as the settings say, every 6 h
+        app.job_queue.run_repeating(handlers.prune_history, interval=6 * 3600, first=6 * 3600, name="prune")
     if config.refresh_minutes and app.job_queue is not None:
         # The first run soon after start catches up on what the feeds published during downtime.
         app.job_queue.run_repeating(handlers.scheduled_refresh, interval=config.refresh_minutes * 60,

@@ -19,6 +19,7 @@ citebot answers questions about a folder of news articles with cited excerpts.
   citebot feed add|list|remove   the RSS and Atom feeds that `refresh` fetches
   citebot add URL|FILE           add one web page or article file to the corpus and the index
   citebot refresh                fetch every feed, add the new articles, update the index
+  citebot report                 what users asked the bot, its abstentions and votes
   citebot serve                  run the Telegram bot (no TELEGRAM_BOT_TOKEN: the console)
 
 Configuration comes from the environment: CITEBOT_DATA_DIR (default var/), CITEBOT_CORPUS_DIR
@@ -42,6 +43,9 @@ console instead, which answers through the same engine.
   CITEBOT_WORKERS           questions answered at once (default 4)
   CITEBOT_BOOTSTRAP_RETRIES tries to reach the Bot API at start, backing off (default 6, about 20 s)
   CITEBOT_REFRESH_MINUTES   fetch the feeds and update the index this often (default 30; 0 = never)
+  CITEBOT_HISTORY_DAYS      answers remembered for More, follow-up replies and votes (default 7)
+  CITEBOT_LOG_QUESTIONS     0: log no question texts (only time, chat type, abstained) (default 1)
+  CITEBOT_LOG_DAYS          days the question log and votes are kept (default 30)
 
 Admins also manage the corpus from Telegram: /feeds, /addfeed URL, /removefeed URL, /add URL, and
 an article file (.txt .md .html .json .jsonl, up to 20 MB) sent to the bot in a private chat.
@@ -256,6 +260,29 @@ def cmd_refresh(args) -> int:
     return _print_desk(_desk(args).refresh(build=not args.no_build), args.json)
 
 
+def cmd_report(args) -> int:
+    """Usage of the bot from its question log."""
+    from bot.config import BotConfig
+    from bot.history import History
+    from bot.render import report_lines
+
+    config = BotConfig.from_env()
+    path = _settings(args).data_dir / "bot.sqlite"
+    if not path.exists():
+        print(f"citebot: the bot has not run with this data folder yet ({path} does not exist).", file=sys.stderr)
+        return 2
+    history = History(path, config.history_days, config.log_days, config.log_questions)
+    try:
+        report = history.report(args.days)
+    finally:
+        history.close()
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(report_lines(report)))
+    return 0
+
+
 def cmd_serve(args) -> int:
     """Run the Telegram bot, or the console when no token is set."""
     from bot.config import BotConfig
@@ -434,6 +461,16 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--no-build", action="store_true", help="write the articles but do not update the index")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     r.set_defaults(func=cmd_refresh)
+
+    rp = sub.add_parser("report", help="what users asked the bot, and what it could not answer", description=
+                        "From the bot's log in DATA_DIR/bot.sqlite: questions in the last 24 hours and the last "
+                        "DAYS days, the share it abstained on, 👍 and 👎 votes, and the 10 questions most often "
+                        "asked without an answer (case and punctuation ignored): what to add to the corpus. "
+                        "Question texts are logged unless CITEBOT_LOG_QUESTIONS=0 and kept CITEBOT_LOG_DAYS "
+                        "(default 30).")
+    rp.add_argument("--days", type=_positive, default=7, help="the period, in days (default 7)")
+    rp.add_argument("--json", action="store_true", help="print the report as JSON")
+    rp.set_defaults(func=cmd_report)
 
     v = sub.add_parser("serve", help="run the bot (console without a token)", formatter_class=argparse.RawDescriptionHelpFormatter,
                        description=SERVE_HELP)

@@ -27,6 +27,17 @@ def _int(name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, not {raw!r}.")
+
+
 def parse_admin_ids(raw: str) -> frozenset[int]:
     """Numeric Telegram user ids separated by commas or spaces (usernames change hands; ids do not)."""
     ids = set()
@@ -64,6 +75,9 @@ class BotConfig:
     flood_rate: float = 30.0
     # Fetch every feed and update the index this often (JobQueue); 0 turns the schedule off.
     refresh_minutes: int = 30
+    history_days: int = 7  # answers remembered for "More", follow-ups and votes
+    log_days: int = 30  # the question log and votes, for /stats and `citebot report`
+    log_questions: bool = True  # False: the log keeps no question text
 
     @property
     def file_url(self) -> str:
@@ -96,4 +110,7 @@ class BotConfig:
             workers=_int("CITEBOT_WORKERS", 4, 1),
             bootstrap_retries=_int("CITEBOT_BOOTSTRAP_RETRIES", 6, 0),
             refresh_minutes=_int("CITEBOT_REFRESH_MINUTES", 30, 0),
+            history_days=_int("CITEBOT_HISTORY_DAYS", 7, 1),
+            log_days=_int("CITEBOT_LOG_DAYS", 30, 1),
+            log_questions=_flag("CITEBOT_LOG_QUESTIONS", True),
         )

@@ -28,12 +28,13 @@ from telegram.ext import ContextTypes
 from index.answer import Answer
 from index.engine import Engine
 from index.errors import BuildError, BuildInProgress, CitebotError, IndexUnavailable, QuestionError
+from index.followup import Turn, answer_followup
 from index.newsdesk import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, DeskReport, Newsdesk
 
 from .config import BotConfig
-from .pages import PageStore, callback_data, parse_callback_data
+from .history import History, Remembered, callback_data, parse_callback_data, parse_vote_data, vote_data
 from .ratelimit import UserRateLimiter, Verdict
-from .render import describe_coverage, feed_lines, render_answer, render_inline_message, render_page
+from .render import describe_coverage, render_report, feed_lines, render_answer, render_inline_message, render_page
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class BotState:
 
     engine: Engine
     config: BotConfig
-    pages: PageStore
+    history: History  # answers (for "More", follow-ups, votes) and the question log, in bot.sqlite
     limiter: UserRateLimiter
     inline_limiter: UserRateLimiter  # inline queries arrive per keystroke: a budget of their own
     more_limiter: UserRateLimiter  # "More" presses: a budget of their own, so paging never blocks asking
@@ -73,8 +74,21 @@ async def _ask(context: ContextTypes.DEFAULT_TYPE, question: str, k: int) -> Ans
     return await asyncio.get_running_loop().run_in_executor(s.executor, call)
 
 
-def _more_button(qid: str, offset: int) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton("More ›", callback_data=callback_data(qid, offset))]])
+async def _ask_followup(context: ContextTypes.DEFAULT_TYPE, question: str, previous: Remembered, k: int):
+    """A reply to an earlier answer, read with that answer's question as context (index/followup.py)."""
+    s = state(context)
+    turn = Turn(previous.question, tuple(dict.fromkeys(c["doc_id"] for c in previous.citations[: previous.shown])))
+    call = functools.partial(answer_followup, s.engine, question, turn, k=k)
+    return await asyncio.get_running_loop().run_in_executor(s.executor, call)
+
+
+def _keyboard(qid: str, more_from: int | None) -> InlineKeyboardMarkup:
+    """👍 👎 and, when there are more citations, "More ›", in one row."""
+    row = [InlineKeyboardButton("👍", callback_data=vote_data(qid, True)),
+           InlineKeyboardButton("👎", callback_data=vote_data(qid, False))]
+    if more_from is not None:
+        row.append(InlineKeyboardButton("More ›", callback_data=callback_data(qid, more_from)))
+    return InlineKeyboardMarkup([row])
 
 
 async def _typing_later(context: ContextTypes.DEFAULT_TYPE, message: Message) -> None:
@@ -89,8 +103,18 @@ async def _typing_later(context: ContextTypes.DEFAULT_TYPE, message: Message) ->
         log.info("No typing indicator: %s", exc)
 
 
-async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
-    """Answer a question in the chat it came from, replying to the asking message."""
+def _previous_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Remembered | None:
+    """The bot's earlier answer this message replies to, if the bot still remembers it."""
+    replied = update.effective_message.reply_to_message
+    if replied is None or replied.from_user is None or replied.from_user.id != context.bot.id:
+        return None
+    return state(context).history.answer_to(replied.chat_id, replied.message_id)
+
+
+async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str,
+                          previous: Remembered | None = None) -> None:
+    """Answer a question in the chat it came from, replying to the asking message; a reply to an
+    earlier answer (previous) is a follow-up."""
     s = state(context)
     message = update.effective_message
     asker = update.effective_user.id if update.effective_user else update.effective_chat.id
@@ -102,8 +126,18 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
         await message.reply_text(f"You are asking faster than I can answer; please wait {wait} s.")
         return
     typing = asyncio.create_task(_typing_later(context, message))
+    start, searched = 0, question
     try:
-        answer = await _ask(context, question, s.config.max_citations)
+        if previous is None:
+            answer = await _ask(context, question, s.config.max_citations)
+        else:
+            answer, follow = await _ask_followup(context, question, previous, s.config.max_citations)
+            searched = follow.query
+            if follow.kind == "more":  # the next citations of the earlier answer
+                start = previous.shown
+                if start >= len(answer.citations):
+                    await message.reply_text("That is all I have on this; ask another question.")
+                    return
     except QuestionError as exc:
         await message.reply_text(html.escape(str(exc)))
         return
@@ -113,14 +147,17 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
         return
     finally:
         typing.cancel()
-    parts = render_answer(answer, 0, s.config.first_citations)
-    markup = None
-    if len(answer.citations) > s.config.first_citations:
-        qid = await asyncio.to_thread(s.pages.remember, answer.question)
-        markup = _more_button(qid, s.config.first_citations)
+    parts = render_answer(answer, start, s.config.first_citations)
+    shown = start + (0 if answer.abstained else min(s.config.first_citations, len(answer.citations) - start))
+    cited = tuple({"doc_id": c.doc_id, "title": c.title} for c in answer.citations)
+    qid = await asyncio.to_thread(s.history.remember, searched, cited, shown)
+    markup = _keyboard(qid, shown if len(answer.citations) > shown and not answer.abstained else None)
+    sent = []
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
-        await message.reply_text(part, reply_markup=markup if last else None)
+        sent.append(await message.reply_text(part, reply_markup=markup if last else None))
+    await asyncio.to_thread(s.history.sent, qid, message.chat_id, [m.message_id for m in sent])
+    await asyncio.to_thread(s.history.log, question, message.chat.type, answer.abstained)
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -142,8 +179,8 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """In a private chat every text message is a question."""
-    await answer_question(update, context, update.effective_message.text)
+    """In a private chat every text message is a question; a reply to an answer is a follow-up."""
+    await answer_question(update, context, update.effective_message.text, _previous_answer(update, context))
 
 
 async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -173,9 +210,10 @@ async def group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     username = context.bot.username
     replied = message.reply_to_message
     if _mentions_bot(message, username):
-        await answer_question(update, context, _strip_mention(message.text, username))
+        await answer_question(update, context, _strip_mention(message.text, username),
+                              _previous_answer(update, context))
     elif replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
-        await answer_question(update, context, message.text)
+        await answer_question(update, context, message.text, _previous_answer(update, context))
 
 
 async def caption_question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -250,7 +288,7 @@ async def more(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     s = state(context)
     query = update.callback_query
     parsed = parse_callback_data(query.data)
-    question = await asyncio.to_thread(s.pages.question, parsed[0]) if parsed else None
+    question = await asyncio.to_thread(s.history.question, parsed[0]) if parsed else None
     if question is None:
         await query.answer("These results have expired; please ask again.", show_alert=True)
         return
@@ -265,11 +303,22 @@ async def more(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await query.answer()
     page, shown = render_page(answer, offset, s.config.first_citations)
     following = offset + shown
-    markup = _more_button(qid, following) if len(answer.citations) > following else None
+    markup = _keyboard(qid, following if len(answer.citations) > following else None)
     try:
         await query.edit_message_text(page, reply_markup=markup)
     except BadRequest as exc:  # "message is not modified" when pressed twice
         log.info("Not editing: %s", exc)
+
+
+async def vote(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """👍 / 👎 under an answer: stored (a second vote replaces the first), thanked at once."""
+    s = state(context)
+    query = update.callback_query
+    parsed = parse_vote_data(query.data)
+    chat_type = query.message.chat.type if query.message else "inline"
+    stored = parsed is not None and await asyncio.to_thread(s.history.vote, parsed[0], query.from_user.id,
+                                                             parsed[1], chat_type)
+    await query.answer("Thanks!" if stored else "This answer is too old to rate; please ask again.")
 
 
 def _is_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
@@ -291,7 +340,8 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         f"Skipped files: {len(info['skipped_files'])} ({skipped})\n"
         f"Model: {html.escape(info['model'])}\n"
         f"Built: {html.escape(info['built_at'])}\n"
-        f"Questions answered since start: {info['questions_answered']}"
+        f"Questions answered since start: {info['questions_answered']}\n\n"
+        + render_report(await asyncio.to_thread(s.history.report, 7))
     )
 
 
@@ -472,6 +522,11 @@ async def scheduled_refresh(context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     report = await asyncio.to_thread(desk.refresh)
     log.info("Scheduled refresh: %s", report.summary().replace("\n", "; "))
+
+
+async def prune_history(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """JobQueue: forget answers after CITEBOT_HISTORY_DAYS, questions and votes after CITEBOT_LOG_DAYS."""
+    await asyncio.to_thread(context.application.bot_data["citebot"].history.prune)
 
 
 async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -35,6 +35,25 @@ def describe_coverage(cover: dict) -> str:
     return text + "."
 
 
+def report_lines(report: dict) -> list[str]:
+    """The usage report as plain lines: questions, abstention, votes, what the bot could not answer."""
+    lines = [f"Questions: {report['questions_24h']} in the last 24 h, {report['questions']} in {report['days']} days",
+             f"Abstained on: {report['abstention_rate']:.0%}",
+             f"Votes: {report['votes_up']} 👍, {report['votes_down']} 👎"]
+    if report["top_abstained"]:
+        lines.append("Most asked without an answer:")
+        lines += [f"  {x['times']}× {x['question']}" for x in report["top_abstained"]]
+    elif not report["logging_questions"]:
+        lines.append("Question texts are not logged (CITEBOT_LOG_QUESTIONS=0).")
+    return lines
+
+
+def render_report(report: dict) -> str:
+    """The usage report as Telegram HTML, for /stats."""
+    head, *rest = report_lines(report)
+    return "\n".join([f"<b>Usage</b> ({report['days']} days)", escape(head)] + [escape(x) for x in rest])
+
+
 def feed_lines(feed) -> str:
     """One feed as plain text: address and title, last fetch with its items, last error."""
     when = feed.last_fetched.replace("T", " ").replace("+00:00", " UTC") if feed.last_fetched else "never fetched"

@@ -10,6 +10,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from .answer import Answer, collapse_near_duplicates, make_citation
 from .builder import BuildReport, Progress, build_index
 from .config import Settings
@@ -196,13 +198,14 @@ class Engine:
 
     def ask(self, question: str, k: int = 5, retriever: str = "hybrid", abstain: bool = True, *,
             since: date | None = None, until: date | None = None, sources: Sequence[str] = (),
-            today: date | None = None, time_aware: bool = True) -> Answer:
+            today: date | None = None, time_aware: bool = True, within_docs: Sequence[str] = ()) -> Answer:
         """Cited excerpts answering question, best first, or an abstention. Raises QuestionError.
 
         Time in the question ("latest", "yesterday", "in March 2022", since:/until:/source:) or in
         since/until/sources limits or orders what is cited (index/timeframe.py), relative to today
         (default: the current UTC date). time_aware=False reads no time into the question (the
-        baseline bench/dated.py compares with).
+        baseline bench/dated.py compares with). within_docs limits the search to those documents
+        (a follow-up searching the articles an earlier answer cited).
         abstain=False keeps the citations of a question the engine would abstain on (for evaluation);
         Answer.abstained still says what the engine would have done.
         """
@@ -239,6 +242,9 @@ class Engine:
                 reason = f"I have no articles {frame.label}. {self._coverage_sentence(loaded, frame)}".strip()
                 return Answer(question, True, (), retriever, reason, (time.perf_counter() - began) * 1000,
                               timeframe=frame.label)
+        if within_docs:
+            docs = loaded.snapshot.rows_of_documents(tuple(within_docs))
+            allowed = docs if allowed is None else np.intersect1d(allowed, docs)
         ranked, best, score = self._retrieve(loaded, vector, tokens, weights, k, retriever, allowed)
         if frame.window and not frame.strict and ranked and score < self._min_relevance():
             # Nothing in the words' window is relevant: the dates may be the event's, not the articles'.

@@ -360,6 +360,16 @@ class IndexSnapshot:
             rows = [r for (r,) in self._db.execute(sql + " ORDER BY c.row", args)]
         return np.asarray(rows, dtype=np.int64)
 
+    def rows_of_documents(self, doc_ids: Sequence[str]) -> np.ndarray:
+        """Rows of the chunks of these documents, sorted (documents no longer indexed give none)."""
+        if not doc_ids:
+            return np.zeros(0, dtype=np.int64)
+        marks = ",".join("?" * len(doc_ids))
+        with self._db_lock:
+            rows = [r for (r,) in self._db.execute(
+                f"SELECT row FROM chunks WHERE doc_id IN ({marks}) ORDER BY row", list(doc_ids))]
+        return np.asarray(rows, dtype=np.int64)
+
     def coverage(self) -> dict:
         """What the corpus covers: articles, sources by number of articles, first and last date."""
         if self._coverage is None:

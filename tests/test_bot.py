@@ -94,7 +94,7 @@ def test_private_question_gets_cited_excerpts_and_a_more_button(sample_engine):
                 assert "Nato summit in Brussels: live updates" in text
                 assert "1." in text and "3." in text and "4." not in text, "three citations at first"
                 assert reply["link_preview_options"]["is_disabled"] is True
-                button = reply["reply_markup"]["inline_keyboard"][0][0]
+                button = next(b for b in reply["reply_markup"]["inline_keyboard"][0] if b["text"] == "More ›")
                 assert len(button["callback_data"].encode()) <= 64
 
                 # The "More" button edits the message to show the next citations.
@@ -139,7 +139,9 @@ def test_abstention_says_so_in_one_sentence_without_citations(sample_engine):
                 fake.push(message=asked)
                 (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, asked["message_id"]))
                 assert "could not find" in answer_text(reply) and "rephras" in answer_text(reply)
-                assert "reply_markup" not in reply and "—" not in answer_text(reply)
+                assert "—" not in answer_text(reply)
+                # Only the vote buttons: a 👎 on "I don't know" tells the admins what to add.
+                assert [b["text"] for b in reply["reply_markup"]["inline_keyboard"][0]] == ["👍", "👎"]
 
     run(scenario())
 
@@ -535,14 +537,14 @@ def test_inline_without_an_answer_says_why_and_is_not_cached_for_everyone(sample
 
 
 def test_a_more_button_whose_answer_fails_still_stops_the_spinner(tmp_path, embedder):
-    from bot.pages import callback_data
+    from bot.history import callback_data
 
     engine = Engine(Settings(data_dir=tmp_path / "empty"), embedder)  # no index: every answer fails
 
     async def scenario():
         with FakeTelegram() as fake:
             async with running_bot(fake, engine) as app:
-                qid = app.bot_data["citebot"].pages.remember(BATTLEGROUPS)
+                qid = app.bot_data["citebot"].history.remember(BATTLEGROUPS)
                 shown = {"message_id": 5, "date": int(time.time()), "chat": {"id": ALICE, "type": "private"},
                          "text": "1. an earlier answer"}
                 fake.push(callback_query={"id": "cbx", "from": user(ALICE), "chat_instance": "ci",

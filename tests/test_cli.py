@@ -20,7 +20,7 @@ def citebot(*args: str, data_dir, timeout: int = 300) -> subprocess.CompletedPro
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-@pytest.mark.parametrize("command", [[], ["build"], ["ask"], ["stats"], ["eval"], ["serve"], ["feed"], ["add"], ["refresh"]])
+@pytest.mark.parametrize("command", [[], ["build"], ["ask"], ["stats"], ["eval"], ["serve"], ["feed"], ["add"], ["refresh"], ["report"]])
 def test_every_command_explains_itself(tmp_path, command):
     result = citebot(*command, "--help", data_dir=tmp_path)
     assert result.returncode == 0

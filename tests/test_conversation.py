@@ -1,0 +1,101 @@
+"""Conversations with the bot: follow-up replies, "tell me more", votes, and what admins see."""
+from __future__ import annotations
+
+import json
+
+from bot.cli import main as citebot
+from bot.history import History, normalise_question
+from index.followup import Turn, followup_query
+
+from .fake_telegram import FakeTelegram
+from .test_bot import ADMIN, ALICE, BATTLEGROUPS, answer_text, message, run, running_bot, user
+
+NATO = Turn("How many new battlegroups did NATO agree to deploy?")
+
+
+def test_a_fragment_or_a_pronoun_leans_on_the_earlier_question_and_a_new_question_does_not():
+    assert followup_query("Where?", NATO).kind == "leaning"
+    assert "battlegroups" in followup_query("And where will they go?", NATO).query
+    assert followup_query("Who said that?", NATO).kind == "leaning"
+    assert followup_query("tell me more", NATO).kind == "more"
+    new = followup_query("What did the central bank decide about interest rates?", NATO)
+    assert new.kind == "standalone" and new.query == "What did the central bank decide about interest rates?"
+
+
+def test_votes_are_kept_per_voter_as_a_salted_hash_and_replaced(tmp_path):
+    history = History(tmp_path / "bot.sqlite")
+    qid = history.remember("Who won?", ({"doc_id": "d1", "title": "Final"},), 1)
+    assert history.vote(qid, 42, True, "private") and history.vote(qid, 42, False, "private")
+    assert history.vote(qid, 43, True, "group") and not history.vote("forgotten", 42, True, "private")
+    report = history.report()
+    assert (report["votes_up"], report["votes_down"]) == (1, 1)
+    voters = [row[0] for row in history._db.execute("SELECT voter FROM votes")]
+    import hashlib
+
+    unsalted = hashlib.sha256(b"42").hexdigest()[:32]
+    assert len(set(voters)) == 2 and all(len(v) == 32 and v != unsalted for v in voters)
+    assert normalise_question("What's the capital of PERU?!") == "what s the capital of peru"
+
+
+def test_without_question_logging_no_question_text_is_kept(tmp_path):
+    history = History(tmp_path / "bot.sqlite", log_questions=False)
+    history.log("What is the capital of Peru?", "private", True)
+    qid = history.remember("What is the capital of Peru?")
+    history.vote(qid, 1, False, "private")
+    rows = list(history._db.execute("SELECT question FROM asked UNION ALL SELECT question FROM votes"))
+    assert rows == [(None,), (None,)]
+    assert history.report()["questions"] == 1 and history.report()["top_abstained"] == []
+
+
+def test_a_reply_to_an_answer_is_a_follow_up_and_votes_reach_the_admins(sample_engine, tmp_path):
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, sample_engine) as app:
+                asked = message("How many new battlegroups did NATO agree to deploy?")
+                fake.push(message=asked)
+                (first,) = await fake.wait_for(lambda: fake.replies_to(ALICE, asked["message_id"]))
+                sent = fake.messages[(ALICE, max(m for c, m in fake.messages if c == ALICE))]
+                row = first["reply_markup"]["inline_keyboard"][0]
+                assert [b["text"] for b in row] == ["👍", "👎", "More ›"]
+                history = app.bot_data["citebot"].history  # the bot notes its message right after sending it
+                await fake.wait_for(lambda: history.answer_to(ALICE, sent["message_id"]))
+
+                # "Where?" alone means nothing; as a reply to the answer it asks where the battlegroups go.
+                where = message("Where?", reply_to_message={**sent, "from": fake.bot_user})
+                fake.push(message=where)
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, where["message_id"]))
+                assert "Bulgaria" in answer_text(reply) or "Slovakia" in answer_text(reply)
+
+                more = message("tell me more", reply_to_message={**sent, "from": fake.bot_user})
+                fake.push(message=more)
+                (page,) = await fake.wait_for(lambda: fake.replies_to(ALICE, more["message_id"]))
+                assert answer_text(page).startswith("4."), "the next citations, after the three shown"
+
+                # A vote, then a changed mind: one vote, the last one, answered at once.
+                for i, button in enumerate((row[0], row[1])):
+                    fake.push(callback_query={"id": f"v{i}", "from": user(ALICE), "chat_instance": "ci",
+                                              "data": button["callback_data"],
+                                              "message": {**sent, "chat": {"id": ALICE, "type": "private"}}})
+                    await fake.wait_for(lambda: len([c for c in fake.sent("answerCallbackQuery")
+                                                     if c.get("text") == "Thanks!"]) == i + 1)
+
+                peru = message("What is the capital of Peru?")
+                fake.push(message=peru)
+                await fake.wait_for(lambda: fake.replies_to(ALICE, peru["message_id"]))
+                stats = message("/stats", chat_id=ADMIN, uid=ADMIN)
+                fake.push(message=stats)
+                (shown,) = await fake.wait_for(lambda: fake.replies_to(ADMIN, stats["message_id"]))
+                text = answer_text(shown)
+                assert "Questions: 4 in the last 24 h" in text and "Votes: 0 👍, 1 👎" in text
+                assert "1× what is the capital of peru" in text
+
+    run(scenario())
+    data_dir = sample_engine.settings.data_dir
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert citebot(["--data-dir", str(data_dir), "report", "--json"]) == 0
+    report = json.loads(out.getvalue())
+    assert report["votes_down"] >= 1 and report["top_abstained"][0]["question"] == "what is the capital of peru"
