@@ -1,19 +1,21 @@
 """The Application, built in one place: handlers, rate limiting, commands menu, polling or webhook."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
-from telegram import BotCommand, BotCommandScopeChat, LinkPreviewOptions, Update
+from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeChat, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     Defaults,
     InlineQueryHandler,
@@ -22,11 +24,13 @@ from telegram.ext import (
 )
 
 from index.engine import Engine
+from index.errors import IndexUnavailable
 from index.newsdesk import Newsdesk
 
 from . import handlers
 from .config import BotConfig
 from .history import MORE, VOTE, History
+from .render import describe_coverage
 from .ratelimit import UserRateLimiter
 
 log = logging.getLogger(__name__)
@@ -47,14 +51,38 @@ ADMIN_COMMANDS = COMMANDS + [
 ]
 
 
+GROUP_COMMANDS = [BotCommand("ask", "Ask a question about the news articles")]
+
+
 async def register_commands(app: Application) -> None:
-    """Show the commands in Telegram's menu; admins also see theirs (where they have a chat with the bot)."""
+    """Show the commands in Telegram's menu (groups get /ask alone); admins also see theirs (where
+    they have a chat with the bot); and say in the bot's profile what it knows."""
     await app.bot.set_my_commands(COMMANDS)
+    await app.bot.set_my_commands(GROUP_COMMANDS, scope=BotCommandScopeAllGroupChats())
+    await describe_bot(app)
     for admin in app.bot_data["citebot"].config.admin_ids:
         try:
             await app.bot.set_my_commands(ADMIN_COMMANDS, scope=BotCommandScopeChat(admin))
         except TelegramError as exc:
             log.info("No admin menu for %s yet (%s); it appears once they message the bot", admin, exc)
+
+
+async def describe_bot(app: Application) -> None:
+    """setMyDescription / setMyShortDescription from the index: what the empty chat and the
+    profile show before anyone asks. A failure here costs the bot nothing else."""
+    engine = app.bot_data["citebot"].engine
+    try:
+        known = describe_coverage(await asyncio.to_thread(engine.coverage))
+    except IndexUnavailable:
+        known = "My article index is not built yet."
+    description = (f"{known} Ask me a question about the news and I answer with cited excerpts (title, "
+                   "source, date, link), or say plainly that my articles do not hold the answer.")
+    short = f"News answers with cited excerpts. {known}"
+    try:
+        await app.bot.set_my_description(description[:512])
+        await app.bot.set_my_short_description(short[:120])
+    except TelegramError as exc:
+        log.info("Could not set the bot's description: %s", exc)
 
 
 async def close_state(app: Application) -> None:
@@ -111,6 +139,7 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
         MessageHandler(filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & ~filters.TEXT, handlers.not_text)
     )
     app.add_handler(InlineQueryHandler(handlers.inline_query))
+    app.add_handler(ChatMemberHandler(handlers.added_to_chat, ChatMemberHandler.MY_CHAT_MEMBER))
     app.add_handler(CallbackQueryHandler(handlers.more, pattern=f"^{MORE}:"))
     app.add_handler(CallbackQueryHandler(handlers.vote, pattern=f"^{VOTE}:"))
     app.add_error_handler(handlers.error_handler)
@@ -124,7 +153,8 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
 
 
 # Only what the handlers above take: Telegram then sends nothing else (edits, reactions, polls...).
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.INLINE_QUERY, Update.CALLBACK_QUERY]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.INLINE_QUERY, Update.CALLBACK_QUERY,
+                   Update.MY_CHAT_MEMBER]
 
 
 def webhook_options(config: BotConfig) -> dict:

@@ -78,6 +78,7 @@ class BotConfig:
     history_days: int = 7  # answers remembered for "More", follow-ups and votes
     log_days: int = 30  # the question log and votes, for /stats and `citebot report`
     log_questions: bool = True  # False: the log keeps no question text
+    backlog_minutes: int = 10  # questions older than this when they arrive (after downtime) are dropped; 0 = keep all
 
     @property
     def file_url(self) -> str:
@@ -113,4 +114,5 @@ class BotConfig:
             history_days=_int("CITEBOT_HISTORY_DAYS", 7, 1),
             log_days=_int("CITEBOT_LOG_DAYS", 30, 1),
             log_questions=_flag("CITEBOT_LOG_QUESTIONS", True),
+            backlog_minutes=_int("CITEBOT_BACKLOG_MINUTES", 10, 0),
         )

@@ -9,6 +9,7 @@ import re
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from telegram import (
     InlineKeyboardButton,
@@ -16,6 +17,7 @@ from telegram import (
     InlineQueryResultArticle,
     InlineQueryResultsButton,
     InputTextMessageContent,
+    SwitchInlineQueryChosenChat,
     LinkPreviewOptions,
     Message,
     MessageEntity,
@@ -44,6 +46,7 @@ NOT_READY = "My index is not ready yet; an admin needs to run /reindex."
 TEXT_ONLY = "I read text only: send your question as a message."
 REFUSED = "Sorry, only the bot's admins can do that."
 PROGRESS_WORDS = {"read": "files read", "embed": "passages embedded"}
+SHARE_MAX = 256  # an inline query holds at most 256 characters
 TYPING_AFTER = 0.5  # seconds before a slow answer shows "typing…"
 PROGRESS_EVERY = 3.5  # seconds between /reindex progress edits: Telegram allows ~20 a minute in a group
 
@@ -82,13 +85,18 @@ async def _ask_followup(context: ContextTypes.DEFAULT_TYPE, question: str, previ
     return await asyncio.get_running_loop().run_in_executor(s.executor, call)
 
 
-def _keyboard(qid: str, more_from: int | None) -> InlineKeyboardMarkup:
-    """👍 👎 and, when there are more citations, "More ›", in one row."""
+def _keyboard(qid: str, more_from: int | None, share: str = "") -> InlineKeyboardMarkup:
+    """👍 👎 and, when there are more citations, "More ›", in one row; "Share" (the question typed
+    as an inline query in a chat the user picks, where its excerpts can be posted) below."""
     row = [InlineKeyboardButton("👍", callback_data=vote_data(qid, True)),
            InlineKeyboardButton("👎", callback_data=vote_data(qid, False))]
     if more_from is not None:
         row.append(InlineKeyboardButton("More ›", callback_data=callback_data(qid, more_from)))
-    return InlineKeyboardMarkup([row])
+    rows = [row]
+    if share and len(share) <= SHARE_MAX:
+        rows.append([InlineKeyboardButton("Share ↗", switch_inline_query_chosen_chat=SwitchInlineQueryChosenChat(
+            query=share, allow_user_chats=True, allow_group_chats=True, allow_channel_chats=True))])
+    return InlineKeyboardMarkup(rows)
 
 
 async def _typing_later(context: ContextTypes.DEFAULT_TYPE, message: Message) -> None:
@@ -117,6 +125,11 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
     earlier answer (previous) is a follow-up."""
     s = state(context)
     message = update.effective_message
+    age = (datetime.now(timezone.utc) - message.date).total_seconds() if message.date else 0.0
+    if s.config.backlog_minutes and age > s.config.backlog_minutes * 60:
+        # Asked while the bot was down, long ago: an answer now would surprise more than help.
+        log.info("Dropped a question %.0f min old (CITEBOT_BACKLOG_MINUTES=%d)", age / 60, s.config.backlog_minutes)
+        return
     asker = update.effective_user.id if update.effective_user else update.effective_chat.id
     verdict = s.limiter.check(asker)
     if verdict is Verdict.SILENT:
@@ -151,7 +164,8 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
     shown = start + (0 if answer.abstained else min(s.config.first_citations, len(answer.citations) - start))
     cited = tuple({"doc_id": c.doc_id, "title": c.title} for c in answer.citations)
     qid = await asyncio.to_thread(s.history.remember, searched, cited, shown)
-    markup = _keyboard(qid, shown if len(answer.citations) > shown and not answer.abstained else None)
+    markup = _keyboard(qid, shown if len(answer.citations) > shown and not answer.abstained else None,
+                       "" if answer.abstained else searched)
     sent = []
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
@@ -160,9 +174,31 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
     await asyncio.to_thread(s.history.log, question, message.chat.type, answer.abstained)
 
 
+GREETING = ("Hello! I answer questions about the news with cited excerpts. Ask with /ask your question, "
+            "mention @{me}, or reply to one of my answers.")
+START_PAYLOADS = {
+    "inline": "You came from an inline search that found nothing to share. Ask the question here and I "
+              "will say what my articles hold, or that they do not.",
+}
+
+
+async def added_to_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """my_chat_member: greet a group or channel that has just added the bot, with how to ask."""
+    change = update.my_chat_member
+    was, now = change.old_chat_member.status, change.new_chat_member.status
+    if was in ("left", "kicked") and now in ("member", "administrator") and change.chat.type != "private":
+        try:
+            await context.bot.send_message(change.chat.id, GREETING.format(me=html.escape(context.bot.username)))
+        except TelegramError as exc:  # a channel where the bot may not post, say
+            log.info("No greeting in %s: %s", change.chat.id, exc)
+
+
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Say what the bot knows and how to ask, in a few lines."""
+    """Say what the bot knows and how to ask, in a few lines; a deep-link payload says why the user came."""
     s = state(context)
+    payload = (context.args or [""])[0] if update.effective_message.text.startswith("/start") else ""
+    if payload and payload in START_PAYLOADS:
+        await update.effective_message.reply_text(START_PAYLOADS[payload])
     try:
         known = describe_coverage(await asyncio.to_thread(s.engine.coverage))
     except IndexUnavailable:

@@ -251,6 +251,16 @@ class FakeTelegram:
             raise ValueError("bad webhook: An HTTPS URL must be provided for webhook")
         return True
 
+    def _api_setMyDescription(self, params):
+        if len(params.get("description") or "") > 512:
+            raise ValueError("BOT_DESCRIPTION_INVALID")
+        return True
+
+    def _api_setMyShortDescription(self, params):
+        if len(params.get("short_description") or "") > 120:
+            raise ValueError("BOT_DESCRIPTION_INVALID")
+        return True
+
     def _api_setMyCommands(self, params):
         for command in params["commands"]:
             if not re.fullmatch(r"[a-z0-9_]{1,32}", command["command"]) or not command["description"]:

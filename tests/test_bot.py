@@ -394,7 +394,7 @@ def test_webhook_mode_accepts_only_telegrams_secret_token(sample_engine):
                 assert hook["url"] == "https://bot.example/citebot-hook" and hook["secret_token"] == "s3cret-token"
                 allowed = hook["allowed_updates"]
                 allowed = json.loads(allowed) if isinstance(allowed, str) else allowed
-                assert set(allowed) == {"message", "channel_post", "inline_query", "callback_query"}
+                assert set(allowed) == {"message", "channel_post", "inline_query", "callback_query", "my_chat_member"}
                 asked = message(BATTLEGROUPS)
                 update = json.dumps({"update_id": 1, "message": asked})
                 url = f"http://127.0.0.1:{config.port}/citebot-hook"

@@ -8,7 +8,7 @@ from bot.history import History, normalise_question
 from index.followup import Turn, followup_query
 
 from .fake_telegram import FakeTelegram
-from .test_bot import ADMIN, ALICE, BATTLEGROUPS, answer_text, message, run, running_bot, user
+from .test_bot import ADMIN, ALICE, GROUP, answer_text, message, run, running_bot, user
 
 NATO = Turn("How many new battlegroups did NATO agree to deploy?")
 
@@ -99,3 +99,43 @@ def test_a_reply_to_an_answer_is_a_follow_up_and_votes_reach_the_admins(sample_e
         assert citebot(["--data-dir", str(data_dir), "report", "--json"]) == 0
     report = json.loads(out.getvalue())
     assert report["votes_down"] >= 1 and report["top_abstained"][0]["question"] == "what is the capital of peru"
+
+
+def test_the_telegram_details_greeting_backlog_description_share_and_start_payload(sample_engine):
+    import time
+
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, sample_engine, backlog_minutes=10):
+                (described,) = fake.sent("setMyDescription")
+                assert "I know 2 news articles" in described["description"]
+                assert len(fake.sent("setMyShortDescription")[0]["short_description"]) <= 120
+                scopes = [c.get("scope") for c in fake.sent("setMyCommands")]
+                assert {"type": "all_group_chats"} in scopes
+
+                # Added to a group: a short greeting with how to ask there.
+                chat = {"id": GROUP, "type": "supergroup", "title": "News fans"}
+                fake.push(my_chat_member={"chat": chat, "from": user(ALICE), "date": int(time.time()),
+                                          "old_chat_member": {"status": "left", "user": fake.bot_user},
+                                          "new_chat_member": {"status": "member", "user": fake.bot_user}})
+                (hello,) = await fake.wait_for(lambda: [c for c in fake.sent("sendMessage") if c["chat_id"] == GROUP])
+                assert "/ask" in hello["text"] and "@citebot_test_bot" in hello["text"]
+
+                # A question from before a long downtime is dropped; a fresh one is answered.
+                stale = message("How many new battlegroups did NATO agree to deploy?", date=int(time.time()) - 3600)
+                fresh = message("How many new battlegroups did NATO agree to deploy?")
+                fake.push(message=stale)
+                fake.push(message=fresh)
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, fresh["message_id"]))
+                assert fake.replies_to(ALICE, stale["message_id"]) == []
+                share = reply["reply_markup"]["inline_keyboard"][1][0]
+                assert share["text"] == "Share ↗"
+                assert share["switch_inline_query_chosen_chat"]["query"].startswith("How many new battlegroups")
+
+                start = message("/start inline")
+                fake.push(message=start)
+                replies = await fake.wait_for(lambda: len(fake.replies_to(ALICE, start["message_id"])) == 2 and
+                                              fake.replies_to(ALICE, start["message_id"]))
+                assert "inline search that found nothing" in answer_text(replies[0])
+
+    run(scenario())
