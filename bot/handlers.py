@@ -70,10 +70,10 @@ def state(context: ContextTypes.DEFAULT_TYPE) -> BotState:
     return context.application.bot_data["citebot"]
 
 
-async def _ask(context: ContextTypes.DEFAULT_TYPE, question: str, k: int) -> Answer:
+async def _ask(context: ContextTypes.DEFAULT_TYPE, question: str, k: int, language: str = "") -> Answer:
     """Run the engine in a worker thread so the event loop keeps serving other chats."""
     s = state(context)
-    call = functools.partial(s.engine.ask, question, k=k)
+    call = functools.partial(s.engine.ask, question, k=k, language=language)
     return await asyncio.get_running_loop().run_in_executor(s.executor, call)
 
 
@@ -142,7 +142,8 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
     start, searched = 0, question
     try:
         if previous is None:
-            answer = await _ask(context, question, s.config.max_citations)
+            language = update.effective_user.language_code if update.effective_user else ""
+            answer = await _ask(context, question, s.config.max_citations, language or "")
         else:
             answer, follow = await _ask_followup(context, question, previous, s.config.max_citations)
             searched = follow.query

@@ -65,6 +65,9 @@ class Settings:
     # The reading model (index/reader.py) chooses excerpts, orders citations and decides abstention;
     # off = excerpts by word overlap + sentence cosine and abstention on relevance (before issue 14).
     reader: bool = True
+    # A question in another language than the corpus's gets the best passages found and a note
+    # that questions in the corpus's language work best; off = abstention as for any question.
+    answer_foreign: bool = True
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -83,6 +86,8 @@ class Settings:
             query_backend=os.environ.get("CITEBOT_QUERY_BACKEND", "").strip() or cls.query_backend,
             dense_index=os.environ.get("CITEBOT_DENSE_INDEX", "").strip() or cls.dense_index,
             reader=os.environ.get("CITEBOT_READER", "1").strip().lower() not in ("0", "false", "no", "off"),
+            answer_foreign=os.environ.get("CITEBOT_ANSWER_FOREIGN", "1").strip().lower()
+            not in ("0", "false", "no", "off"),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

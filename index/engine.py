@@ -16,6 +16,7 @@ from .answer import Answer, collapse_near_duplicates, make_citation
 from .builder import BuildReport, Progress, build_index
 from .config import Settings
 from .embedding import Embedder
+from .language import detect_language
 from .excerpt import READER_MAX_CHARS, excerpt_around, excerpt_by_mass
 from .errors import QuestionError
 from .question import clean_question
@@ -41,6 +42,11 @@ ORDER_BY_EXCERPT = False  # order by P(passage) x the excerpt's share of start p
 # best come newest first (without the reader: passages scoring this share of the best).
 LATEST_KEEP_CONFIDENCE = 0.5
 LATEST_KEEP_SCORE = 0.85
+# A question in another language than the articles' is answered with the best passages found
+# (the models read English, so their doubt says little), unless the reader all but rules them out.
+FOREIGN_MIN_CONFIDENCE = 0.02
+LANGUAGE_NAMES = {"en": "English", "fr": "French", "de": "German", "es": "Spanish", "it": "Italian",
+                  "pt": "Portuguese", "nl": "Dutch", "ru": "Russian", "uk": "Ukrainian", "pl": "Polish"}
 STALE_DAYS = 7  # a "latest" answer older than this says how old the newest article is
 
 
@@ -198,14 +204,17 @@ class Engine:
 
     def ask(self, question: str, k: int = 5, retriever: str = "hybrid", abstain: bool = True, *,
             since: date | None = None, until: date | None = None, sources: Sequence[str] = (),
-            today: date | None = None, time_aware: bool = True, within_docs: Sequence[str] = ()) -> Answer:
+            today: date | None = None, time_aware: bool = True, within_docs: Sequence[str] = (),
+            language: str = "") -> Answer:
         """Cited excerpts answering question, best first, or an abstention. Raises QuestionError.
 
         Time in the question ("latest", "yesterday", "in March 2022", since:/until:/source:) or in
         since/until/sources limits or orders what is cited (index/timeframe.py), relative to today
         (default: the current UTC date). time_aware=False reads no time into the question (the
         baseline bench/dated.py compares with). within_docs limits the search to those documents
-        (a follow-up searching the articles an earlier answer cited).
+        (a follow-up searching the articles an earlier answer cited). language: the asker's language
+        as their client reports it (Telegram's language_code), a hint when the question is too
+        short to identify.
         abstain=False keeps the citations of a question the engine would abstain on (for evaluation);
         Answer.abstained still says what the engine would have done.
         """
@@ -233,8 +242,10 @@ class Engine:
                 frame.since.isoformat() if frame.since else "", frame.until.isoformat() if frame.until else "",
                 frame.sources)
             if not len(allowed) and not frame.strict and frame.window:
-                # The window came from the question's words and holds nothing: answer from all dates.
-                note = f"I have no articles {frame.label}; these are from other dates."
+                # The window came from the question's words and holds nothing: answer from all dates
+                # (saying so only where articles have dates: an undated corpus has no other dates).
+                if loaded.snapshot.coverage()["first"]:
+                    note = f"I have no articles {frame.label}; these are from other dates."
                 frame = TimeFrame(latest=frame.latest, sources=frame.sources, label="")
                 allowed = loaded.snapshot.rows_matching("", "", frame.sources) if frame.sources else None
             if allowed is not None and not len(allowed):
@@ -254,19 +265,29 @@ class Engine:
                 ranked, best, score = wide, wide_best, wide_score
                 frame = TimeFrame(latest=frame.latest, sources=frame.sources)
         support = ranked[0].support if ranked else 0.0
+        corpus_language = loaded.snapshot.manifest.get("language") or "en"
+        asked_in = detect_language(text) or (language or "").split("-")[0].lower()
+        foreign = self.settings.answer_foreign and bool(asked_in) and asked_in != corpus_language
+        if foreign and not note:
+            name = LANGUAGE_NAMES.get(corpus_language, corpus_language)
+            note = f"My articles are in {name}; questions in {name} work best."
         reader = self.reader if retriever == "hybrid" else None
         readings: list[Reading] = []
+        # Newest first only means something among dated passages (news, not an undated archive).
+        latest = frame.latest and any(_day(r.chunk.published) for r in ranked)
         if reader is not None and ranked:
-            ranked, readings = self._read(text, ranked, reader, newest_first=frame.latest)
+            ranked, readings = self._read(text, ranked, reader, newest_first=latest)
             confidence = max(r.confidence for r in readings)
             # The rule fitted with the model (index/models/train_reader.py): the reader's doubt, or
             # a question whose words and meaning are far from everything found.
             abstained = confidence < reader.threshold or score < reader.min_relevance
+            if foreign:  # the model reads English: its doubt about another language says little
+                abstained = confidence < FOREIGN_MIN_CONFIDENCE
         else:
             confidence = None
-            if frame.latest and ranked:
+            if latest:
                 ranked = newest_first(ranked, [r.score for r in ranked], LATEST_KEEP_SCORE)
-            abstained = score < self.settings.min_relevance
+            abstained = score < self.settings.min_relevance and not (foreign and ranked)
         if abstained and abstain:
             self._count()
             elapsed = (time.perf_counter() - began) * 1000
@@ -278,7 +299,7 @@ class Engine:
             for rank, r in enumerate(ranked, 1)
         ]
         citations = collapse_near_duplicates(citations)[:k]
-        if frame.latest and citations and not note:
+        if latest and citations and not note:
             note = stale_note(citations, today)
         self._count()
         elapsed = (time.perf_counter() - began) * 1000

@@ -109,3 +109,11 @@ def test_syndicated_copies_collapse_into_one_citation_noting_the_other(tmp_path,
         for b in answer.citations:
             if a is not b:
                 assert set(re.findall(r"\w+", a.excerpt)) != set(re.findall(r"\w+", b.excerpt))
+
+
+def test_a_question_in_another_language_gets_the_best_passages_and_a_hint(sample_engine):
+    answer = sample_engine.ask("Wie viele neue Battlegroups will die NATO in der Slowakei und in Ungarn stationieren?")
+    assert not answer.abstained and answer.citations
+    assert answer.note == "My articles are in English; questions in English work best."
+    english = sample_engine.ask(BATTLEGROUPS)
+    assert english.note == ""
