@@ -130,3 +130,17 @@ def test_a_heading_alone_is_not_an_excerpt_even_where_the_reader_looks():
     assert len(spans) == 2
     start, end = excerpt_by_mass(text, spans, [(0, 0.7), (spans[1][0] + 25, 0.3)], (0, 4), max_chars=350)
     assert text[start:end] == "Leaders agreed to send four battlegroups east."
+
+
+def test_without_the_reader_a_bare_headline_is_never_the_excerpt():
+    from index.excerpt import select_excerpt
+    from index.sentences import sentence_spans
+    from index.tokenize import tokenize
+
+    text = ("Nato agrees to strengthen eastern defences\n\n"
+            "Leaders meeting in Brussels on Thursday agreed to send four more battlegroups to the alliance's "
+            "eastern members, officials said.")
+    spans = sentence_spans(text)
+    weights = {t: 1.0 for t in tokenize("Did Nato agree to strengthen its eastern defences?")}
+    (start, end), _ = select_excerpt(text, spans, [0.9, 0.4][: len(spans)], weights)
+    assert text[start:end].startswith("Leaders meeting in Brussels")
