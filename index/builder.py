@@ -24,7 +24,8 @@ from .embedding import Embedder
 from .errors import BuildError
 from .language import main_language
 from .sentences import sentence_spans
-from .store import BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, intact_builds, read_manifest
+from .store import (BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, intact_builds,
+                    prune_builds, read_manifest)
 from .tokenize import tokenize
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
         )
         if previous_manifest is not None and not force and previous_manifest.get("corpus_fingerprint") == fingerprint:
             report.build_dir, report.chunks, report.unchanged = previous.build_dir, previous_manifest["chunks"], True
+            prune_builds(root)
             report.seconds = time.perf_counter() - began
             return report
 

@@ -215,15 +215,20 @@ class IndexWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _prune(self) -> None:
-        """Delete all but the newest KEEP_BUILDS builds (by commit time); never the live one."""
-        live = current_build_dir(self.root)  # just written by commit(): intact
-        builds = sorted(
-            (p for p in _builds_dir(self.root).iterdir() if p.is_dir() and not p.name.startswith(".")),
-            key=lambda p: p.stat().st_mtime_ns,
-        )
-        for old in builds[:-KEEP_BUILDS]:
-            if old != live:
-                shutil.rmtree(old, ignore_errors=True)
+        prune_builds(self.root)
+
+
+def prune_builds(root: Path) -> None:
+    """Delete all but the newest KEEP_BUILDS builds (by commit time); never the live one. Also run
+    by an up-to-date build, so a build killed after going live leaves no extra folder for long."""
+    live = current_build_dir(root)
+    builds = sorted(
+        (p for p in _builds_dir(root).iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime_ns,
+    )
+    for old in builds[:-KEEP_BUILDS]:
+        if old != live:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 VECTOR_FILES = ("vectors.npy", "sentences.npy")
