@@ -5,6 +5,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from index.config import env_flag, env_int
 from index.errors import ConfigurationError
 
 DEFAULT_API_URL = "https://api.telegram.org/bot"
@@ -12,30 +13,6 @@ DEFAULT_API_URL = "https://api.telegram.org/bot"
 
 class ConfigError(ConfigurationError):
     """A setting is missing or malformed; the message names the variable and what to put there."""
-
-
-def _int(name: str, default: int, minimum: int = 0) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {raw!r}.") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, not {value}.")
-    return value
-
-
-def _flag(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be 1 or 0, not {raw!r}.")
 
 
 def parse_admin_ids(raw: str) -> frozenset[int]:
@@ -105,14 +82,14 @@ class BotConfig:
             webhook_url=webhook_url,
             webhook_secret=secret,
             listen=os.environ.get("CITEBOT_LISTEN", "").strip() or "0.0.0.0",
-            port=_int("PORT", 8443, 1),
-            rate_limit=_int("CITEBOT_RATE_LIMIT", 10, 1),
-            rate_window=_int("CITEBOT_RATE_WINDOW", 60, 1),
-            workers=_int("CITEBOT_WORKERS", 4, 1),
-            bootstrap_retries=_int("CITEBOT_BOOTSTRAP_RETRIES", 6, 0),
-            refresh_minutes=_int("CITEBOT_REFRESH_MINUTES", 30, 0),
-            history_days=_int("CITEBOT_HISTORY_DAYS", 7, 1),
-            log_days=_int("CITEBOT_LOG_DAYS", 30, 1),
-            log_questions=_flag("CITEBOT_LOG_QUESTIONS", True),
-            backlog_minutes=_int("CITEBOT_BACKLOG_MINUTES", 10, 0),
+            port=env_int("PORT", 8443, 1),
+            rate_limit=env_int("CITEBOT_RATE_LIMIT", 10, 1),
+            rate_window=env_int("CITEBOT_RATE_WINDOW", 60, 1),
+            workers=env_int("CITEBOT_WORKERS", 4, 1),
+            bootstrap_retries=env_int("CITEBOT_BOOTSTRAP_RETRIES", 6, 0),
+            refresh_minutes=env_int("CITEBOT_REFRESH_MINUTES", 30, 0),
+            history_days=env_int("CITEBOT_HISTORY_DAYS", 7, 1),
+            log_days=env_int("CITEBOT_LOG_DAYS", 30, 1),
+            log_questions=env_flag("CITEBOT_LOG_QUESTIONS", True),
+            backlog_minutes=env_int("CITEBOT_BACKLOG_MINUTES", 10, 0),
         )

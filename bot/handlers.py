@@ -64,6 +64,7 @@ class BotState:
     executor: ThreadPoolExecutor  # engine calls for questions; builds run on asyncio's default pool
     desk: Newsdesk  # feeds, links and uploads into the corpus and the index
     reindexing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    answered: int = 0  # questions answered since start, for /stats (the event loop's thread only)
 
 
 def state(context: ContextTypes.DEFAULT_TYPE) -> BotState:
@@ -172,6 +173,7 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
         last = i == len(parts) - 1
         sent.append(await message.reply_text(part, reply_markup=markup if last else None))
     await asyncio.to_thread(s.history.sent, qid, message.chat_id, [m.message_id for m in sent])
+    s.answered += 1
     await asyncio.to_thread(s.history.log, question, message.chat.type, answer.abstained)
 
 
@@ -377,7 +379,7 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         f"Skipped files: {len(info['skipped_files'])} ({skipped})\n"
         f"Model: {html.escape(info['model'])}\n"
         f"Built: {html.escape(info['built_at'])}\n"
-        f"Questions answered since start: {info['questions_answered']}\n\n"
+        f"Questions answered since start: {s.answered}\n\n"
         + render_report(await asyncio.to_thread(s.history.report, 7))
     )
 

@@ -14,24 +14,45 @@ QUERY_BACKENDS = ("onnx", "torch")
 DENSE_INDEXES = ("auto", "flat", "hnsw")
 
 
-def _env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float) -> float:
+    """A number from the environment; ConfigurationError naming the variable when it is not one."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
         return float(raw)
     except ValueError:
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from None
+        raise ConfigurationError(f"{name} must be a number, not {raw!r}.") from None
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, minimum: int | None = None) -> int:
+    """A whole number from the environment, at least minimum when given."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}.") from None
+    if minimum is not None and value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, not {value}.")
+    return value
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """1/true/yes/on or 0/false/no/off from the environment."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} must be 1 or 0, not {raw!r}.")
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, "").strip() or default
 
 
 @dataclass(frozen=True)
@@ -76,18 +97,17 @@ class Settings:
             data_dir=Path(os.environ.get("CITEBOT_DATA_DIR", "").strip() or "var"),
             corpus_dir=Path(os.environ.get("CITEBOT_CORPUS_DIR", "").strip() or "corpus"),
             model=os.environ.get("CITEBOT_MODEL", "").strip() or DEFAULT_MODEL,
-            chunk_words=_env_int("CITEBOT_CHUNK_WORDS", cls.chunk_words),
-            overlap_words=_env_int("CITEBOT_OVERLAP_WORDS", cls.overlap_words),
-            min_relevance=_env_float("CITEBOT_MIN_RELEVANCE", cls.min_relevance),
+            chunk_words=env_int("CITEBOT_CHUNK_WORDS", cls.chunk_words),
+            overlap_words=env_int("CITEBOT_OVERLAP_WORDS", cls.overlap_words),
+            min_relevance=env_float("CITEBOT_MIN_RELEVANCE", cls.min_relevance),
             fusion=os.environ.get("CITEBOT_FUSION", "").strip() or cls.fusion,
-            alpha=_env_float("CITEBOT_ALPHA", cls.alpha),
-            rerank=os.environ.get("CITEBOT_RERANK", "1").strip().lower() not in ("0", "false", "no", "off"),
+            alpha=env_float("CITEBOT_ALPHA", cls.alpha),
+            rerank=env_flag("CITEBOT_RERANK", True),
             precision=os.environ.get("CITEBOT_PRECISION", "").strip() or cls.precision,
             query_backend=os.environ.get("CITEBOT_QUERY_BACKEND", "").strip() or cls.query_backend,
             dense_index=os.environ.get("CITEBOT_DENSE_INDEX", "").strip() or cls.dense_index,
-            reader=os.environ.get("CITEBOT_READER", "1").strip().lower() not in ("0", "false", "no", "off"),
-            answer_foreign=os.environ.get("CITEBOT_ANSWER_FOREIGN", "1").strip().lower()
-            not in ("0", "false", "no", "off"),
+            reader=env_flag("CITEBOT_READER", True),
+            answer_foreign=env_flag("CITEBOT_ANSWER_FOREIGN", True),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

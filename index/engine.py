@@ -105,8 +105,6 @@ class Engine:
         self._reader: Reader | None = reader  # None: the committed model, loaded on first use
         self._reader_failed = False
         self._reader_lock = threading.Lock()
-        self.questions_answered = 0
-        self._count_lock = threading.Lock()
 
     # -- the index -------------------------------------------------------------------------------
 
@@ -249,7 +247,6 @@ class Engine:
                 frame = TimeFrame(latest=frame.latest, sources=frame.sources, label="")
                 allowed = loaded.snapshot.rows_matching("", "", frame.sources) if frame.sources else None
             if allowed is not None and not len(allowed):
-                self._count()
                 reason = f"I have no articles {frame.label}. {self._coverage_sentence(loaded, frame)}".strip()
                 return Answer(question, True, (), retriever, reason, (time.perf_counter() - began) * 1000,
                               timeframe=frame.label)
@@ -289,7 +286,6 @@ class Engine:
                 ranked = newest_first(ranked, [r.score for r in ranked], LATEST_KEEP_SCORE)
             abstained = score < self.settings.min_relevance and not (foreign and ranked)
         if abstained and abstain:
-            self._count()
             elapsed = (time.perf_counter() - began) * 1000
             return Answer(question, True, (), retriever, NO_ANSWER, elapsed, best, score, support, confidence,
                           timeframe=frame.label, note=note)
@@ -301,7 +297,6 @@ class Engine:
         citations = collapse_near_duplicates(citations)[:k]
         if latest and citations and not note:
             note = stale_note(citations, today)
-        self._count()
         elapsed = (time.perf_counter() - began) * 1000
         reason = NO_ANSWER if abstained else ""
         return Answer(question, abstained, tuple(citations), retriever, reason, elapsed, best, score, support,
@@ -333,10 +328,6 @@ class Engine:
             said.append("My sources: " + ", ".join(names) + (" and others." if len(cover["sources"]) > 8 else "."))
         return " ".join(said)
 
-    def _count(self) -> None:
-        with self._count_lock:
-            self.questions_answered += 1
-
     def stats(self) -> dict:
         """Facts about the live index, for `citebot stats` and the bot's /stats."""
         snapshot = self.snapshot
@@ -357,7 +348,6 @@ class Engine:
             "corpus_dir": m.get("corpus_dir", ""),
             "index_bytes": size,
             "index_dir": os.fspath(snapshot.build_dir),
-            "questions_answered": self.questions_answered,
             "reader": self.reader_status(),
             "coverage": snapshot.coverage(),
         }

@@ -99,6 +99,8 @@ def test_the_console_bolds_the_answer_only_on_a_terminal():
     ({"CITEBOT_MIN_RELEVANCE": "-3"}, "CITEBOT_MIN_RELEVANCE must be between 0 and 1.2"),
     ({"CITEBOT_CHUNK_WORDS": "5"}, "CITEBOT_CHUNK_WORDS must be 0 (one chunk per paragraph) or at least 10"),
     ({"CITEBOT_DENSE_INDEX": "ivf"}, "CITEBOT_DENSE_INDEX must be one of auto, flat, hnsw"),
+    ({"CITEBOT_READER": "maybe"}, "CITEBOT_READER must be 1 or 0, not 'maybe'"),
+    ({"CITEBOT_ALPHA": "half"}, "CITEBOT_ALPHA must be a number, not 'half'"),
 ])
 def test_a_wrong_setting_is_refused_when_settings_are_made(monkeypatch, env, expected):
     for name, value in env.items():
@@ -144,3 +146,17 @@ def test_without_the_reader_a_bare_headline_is_never_the_excerpt():
     weights = {t: 1.0 for t in tokenize("Did Nato agree to strengthen its eastern defences?")}
     (start, end), _ = select_excerpt(text, spans, [0.9, 0.4][: len(spans)], weights)
     assert text[start:end].startswith("Leaders meeting in Brussels")
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("CITEBOT_LOG_QUESTIONS", "maybe", "CITEBOT_LOG_QUESTIONS must be 1 or 0, not 'maybe'"),
+    ("CITEBOT_HISTORY_DAYS", "0", "CITEBOT_HISTORY_DAYS must be at least 1, not 0"),
+    ("CITEBOT_REFRESH_MINUTES", "often", "CITEBOT_REFRESH_MINUTES must be a whole number, not 'often'"),
+])
+def test_the_bot_settings_share_the_engines_checks(monkeypatch, name, value, expected):
+    from bot.config import BotConfig
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as failure:
+        BotConfig.from_env()
+    assert str(failure.value) == expected + "."
