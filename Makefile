@@ -30,7 +30,7 @@ test: install
 check: install
 	$(BIN)/python -m pytest -q -m "not model"
 
-# Every speed and scale figure with its same-run baseline (~25 min): DATA is the shared data folder.
+# Every speed and scale figure with its same-run baseline (~40 min): DATA is the shared data folder.
 DATA ?= ../shared/data
 bench: install
 	bash bench/run.sh $(DATA)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every speed and scale figure in one run (README "Speed and scale"), each with its baseline from
-# the same run; about 25 minutes on two cores. Usage: bench/run.sh [../shared/data]
+# the same run; about 40 minutes on two cores. Usage: bench/run.sh [../shared/data]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${1:-../shared/data}"
@@ -19,6 +19,13 @@ $PY bench/scale.py "$DATA/bbc-news" --squad "$DATA/squad-v1.1-dev.json" --json "
 
 echo; echo "### 3/3 the bot end to end against the fake Bot API (bench/bot_throughput.py)"
 $PY bench/bot_throughput.py --users 50 --questions 4 --json "$OUT/bot.json"
+
+echo; echo "### live news: 10 new articles into the indexed BBC corpus (bench/incremental.py)"
+$PY bench/incremental.py "$DATA/bbc-news" --new 10 --json "$OUT/incremental.json"
+
+echo; echo "### time in questions (bench/dated.py) and follow-ups (bench/followups.py)"
+$PY bench/dated.py --haystack "$DATA/bbc-news" --json "$OUT/dated.json"
+$PY bench/followups.py "$DATA/bbc-news" --json "$OUT/followups.json"
 
 echo; echo "### summary (bench/summary.py)"
 $PY bench/summary.py "$OUT"
