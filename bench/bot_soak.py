@@ -73,7 +73,6 @@ def soak(minutes: float = 10.0, users: int = 6, seed: int = 7, corpus: Path = RO
         questions: list[tuple[int, int]] = []  # (chat, message id) that must get exactly one reply
         chatter: list[tuple[int, int]] = []  # that must get none
         presses: list[str] = []  # callback query ids that must be answered exactly once
-        last_answer: dict[int, dict] = {}  # chat -> the bot's last answer message there
         try:
             if not _wait(lambda: fake.sent("getUpdates"), 120):
                 raise RuntimeError("the bot did not start polling")
