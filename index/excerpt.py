@@ -22,7 +22,6 @@ READER_MAX_CHARS = 500
 # which leading sentences are dropped from the chosen run (bench/reader_sweep.py).
 LEAD_WEIGHT = 0.0
 TRIM_BELOW = 0.01
-MASS_SLACK = 0.02
 HEADING_WORDS = 12  # an unfinished "sentence" shorter than this is a heading, never an excerpt alone
 MAX_SENTENCES = 3
 LENGTH_CREDIT = 0.001  # per extra sentence: of two equal excerpts, show the fuller one
@@ -103,23 +102,18 @@ def excerpt_by_mass(
     joins = [False] + [_can_join(text, spans[i - 1], spans[i]) for i in range(1, len(spans))]
     # A heading is short and unfinished; a long unfinished piece is a run-on sentence cut to size.
     finished = [bool(_FINISHED.search(text[s:e])) or len(text[s:e].split()) >= HEADING_WORDS for s, e in spans]
-    runs = []  # (finished, total mass, mass of its first sentence, -length, first, last)
+    best, best_span = (False, -1.0, -1.0), None
     for first in range(len(spans)):
         last, total = first, mass[first]
-        while True:
-            # A heading alone (no finished sentence: a live blog's "Nato agrees to strengthen eastern
-            # defences") is not an answer; it wins only when the passage has nothing else.
-            runs.append((any(finished[first : last + 1]), total + LEAD_WEIGHT * mass[first], mass[first],
-                         -(spans[last][1] - spans[first][0]), first, last))
-            if not (last + 1 < len(spans) and joins[last + 1] and spans[last + 1][1] - spans[first][0] <= max_chars):
-                break
+        while last + 1 < len(spans) and joins[last + 1] and spans[last + 1][1] - spans[first][0] <= max_chars:
             last += 1
             total += mass[last]
-    top = max(runs)
-    # Hedge only for real doubt: a sentence that adds less than MASS_SLACK of the start probability
-    # does not lengthen the excerpt (the shortest run within MASS_SLACK of the best wins).
-    near = [r for r in runs if r[0] == top[0] and r[1] >= top[1] - MASS_SLACK]
-    _, _, _, _, first, last = max(near, key=lambda r: (r[3], r[1], r[2]))
+        # A heading alone (no finished sentence: a live blog's "Nato agrees to strengthen eastern
+        # defences") is not an answer; it wins only when the passage has nothing else.
+        score = (any(finished[first : last + 1]), total + LEAD_WEIGHT * mass[first], mass[first])
+        if score > best:
+            best, best_span = score, (first, last)
+    first, last = best_span
     while first < last and mass[first] < TRIM_BELOW:
         first += 1  # a lead-in sentence the reader all but rules out: open on the answer instead
     start, end = spans[first][0], spans[last][1]
