@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import json
 import re
+import sys
 import threading
 import time
 from html import unescape
@@ -65,6 +66,12 @@ def parse_telegram_html(text: str) -> str:
 class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # a busy bot opens many connections at once
     daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client closing a kept-alive connection is normal (the bot stopping, a pool recycling)."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class FakeTelegram:
