@@ -365,11 +365,20 @@ def _is_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     return user is not None and user.id in state(context).config.admin_ids
 
 
+def admins_only(handler):
+    """Run the command only for the bot's admins; anyone else gets one polite sentence."""
+    @functools.wraps(handler)
+    async def guarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not _is_admin(update, context):
+            await update.effective_message.reply_text(REFUSED)
+            return
+        await handler(update, context)
+    return guarded
+
+
+@admins_only
 async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/stats for admins: the index and how busy the bot has been."""
-    if not _is_admin(update, context):
-        await update.effective_message.reply_text(REFUSED)
-        return
     s = state(context)
     info = await asyncio.to_thread(s.engine.stats)
     skipped = ", ".join(html.escape(x["path"]) for x in info["skipped_files"][:10]) or "none"
@@ -384,11 +393,9 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
 
 
+@admins_only
 async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/reindex for admins: rebuild in the background while answering from the old index."""
-    if not _is_admin(update, context):
-        await update.effective_message.reply_text(REFUSED)
-        return
     s = state(context)
     if s.reindexing.locked():
         await update.effective_message.reply_text("A reindex is already running; I will report when it is done.")
@@ -457,11 +464,9 @@ def _refresh_note(context: ContextTypes.DEFAULT_TYPE) -> str:
     return f"Feeds are fetched every {minutes} min{when}."
 
 
+@admins_only
 async def feeds(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/feeds for admins: every feed, when it was last fetched, its items and its last error."""
-    if not _is_admin(update, context):
-        await update.effective_message.reply_text(REFUSED)
-        return
     listed = await asyncio.to_thread(state(context).desk.feeds)
     if not listed:
         await update.effective_message.reply_text("No feeds yet. Add one with /addfeed URL (RSS or Atom).")
@@ -472,32 +477,30 @@ async def feeds(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await update.effective_message.reply_text(text if len(text) < 4000 else text[:3990] + "…")
 
 
-def _one_argument(context: ContextTypes.DEFAULT_TYPE) -> str | None:
+async def _url_argument(update: Update, context: ContextTypes.DEFAULT_TYPE, usage: str) -> str | None:
+    """The command's one argument (an address), or None after replying how to use the command."""
     args = context.args or []
-    return args[0] if len(args) == 1 else None
+    if len(args) == 1:
+        return args[0]
+    await update.effective_message.reply_text(usage)
+    return None
 
 
+@admins_only
 async def addfeed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/addfeed URL for admins: check the feed, keep it and add its articles."""
-    if not _is_admin(update, context):
-        await update.effective_message.reply_text(REFUSED)
-        return
-    url = _one_argument(context)
+    url = await _url_argument(update, context, "Put the feed's address after the command: /addfeed https://…/rss")
     if url is None:
-        await update.effective_message.reply_text("Put the feed's address after the command: /addfeed https://…/rss")
         return
     desk = state(context).desk
     await _desk_update(update, context, "Fetching the feed…", functools.partial(desk.add_feed, url))
 
 
+@admins_only
 async def removefeed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/removefeed URL for admins: stop fetching a feed (its articles stay)."""
-    if not _is_admin(update, context):
-        await update.effective_message.reply_text(REFUSED)
-        return
-    url = _one_argument(context)
+    url = await _url_argument(update, context, "Put the feed's address after the command: /removefeed https://…/rss")
     if url is None:
-        await update.effective_message.reply_text("Put the feed's address after the command: /removefeed https://…/rss")
         return
     removed = await asyncio.to_thread(state(context).desk.remove_feed, url)
     await update.effective_message.reply_text(
@@ -505,24 +508,19 @@ async def removefeed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         else f"{html.escape(url)} is not one of my feeds (see /feeds).")
 
 
+@admins_only
 async def add_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/add URL for admins: fetch one article page and add it."""
-    if not _is_admin(update, context):
-        await update.effective_message.reply_text(REFUSED)
-        return
-    url = _one_argument(context)
+    url = await _url_argument(update, context, "Put the article's address after the command: /add https://…")
     if url is None:
-        await update.effective_message.reply_text("Put the article's address after the command: /add https://…")
         return
     desk = state(context).desk
     await _desk_update(update, context, "Fetching the page…", functools.partial(desk.add_url, url))
 
 
+@admins_only
 async def refresh(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/refresh for admins: fetch every feed now."""
-    if not _is_admin(update, context):
-        await update.effective_message.reply_text(REFUSED)
-        return
     desk = state(context).desk
     await _desk_update(update, context, "Fetching the feeds…", desk.refresh)
 
