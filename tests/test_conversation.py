@@ -73,6 +73,11 @@ def test_a_reply_to_an_answer_is_a_follow_up_and_votes_reach_the_admins(make_eng
                 (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, where["message_id"]))
                 assert "Bulgaria" in answer_text(reply) or "Slovakia" in answer_text(reply)
 
+                who = message("Who announced them?", reply_to_message={**sent, "from": fake.bot_user})
+                fake.push(message=who)
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, who["message_id"]))
+                assert "Stoltenberg" in answer_text(reply), "a pronoun for the battlegroups, read with the question"
+
                 more = message("tell me more", reply_to_message={**sent, "from": fake.bot_user})
                 fake.push(message=more)
                 (page,) = await fake.wait_for(lambda: fake.replies_to(ALICE, more["message_id"]))
@@ -93,7 +98,7 @@ def test_a_reply_to_an_answer_is_a_follow_up_and_votes_reach_the_admins(make_eng
                 fake.push(message=stats)
                 (shown,) = await fake.wait_for(lambda: fake.replies_to(ADMIN, stats["message_id"]))
                 text = answer_text(shown)
-                assert "Questions: 4 in the last 24 h" in text and "Votes: 0 👍, 1 👎" in text
+                assert "Questions: 5 in the last 24 h" in text and "Votes: 0 👍, 1 👎" in text
                 assert "1× what is the capital of peru" in text
 
     run(scenario())
