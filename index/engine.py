@@ -25,7 +25,7 @@ from .relevance import coverage, relevance
 from .rerank import RERANK_DEPTH, rerank
 from .retrieval import MODES, Retriever
 from .store import IndexSnapshot, IndexUnavailable, current_build_dir
-from .timeframe import TimeFrame, parse_timeframe, say_iso
+from .timeframe import LATEST, TimeFrame, parse_timeframe, say_iso
 from .tokenize import tokenize
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ class Engine:
     def ask(self, question: str, k: int = 5, retriever: str = "hybrid", abstain: bool = True, *,
             since: date | None = None, until: date | None = None, sources: Sequence[str] = (),
             today: date | None = None, time_aware: bool = True, within_docs: Sequence[str] = (),
-            language: str = "") -> Answer:
+            language: str = "", window_boost: float = 0.0) -> Answer:
         """Cited excerpts answering question, best first, or an abstention. Raises QuestionError.
 
         Time in the question ("latest", "yesterday", "in March 2022", since:/until:/source:) or in
@@ -212,7 +212,9 @@ class Engine:
         baseline bench/dated.py compares with). within_docs limits the search to those documents
         (a follow-up searching the articles an earlier answer cited). language: the asker's language
         as their client reports it (Telegram's language_code), a hint when the question is too
-        short to identify.
+        short to identify. window_boost > 0 ranks all dates and adds this to the score of passages
+        inside a time window instead of searching only the window (measured against the filter by
+        bench/dated.py; the filter won).
         abstain=False keeps the citations of a question the engine would abstain on (for evaluation);
         Answer.abstained still says what the engine would have done.
         """
@@ -250,10 +252,17 @@ class Engine:
                 reason = f"I have no articles {frame.label}. {self._coverage_sentence(loaded, frame)}".strip()
                 return Answer(question, True, (), retriever, reason, (time.perf_counter() - began) * 1000,
                               timeframe=frame.label)
+        boosted = None
+        if window_boost and frame.window and allowed is not None and len(allowed):
+            # The alternative bench/dated.py measures: rank everything, favour the window's passages.
+            boosted, allowed = set(allowed.tolist()), None
         if within_docs:
             docs = loaded.snapshot.rows_of_documents(tuple(within_docs))
             allowed = docs if allowed is None else np.intersect1d(allowed, docs)
         ranked, best, score = self._retrieve(loaded, vector, tokens, weights, k, retriever, allowed)
+        if boosted is not None:
+            ranked = sorted(ranked, key=lambda r: (-(r.score + window_boost * (r.hit.row in boosted)), r.hit.row))
+            ranked = [replace(r, score=r.score + window_boost * (r.hit.row in boosted)) for r in ranked]
         if frame.window and not frame.strict and ranked and score < self._min_relevance():
             # Nothing in the words' window is relevant: the dates may be the event's, not the articles'.
             wide, wide_best, wide_score = self._retrieve(loaded, vector, tokens, weights, k, retriever, None)
@@ -272,6 +281,8 @@ class Engine:
         readings: list[Reading] = []
         # Newest first only means something among dated passages (news, not an undated archive).
         latest = frame.latest and any(_day(r.chunk.published) for r in ranked)
+        if boosted is not None:  # newest first would undo the boost: only for "latest" words there
+            latest = latest and bool(LATEST.search(text))
         if reader is not None and ranked:
             ranked, readings = self._read(text, ranked, reader, newest_first=latest)
             confidence = max(r.confidence for r in readings)
