@@ -360,8 +360,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"citebot {_version()}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # The same two options after the command too (`citebot ask --data-dir X ...`); SUPPRESS keeps a
+    # value given before the command when none is given after it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=argparse.SUPPRESS, help="where the index lives")
+    common.add_argument("--model", default=argparse.SUPPRESS, help="embedding model name or folder")
 
-    b = sub.add_parser("build", help="build or refresh the index", description=
+    b = sub.add_parser("build", parents=[common], help="build or refresh the index", description=
                        "Read the corpus folder, clean and chunk the articles, embed new chunks and write the index "
                        "atomically: the old index keeps answering until the new one is complete. An unchanged "
                        "corpus is detected and left alone; changed corpora re-embed only new text.")
@@ -369,7 +374,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="write a new build even if the corpus is unchanged")
     b.set_defaults(func=cmd_build)
 
-    a = sub.add_parser("ask", help="answer a question with cited excerpts", description=
+    a = sub.add_parser("ask", parents=[common], help="answer a question with cited excerpts", description=
                        "Print the passages that answer QUESTION, each with its article's title, source, date and "
                        "link, or say that the corpus does not hold the answer. Time in the question is "
                        "understood: 'latest', 'today', 'yesterday', 'this week', 'last month', 'in March 2022', "
@@ -393,12 +398,12 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print the answer as JSON")
     a.set_defaults(func=cmd_ask)
 
-    s = sub.add_parser("stats", help="describe the live index", description=
+    s = sub.add_parser("stats", parents=[common], help="describe the live index", description=
                        "Documents, chunks, skipped files, model, index size and build time of the live index.")
     s.add_argument("--json", action="store_true", help="print the stats as JSON")
     s.set_defaults(func=cmd_stats)
 
-    e = sub.add_parser("eval", help="measure retrieval quality", description=
+    e = sub.add_parser("eval", parents=[common], help="measure retrieval quality", description=
                        "Measure recall@1/5/10 of cited excerpts (a hit is an excerpt containing a gold answer, "
                        "ignoring case and whitespace), chunk recall@5, MRR, abstention rates and engine latency. "
                        "QUESTIONS is a SQuAD JSON file (its paragraphs become the corpus) or a JSONL file of "
@@ -430,7 +435,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.set_defaults(func=cmd_eval)
 
-    f = sub.add_parser("feed", help="add, list or remove RSS/Atom feeds", description=
+    f = sub.add_parser("feed", parents=[common], help="add, list or remove RSS/Atom feeds", description=
                        "Feeds live in DATA_DIR/feeds.sqlite. `feed add URL` fetches the feed once to check it "
                        "(an address that is not an RSS or Atom feed is refused), keeps it and adds its items' "
                        "articles; `feed list` shows when each was last fetched, its items and its last error; "
@@ -441,7 +446,7 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--json", action="store_true", help="print the result as JSON")
     f.set_defaults(func=cmd_feed)
 
-    d = sub.add_parser("add", help="add a web page or an article file", description=
+    d = sub.add_parser("add", parents=[common], help="add a web page or an article file", description=
                        "URL: fetch the page, extract its article (title, source, date, canonical address) and "
                        "write it to CORPUS_DIR/fetched/<site>/<date>-<slug>.json. FILE: copy a .txt, .md, "
                        ".html, .json or .jsonl article file (up to 20 MB) to CORPUS_DIR/uploads/. Then update "
@@ -453,7 +458,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print the result as JSON")
     d.set_defaults(func=cmd_add)
 
-    r = sub.add_parser("refresh", help="fetch every feed and update the index", description=
+    r = sub.add_parser("refresh", parents=[common], help="fetch every feed and update the index", description=
                        "Fetch every feed (conditional GET: unchanged feeds cost one small request), fetch the "
                        "pages of new items, write them to CORPUS_DIR/fetched/ and update the index. One feed's "
                        "failure stops no other; each is reported in one line. The bot does this every "
@@ -462,7 +467,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     r.set_defaults(func=cmd_refresh)
 
-    rp = sub.add_parser("report", help="what users asked the bot, and what it could not answer", description=
+    rp = sub.add_parser("report", parents=[common], help="what users asked the bot, and what it could not answer", description=
                         "From the bot's log in DATA_DIR/bot.sqlite: questions in the last 24 hours and the last "
                         "DAYS days, the share it abstained on, 👍 and 👎 votes, and the 10 questions most often "
                         "asked without an answer (case and punctuation ignored): what to add to the corpus. "
@@ -472,7 +477,7 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--json", action="store_true", help="print the report as JSON")
     rp.set_defaults(func=cmd_report)
 
-    v = sub.add_parser("serve", help="run the bot (console without a token)", formatter_class=argparse.RawDescriptionHelpFormatter,
+    v = sub.add_parser("serve", parents=[common], help="run the bot (console without a token)", formatter_class=argparse.RawDescriptionHelpFormatter,
                        description=SERVE_HELP)
     v.set_defaults(func=cmd_serve)
     return p

@@ -138,3 +138,8 @@ def test_a_build_logged_to_a_file_shows_a_few_progress_lines_not_carriage_return
     assert "embedding passages and sentences: 100%" in built.stderr
     progress = [line for line in built.stderr.splitlines() if "embedding passages and sentences" in line]
     assert 1 <= len(progress) <= 11
+
+
+def test_the_data_folder_can_be_given_after_the_command_too(tmp_path):
+    result = citebot("stats", "--data-dir", str(tmp_path / "elsewhere"), data_dir=tmp_path / "default")
+    assert result.returncode == 2 and str(tmp_path / "elsewhere") in result.stderr
