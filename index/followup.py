@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .tokenize import STOPWORDS, tokenize
+from .tokenize import STOPWORDS, tokenize, words
 
 MORE_REQUESTS = re.compile(
     r"^\s*(?:(?:please\s+)?(?:tell|show|give)\s+me\s+more|more(?:\s+please)?|anything\s+else|what\s+else|"
@@ -45,16 +45,15 @@ class FollowUp:
 
 
 def content_words(text: str) -> list[str]:
-    words = re.findall(r"\w+(?:['’]\w+)*", text)
-    return [w for w in words if w.casefold() not in STOPWORDS]
+    return [w for w in words(text) if w.casefold() not in STOPWORDS]
 
 
 def leans_on_context(question: str) -> bool:
     """Whether a follow-up needs the earlier question to be understood."""
-    words = re.findall(r"\w+(?:['’]\w+)*", question.casefold())
+    found = words(question.casefold())
     if LEANING_START.match(question) or BACK_PHRASE.search(question):
         return True
-    if any(w in BACK_REFERENCES for w in words):
+    if any(w in BACK_REFERENCES for w in found):
         return True
     return len(tokenize(question)) <= SHORT
 

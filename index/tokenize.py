@@ -20,8 +20,13 @@ def _stemmer() -> Stemmer.Stemmer:
     return stemmer
 
 
+def words(text: str) -> list[str]:
+    """The words of text as written (case kept, apostrophes inside words kept)."""
+    return _WORD.findall(text)
+
+
 def tokenize(text: str) -> list[str]:
     """Stemmed content words of text, in order (repeats kept: BM25 counts them)."""
-    words = [w.replace("’", "'") for w in _WORD.findall(text.casefold())]
-    words = [w.removesuffix("'s") for w in words if w not in STOPWORDS]
-    return _stemmer().stemWords([w for w in words if w and w not in STOPWORDS])
+    found = [w.replace("’", "'") for w in words(text.casefold())]
+    found = [w.removesuffix("'s") for w in found if w not in STOPWORDS]
+    return _stemmer().stemWords([w for w in found if w and w not in STOPWORDS])
