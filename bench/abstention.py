@@ -36,14 +36,11 @@ MAX_WRONG = 0.03
 
 def features(engine, questions: list[str]) -> dict[str, np.ndarray]:
     rows = []
-    retriever = engine._current().retriever
     for q in questions:
         a = engine.ask(q, k=5, abstain=False)
         cover = (a.relevance - a.best_similarity) / COVERAGE_WEIGHT
-        tokens = tokenize(q)
-        idf = retriever.idf(tokens)
-        unseen = max(idf.values(), default=10.0) + 1
-        weights = {t: idf.get(t, unseen) for t in set(tokens)}
+        query = engine.query(q)
+        weights = {t: query.weights.get(t, query.unseen_weight) for t in set(query.tokens)}
         total = sum(weights.values()) or 1.0
         # Share of the question's weight in the first excerpt, and the weight of the rarest
         # question word missing from all of the first three passages.

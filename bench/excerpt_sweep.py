@@ -52,7 +52,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     sample = squad_sample(args.squad, args.sample)
-    questions, retriever, vectors, tokens = sample.questions, sample.retriever, sample.vectors, sample.tokens
+    questions, retriever, queries = sample.questions, sample.retriever, sample.queries
     snapshot = sample.engine.snapshot
     chunks = snapshot.chunks(list(range(snapshot.dense.ntotal)))
     spans = {r: [(s, e) for s, e, _ in c.sentences] for r, c in chunks.items()}
@@ -63,7 +63,7 @@ def main() -> None:
         if not cache.exists():
             print(f"embedding {len(texts)} sentences after their titles...", flush=True)
             cache.parent.mkdir(parents=True, exist_ok=True)
-            np.save(cache, sample.engine.embedder.embed(texts))
+            np.save(cache, sample.engine.embedder.bulk.embed(texts))
         row_of = {t: i for i, t in enumerate(texts)}
         by_text = np.load(cache)
         sentence_vectors = {r: by_text[[row_of[f"{c.title}\n{c.text[s:e]}"] for s, e, _ in c.sentences]]
@@ -73,11 +73,11 @@ def main() -> None:
                             for r, c in chunks.items()}
 
     candidates = []
-    for v, t in zip(vectors, tokens):
-        dense = retriever.dense(v, 50)
-        lexical = retriever.bm25(t, 50)
+    for query in queries:
+        dense = retriever.dense(query, 50)
+        lexical = retriever.bm25(query, 50)
         cosine = dict(dense)
-        cosine.update(retriever.cosine(v, [r for r, _ in lexical if r not in cosine]))
+        cosine.update(retriever.cosine(query, [r for r, _ in lexical if r not in cosine]))
         candidates.append(convex_combination(cosine, dict(lexical), 0.5)[: args.depth])
 
     def typed(i, text):
@@ -92,13 +92,13 @@ def main() -> None:
 
     def features(i, row, title_weight=1.0):
         """Per sentence: its text span, question words it holds, cosine; the weights and their sum."""
-        weights = retriever.idf(tokens[i])
+        weights = queries[i].weights
         if title_weight != 1.0:
             in_title = set(tokenize(chunks[row].title))
             weights = {t: w * (title_weight if t in in_title else 1.0) for t, w in weights.items()}
         text, sp = chunks[row].text, spans[row]
         words = [set(tokenize(text[s:e])) & weights.keys() for s, e in sp]
-        cosines = (sentence_vectors[row] @ vectors[i]).tolist()
+        cosines = (sentence_vectors[row] @ queries[i].vector).tolist()
         paragraph = [text.count("\n\n", 0, s) for s, _ in sp]
         return text, sp, words, cosines, paragraph, weights, sum(weights.values()) or 1.0
 

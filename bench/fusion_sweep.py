@@ -28,9 +28,9 @@ def main() -> None:
 
     sample = squad_sample(args.squad, args.sample)
     questions, engine, retriever = sample.questions, sample.engine, sample.retriever
-    vectors, tokens = sample.vectors, sample.tokens
-    dense = [retriever.dense(v, 100) for v in vectors]
-    lexical = [retriever.bm25(t, 100) for t in tokens]
+    queries = sample.queries
+    dense = [retriever.dense(q, 100) for q in queries]
+    lexical = [retriever.bm25(q, 100) for q in queries]
     rows = sorted({r for lists in (dense, lexical) for ranking in lists for r, _ in ranking})
     chunks = engine.snapshot.chunks(rows)
 
@@ -38,7 +38,7 @@ def main() -> None:
         ex1 = ex5 = ch1 = ch5 = 0
         for i, q in enumerate(questions):
             top = rank(i)[:5]
-            weights = retriever.idf(tokens[i])
+            weights = queries[i].weights
             excerpts = []
             for row in top:
                 text = chunks[row].text
@@ -64,7 +64,7 @@ def main() -> None:
 
     def convex(i, alpha):
         cosine = dict(dense[i][:50])
-        cosine.update(retriever.cosine(vectors[i], [r for r, _ in lexical[i][:50] if r not in cosine]))
+        cosine.update(retriever.cosine(queries[i], [r for r, _ in lexical[i][:50] if r not in cosine]))
         return [r for r, _ in convex_combination(cosine, dict(lexical[i][:50]), alpha)]
 
     print(f"{len(questions)} SQuAD dev questions, {engine.stats()['chunks']} chunks\n")

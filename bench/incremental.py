@@ -31,7 +31,7 @@ QUESTIONS = ["What did the chancellor say about the economy?", "Who won the matc
 
 
 class EmbedClock:
-    """Wraps an Embedder's embed_into (where a build embeds new chunks and sentences) and adds up
+    """Wraps a BulkEmbedder's embed_into (where a build embeds new chunks and sentences) and adds up
     the seconds spent inside it."""
 
     def __init__(self, embedder) -> None:
@@ -95,7 +95,7 @@ def main() -> int:
         stop, meanwhile = threading.Event(), {"answered": 0, "errors": [], "slowest_ms": 0.0}
         asker = threading.Thread(target=ask_meanwhile, args=(engine, stop, meanwhile))
         asker.start()
-        clock = EmbedClock(engine.embedder)
+        clock = EmbedClock(engine.embedder.bulk)
         began = time.perf_counter()
         update = engine.build()
         update_s = time.perf_counter() - began

@@ -14,6 +14,7 @@ import argparse
 import json
 import random
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +112,7 @@ def main() -> int:
     reader = CachedReader(Reader(args.reader))
     rows = []
     for name, (qs, eng) in sets.items():
-        base = Engine(eng.settings.with_(reader=False), eng.embedder)
+        base = Engine(replace(eng.settings, reader=False), eng.embedder)
         rows.append({"set": name, "variant": "no reader", **score(base, qs, kinds.get(name))})
         print(json.dumps(rows[-1]), flush=True)
         variants = [DEFAULT] if args.only_default else VARIANTS if name != "unanswerable" else VARIANTS[1:5]
@@ -142,10 +143,10 @@ def main() -> int:
          engine_module.EXCERPT_BY_MASS) = DEFAULT
         zeros = {}
 
-        def rerank_without_sentence_vectors(hits, records, vector, sentence_vectors, weights, reorder=True):
+        def rerank_without_sentence_vectors(hits, records, query, sentence_vectors, reorder=True):
             if "z" not in zeros:
                 zeros["z"] = np.zeros((sentence_vectors.shape[0], sentence_vectors.shape[1]), dtype=np.float16)
-            return original_rerank(hits, records, vector, zeros["z"], weights, reorder)
+            return original_rerank(hits, records, query, zeros["z"], reorder)
 
         engine_module.rerank = rerank_without_sentence_vectors
         withr = Engine(eng.settings, eng.embedder, reader=reader)

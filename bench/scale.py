@@ -125,21 +125,21 @@ def serve_child(data: Path, questions_file: Path) -> None:
     engine.ask(questions[0])
     first_answer = time.time()  # the parent subtracts its launch time: interpreter start-up included
     torch_loaded = "torch" in sys.modules
-    loaded = engine._current()
+    retriever = engine.retriever
     total, embed, dense, bm25 = [], [], [], []
     for q in questions:
         t0 = time.perf_counter()
-        vector = engine.embedder.embed_query(q)
+        query = engine.query(q)  # the embedding, with the tokens and their weights (microseconds)
         t1 = time.perf_counter()
-        loaded.retriever.dense(vector, engine.settings.candidates)
+        retriever.dense(query, engine.settings.candidates)
         t2 = time.perf_counter()
-        loaded.retriever.bm25(tokenize(q), engine.settings.candidates)
+        retriever.bm25(query, engine.settings.candidates)
         t3 = time.perf_counter()
         embed.append(t1 - t0), dense.append(t2 - t1), bm25.append(t3 - t2)
         total.append(engine.ask(q).elapsed_ms)
     ms = lambda xs: [1000 * x for x in xs]  # noqa: E731
     print(json.dumps({
-        "chunks": loaded.snapshot.manifest["chunks"], "dense_index": loaded.snapshot.manifest["dense_index"]["type"],
+        "chunks": engine.snapshot.manifest["chunks"], "dense_index": engine.snapshot.manifest["dense_index"]["type"],
         "answered_at": first_answer, "torch_loaded": torch_loaded, "questions": len(questions),
         "p50_ms": pct(total, 50), "p95_ms": pct(total, 95),
         "embed_p50_ms": pct(ms(embed), 50), "dense_p50_ms": pct(ms(dense), 50), "dense_p95_ms": pct(ms(dense), 95),
@@ -298,7 +298,7 @@ def main() -> None:
     from index.embedding import Embedder
 
     embedder = Embedder(cache_dir=data / "models")
-    qvecs = np.stack([embedder.embed_query(q) for q in questions]).astype(np.float32)
+    qvecs = np.stack([embedder.queries.embed(q) for q in questions]).astype(np.float32)
     base = np.asarray(real.vectors, dtype=np.float32)
     figures["faiss"] = faiss_sweep(base, qvecs, "real")
     for n in [int(s) for s in args.faiss_sizes.split(",") if s]:

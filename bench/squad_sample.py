@@ -7,16 +7,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from index.config import Settings  # noqa: E402
 from index.engine import Engine  # noqa: E402
 from index.evaluate import EvalQuestion, prepare  # noqa: E402
+from index.query import Query  # noqa: E402
 from index.retrieval import Retriever  # noqa: E402
-from index.tokenize import tokenize  # noqa: E402
 
 
 @dataclass
@@ -24,8 +22,7 @@ class SquadSample:
     questions: list[EvalQuestion]
     engine: Engine
     retriever: Retriever
-    vectors: np.ndarray  # one row per question
-    tokens: list[list[str]]
+    queries: list[Query]  # one per question, as the engine builds them
 
 
 def squad_sample(squad: Path, size: int) -> SquadSample:
@@ -33,6 +30,4 @@ def squad_sample(squad: Path, size: int) -> SquadSample:
     questions, engine = prepare(squad, Settings.from_env())
     random.Random(1).shuffle(questions)
     questions = questions[:size]
-    vectors = engine.embedder.embed([q.question for q in questions])
-    tokens = [tokenize(q.question) for q in questions]
-    return SquadSample(questions, engine, engine._current().retriever, vectors, tokens)
+    return SquadSample(questions, engine, engine.retriever, [engine.query(q.question) for q in questions])

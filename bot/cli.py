@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -171,11 +172,11 @@ def cmd_eval(args) -> int:
     try:
         settings = _settings(args)
         if args.chunk_words is not None:
-            settings = settings.with_(chunk_words=args.chunk_words)
+            settings = replace(settings, chunk_words=args.chunk_words)
         if args.no_rerank:
-            settings = settings.with_(rerank=False)
+            settings = replace(settings, rerank=False)
         if args.no_reader:
-            settings = settings.with_(reader=False)
+            settings = replace(settings, reader=False)
         questions, engine = prepare(Path(args.questions), settings, args.corpus, progress=bars,
                                     articles=args.articles)
     finally:
@@ -188,7 +189,7 @@ def cmd_eval(args) -> int:
         # Today's answers next to the reader's, from the same index in the same run.
         from index.engine import Engine
 
-        baseline = Engine(engine.settings.with_(reader=False), engine.embedder)
+        baseline = Engine(replace(engine.settings, reader=False), engine.embedder)
         runs.append((READERLESS, "hybrid", baseline))
     result = {"questions": len(questions), "answerable": sum(1 for q in questions if q.answers), "retrievers": {}}
     for name, mode, eng in runs:
@@ -300,7 +301,7 @@ def cmd_serve(args) -> int:
 
     from telegram.error import InvalidToken, NetworkError
 
-    engine.embedder.warm()  # the first question should not wait for the model to load
+    engine.embedder.queries.warm()  # the first question should not wait for the model to load
     mode = f"webhook at {config.webhook_url}" if config.webhook_url else "long polling"
     logging.getLogger("bot").info("Starting the Telegram bot (%s, %d admin(s))", mode, len(config.admin_ids))
     try:

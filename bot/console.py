@@ -70,7 +70,7 @@ def run_console(engine: Engine, k: int = 3, input_fn=input, print_fn=print) -> N
         except ImportError:
             pass
     stats = engine.stats()
-    engine.embedder.warm()  # load the model now, not in the middle of the first answer
+    engine.embedder.queries.warm()  # load the model now, not in the middle of the first answer
     print_fn(
         f"citebot console: {stats['documents']} articles, {stats['chunks']} passages. "
         "Ask a question (Ctrl-D or 'quit' to leave)."

@@ -15,15 +15,13 @@ from typing import Callable
 
 import numpy as np
 
-from .ann import choose_kind
 from .cache import BuildCache, cache_path
 from .chunking import Chunk, chunk_document, embedding_text
 from .config import Settings
 from .documents import Corpus, SkippedFile, load_corpus
-from .embedding import Embedder
+from .embedding import BulkEmbedder
 from .errors import BuildError
 from .language import main_language
-from .sentences import sentence_spans
 from .store import (BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, intact_builds,
                     prune_builds, read_manifest)
 from .tokenize import tokenize
@@ -126,7 +124,7 @@ def _previous(root: Path, model: str) -> tuple[dict | None, IndexSnapshot | None
 def build_index(
     settings: Settings,
     corpus_dir: Path | None = None,
-    embedder: Embedder | None = None,
+    embedder: BulkEmbedder | None = None,
     progress: Progress | None = None,
     force: bool = False,
 ) -> BuildReport:
@@ -136,7 +134,6 @@ def build_index(
     chunks whose text is new are embedded, the rest reuse the previous build's vectors.
     """
     began = time.perf_counter()
-    choose_kind(settings.dense_index, 0)  # a wrong setting fails now, not after an hour of embedding
     root = settings.index_root
     corpus_dir = Path(corpus_dir or settings.corpus_dir)
     with BuildLock(root):
@@ -148,9 +145,80 @@ def build_index(
             cache.close()
 
 
+@dataclass
+class CorpusRead:
+    """Stage 1a, read: the corpus's documents, its main language, and the fingerprint that says
+    whether a build would change anything."""
+
+    corpus_dir: Path
+    corpus: Corpus
+    language: str
+    foreign_paragraphs: int  # paragraphs in another language, left out of search
+    fingerprint: str
+
+
+@dataclass
+class BuildPlan:
+    """Stage 1b, plan: the chunks to index, with their BM25 tokens, the texts the model reads for
+    them and for each distinct sentence, and those texts' identities (vectors are reused by them)."""
+
+    read: CorpusRead
+    chunks: list[Chunk]
+    tokens: list[list[str]]
+    texts: list[str]
+    hashes: list[str]
+    sentence_row: dict[str, int]  # each distinct sentence text -> its row (overlapping chunks share them)
+    sentence_hashes: list[str]
+
+    @property
+    def sentence_texts(self) -> list[str]:
+        return list(self.sentence_row)
+
+
+@dataclass
+class BuildVectors:
+    """Stage 2, vectors: one per chunk and one per distinct sentence, and how each was obtained."""
+
+    chunks: np.ndarray
+    sentences: np.ndarray
+    embedded: int  # chunks through the model
+    reused: int  # chunks whose vectors came from an earlier build
+    duplicate_chunks: int  # chunks repeating another new chunk's text: embedded once, copied
+    sentences_embedded: int
+
+
 def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, began: float) -> BuildReport:
-    """build_index under the lock: read, plan chunks, vectors, write."""
+    """build_index under the lock: read -> (up to date?) -> plan -> vectors -> write."""
     root = settings.index_root
+    read = read_corpus(corpus_dir, settings, progress, cache)
+    previous_manifest, previous = _previous(root, settings.model)
+    corpus = read.corpus
+    report = BuildReport(
+        build_dir=None, documents=len(corpus.documents), chunks=0, embedded=0, reused=0, seconds=0.0,
+        skipped=corpus.skipped, duplicates=corpus.duplicates, foreign_paragraphs=read.foreign_paragraphs,
+    )
+    try:
+        if previous_manifest is not None and not force and previous_manifest.get("corpus_fingerprint") == read.fingerprint:
+            report.build_dir, report.chunks, report.unchanged = previous.build_dir, previous_manifest["chunks"], True
+            prune_builds(root)
+            report.seconds = time.perf_counter() - began
+            return report
+        plan = plan_build(read, settings, cache)
+        vectors = build_vectors(plan, settings, previous, embedder, progress)
+    finally:
+        if previous is not None:
+            previous.close()
+    report.embedded, report.reused = vectors.embedded, vectors.reused
+    report.duplicate_chunks, report.sentences_embedded = vectors.duplicate_chunks, vectors.sentences_embedded
+    report.chunks = len(plan.chunks)
+    report.build_dir = write_build(root, plan, vectors, settings, progress, began)
+    report.seconds = time.perf_counter() - began
+    log.info("Built index %s", report.build_dir.name)
+    return report
+
+
+def read_corpus(corpus_dir: Path, settings: Settings, progress: Progress | None, cache: BuildCache) -> CorpusRead:
+    """Stage 1a: the documents of corpus_dir (files unchanged since the last build come from the cache)."""
     try:
         corpus = load_corpus(corpus_dir, progress=lambda d, t: progress and progress("read", d, t), cache=cache)
     except FileNotFoundError as exc:
@@ -162,120 +230,110 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
         )
     language = main_language((p.language, p.end - p.start) for d in corpus.documents for p in d.paragraphs)
     foreign = sum(1 for d in corpus.documents for p in d.paragraphs if p.language and p.language != language)
-    fingerprint = _fingerprint(settings, language, corpus)
+    return CorpusRead(corpus_dir, corpus, language, foreign, _fingerprint(settings, language, corpus))
 
-    previous_manifest, previous = _previous(root, settings.model)
+
+def plan_build(read: CorpusRead, settings: Settings, cache: BuildCache) -> BuildPlan:
+    """Stage 1b: chunk every document and name every text the model must read."""
+    titles = {d.doc_id: d.title for d in read.corpus.documents}
+    chunks: list[Chunk] = []
+    tokens: list[list[str]] = []
+    for d in read.corpus.documents:
+        for chunk, chunk_tokens in _doc_chunks(d, read.language, settings, cache):
+            chunks.append(chunk)
+            tokens.append(chunk_tokens)
+    if not chunks:
+        raise BuildError(f"The articles in {read.corpus_dir} hold no text to index.")
+    texts = [embedding_text(titles[c.doc_id], c.text) for c in chunks]
+    # Sentences re-score candidates and pick excerpts. Overlapping chunks share sentences:
+    # each distinct sentence is stored and embedded once.
+    sentence_row: dict[str, int] = {}
+    for c in chunks:
+        for s, e in c.sentences:
+            sentence_row.setdefault(c.text[s:e], len(sentence_row))
+    return BuildPlan(
+        read, chunks, tokens, texts, [chunk_hash(settings.model, t) for t in texts],
+        sentence_row, [chunk_hash(settings.model, t) for t in sentence_row],
+    )
+
+
+def write_build(root: Path, plan: BuildPlan, vectors: BuildVectors, settings: Settings,
+                progress: Progress | None, began: float) -> Path:
+    """Stage 3: write every part of the build and make it live (atomically); returns its folder."""
+    corpus = plan.read.corpus
     try:
-        report = BuildReport(
-            build_dir=None, documents=len(corpus.documents), chunks=0, embedded=0, reused=0, seconds=0.0,
-            skipped=corpus.skipped, duplicates=corpus.duplicates, foreign_paragraphs=foreign,
+        writer = IndexWriter(root)
+    except (OSError, sqlite3.Error) as exc:
+        if _disk_full(exc):
+            raise _disk_full_error(root, vectors, corpus) from exc
+        raise
+    try:
+        if progress:
+            progress("write", 0, 1)
+        writer.add_documents(
+            (d.doc_id, d.title, d.source, d.url, d.published, d.path, d.text) for d in corpus.documents
         )
-        if previous_manifest is not None and not force and previous_manifest.get("corpus_fingerprint") == fingerprint:
-            report.build_dir, report.chunks, report.unchanged = previous.build_dir, previous_manifest["chunks"], True
-            prune_builds(root)
-            report.seconds = time.perf_counter() - began
-            return report
-
-        titles = {d.doc_id: d.title for d in corpus.documents}
-        chunks: list[Chunk] = []
-        spans: list[list[tuple[int, int]]] = []
-        tokens: list[list[str]] = []
-        for d in corpus.documents:
-            for chunk, chunk_spans, chunk_tokens in _doc_chunks(d, language, settings, cache):
-                chunks.append(chunk)
-                spans.append(chunk_spans)
-                tokens.append(chunk_tokens)
-        if not chunks:
-            raise BuildError(f"The articles in {corpus_dir} hold no text to index.")
-        texts = [embedding_text(titles[c.doc_id], c.text) for c in chunks]
-        hashes = [chunk_hash(settings.model, t) for t in texts]
-        # Sentences re-score candidates and pick excerpts. Overlapping chunks share sentences:
-        # each distinct sentence is stored and embedded once.
-        sentence_row: dict[str, int] = {}
-        for c, chunk_spans in zip(chunks, spans):
-            for s, e in chunk_spans:
-                sentence_row.setdefault(c.text[s:e], len(sentence_row))
-        sentence_texts = list(sentence_row)
-        sentence_hashes = [chunk_hash(settings.model, t) for t in sentence_texts]
-        vectors, sentence_vectors = _vectors(
-            settings, texts, hashes, sentence_texts, sentence_hashes, previous, embedder, progress, report
+        writer.add_chunks(
+            (row, c.chunk_id, c.doc_id, c.ordinal, c.start, c.end, c.text, h,
+             json.dumps([[s, e, plan.sentence_row[c.text[s:e]]] for s, e in c.sentences]))
+            for row, (c, h) in enumerate(zip(plan.chunks, plan.hashes))
         )
-
-        try:
-            writer = IndexWriter(root)
-        except (OSError, sqlite3.Error) as exc:
-            if _disk_full(exc):
-                raise _disk_full_error(root, vectors, sentence_vectors, corpus) from exc
-            raise
-        try:
-            if progress:
-                progress("write", 0, 1)
-            writer.add_documents(
-                (d.doc_id, d.title, d.source, d.url, d.published, d.path, d.text) for d in corpus.documents
-            )
-            writer.add_chunks(
-                (row, c.chunk_id, c.doc_id, c.ordinal, c.start, c.end, c.text, h,
-                 json.dumps([[s, e, sentence_row[c.text[s:e]]] for s, e in chunk_spans]))
-                for row, (c, h, chunk_spans) in enumerate(zip(chunks, hashes, spans))
-            )
-            writer.add_sentences(enumerate(sentence_hashes))
-            dense_index = writer.write_vectors(vectors, settings.dense_index)
-            writer.write_sentence_vectors(sentence_vectors)
-            writer.write_bm25(tokens)
-            report.chunks = len(chunks)
-            report.seconds = time.perf_counter() - began
-            report.build_dir = writer.commit(
-                {
-                    "model": settings.model,
-                    "dim": int(vectors.shape[1]),
-                    "dense_index": dense_index,
-                    "documents": len(corpus.documents),
-                    "chunks": len(chunks),
-                    "sentences": len(sentence_texts),
-                    "files_read": corpus.files_read,
-                    "skipped_files": [{"path": s.path, "reason": s.reason} for s in corpus.skipped],
-                    "duplicate_documents": [{"path": s.path, "reason": s.reason} for s in corpus.duplicates],
-                    "foreign_paragraphs": foreign,
-                    "language": language,
-                    "chunk_words": settings.chunk_words,
-                    "overlap_words": settings.overlap_words,
-                    "corpus_dir": str(corpus_dir),
-                    "corpus_fingerprint": fingerprint,
-                    "embedded": report.embedded,
-                    "reused": report.reused,
-                    "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "build_seconds": round(report.seconds, 2),
-                }
-            )
-            if progress:
-                progress("write", 1, 1)
-        except BaseException as exc:
-            writer.abort()
-            if _disk_full(exc):
-                raise _disk_full_error(root, vectors, sentence_vectors, corpus) from exc
-            raise
-    finally:
-        if previous is not None:
-            previous.close()
-    log.info("Built index %s", report.build_dir.name)
-    return report
+        writer.add_sentences(enumerate(plan.sentence_hashes))
+        dense_index = writer.write_vectors(vectors.chunks, settings.dense_index)
+        writer.write_sentence_vectors(vectors.sentences)
+        writer.write_bm25(plan.tokens)
+        build_dir = writer.commit(_manifest(plan, vectors, settings, dense_index, time.perf_counter() - began))
+        if progress:
+            progress("write", 1, 1)
+        return build_dir
+    except BaseException as exc:
+        writer.abort()
+        if _disk_full(exc):
+            raise _disk_full_error(root, vectors, corpus) from exc
+        raise
 
 
-def _doc_chunks(doc, language: str, settings: Settings, cache: BuildCache):
-    """A document's chunks with their sentence spans and BM25 tokens, from the cache when this
+def _manifest(plan: BuildPlan, vectors: BuildVectors, settings: Settings, dense_index: dict, seconds: float) -> dict:
+    read, corpus = plan.read, plan.read.corpus
+    return {
+        "model": settings.model,
+        "dim": int(vectors.chunks.shape[1]),
+        "dense_index": dense_index,
+        "documents": len(corpus.documents),
+        "chunks": len(plan.chunks),
+        "sentences": len(plan.sentence_row),
+        "files_read": corpus.files_read,
+        "skipped_files": [{"path": s.path, "reason": s.reason} for s in corpus.skipped],
+        "duplicate_documents": [{"path": s.path, "reason": s.reason} for s in corpus.duplicates],
+        "foreign_paragraphs": read.foreign_paragraphs,
+        "language": read.language,
+        "chunk_words": settings.chunk_words,
+        "overlap_words": settings.overlap_words,
+        "corpus_dir": str(read.corpus_dir),
+        "corpus_fingerprint": read.fingerprint,
+        "embedded": vectors.embedded,
+        "reused": vectors.reused,
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "build_seconds": round(seconds, 2),
+    }
+
+
+def _doc_chunks(doc, language: str, settings: Settings, cache: BuildCache) -> list[tuple[Chunk, list[str]]]:
+    """A document's chunks (with their sentences) and BM25 tokens, from the cache when this
     document was chunked with these settings before."""
     key = f"{doc.doc_id}|{doc.title}|{language}|{settings.chunk_words}|{settings.overlap_words}"
     cached = cache.chunks(key)
     if cached is not None:
         return [
-            (Chunk(chunk_id, doc.doc_id, ordinal, start, end, doc.text[start:end]), [tuple(s) for s in spans], tokens)
+            (Chunk(chunk_id, doc.doc_id, ordinal, start, end, doc.text[start:end], tuple(tuple(s) for s in spans)),
+             tokens)
             for chunk_id, ordinal, start, end, spans, tokens in cached
         ]
     out = [
-        (c, sentence_spans(c.text), tokenize(embedding_text(doc.title, c.text)))
+        (c, tokenize(embedding_text(doc.title, c.text)))
         for c in chunk_document(doc, language, settings.chunk_words, settings.overlap_words)
     ]
-    cache.put_chunks(key, [[c.chunk_id, c.ordinal, c.start, c.end, sp, tk] for c, sp, tk in out])
+    cache.put_chunks(key, [[c.chunk_id, c.ordinal, c.start, c.end, c.sentences, tk] for c, tk in out])
     return out
 
 
@@ -288,10 +346,10 @@ def _disk_full(exc: BaseException) -> bool:
         isinstance(exc, OSError) and "requested and" in text and "written" in text)
 
 
-def _disk_full_error(root: Path, vectors: np.ndarray, sentence_vectors: np.ndarray, corpus: Corpus) -> BuildError:
+def _disk_full_error(root: Path, vectors: "BuildVectors", corpus: Corpus) -> BuildError:
     """One sentence: which disk, about how much the build needs, how much is free."""
     # vectors.npy and dense.faiss, float16 sentences, and the text in SQLite and BM25 (about 3x).
-    need = 2 * vectors.nbytes + sentence_vectors.size * 2 + 3 * sum(len(d.text) for d in corpus.documents)
+    need = 2 * vectors.chunks.nbytes + vectors.sentences.size * 2 + 3 * sum(len(d.text) for d in corpus.documents)
     try:
         free = shutil.disk_usage(root).free
     except OSError:
@@ -303,12 +361,12 @@ def _disk_full_error(root: Path, vectors: np.ndarray, sentence_vectors: np.ndarr
     )
 
 
-def _vectors(
-    settings, texts, hashes, sentence_texts, sentence_hashes, previous, embedder, progress, report
-) -> tuple[np.ndarray, np.ndarray]:
-    """Vectors for every chunk and sentence: copied from the previous build when the hash matches,
-    else embedded once per distinct text, straight into the final arrays (one progress bar covers
-    chunks and sentences)."""
+def build_vectors(plan: BuildPlan, settings: Settings, previous: IndexSnapshot | None,
+                  embedder: BulkEmbedder | None, progress: Progress | None) -> BuildVectors:
+    """Stage 2: vectors for every chunk and sentence: copied from an earlier build when the text's
+    hash matches, else embedded once per distinct text, straight into the final arrays (one
+    progress bar covers chunks and sentences)."""
+    hashes, sentence_hashes = plan.hashes, plan.sentence_hashes
     known: dict[str, int] = {}
     known_sentences: dict[str, int] = {}
     old = old_sentences = None
@@ -317,12 +375,9 @@ def _vectors(
         known_sentences, old_sentences = previous.sentence_vectors_by_hash()
     todo, copies = _plan(hashes, known)
     todo_sentences, _ = _plan(sentence_hashes, known_sentences)  # sentence texts are distinct already
-    report.embedded, report.reused = len(todo), len(texts) - len(todo) - len(copies)
-    report.duplicate_chunks = len(copies)
-    report.sentences_embedded = len(todo_sentences)
+    reused = len(hashes) - len(todo) - len(copies)
     if todo or todo_sentences:
-        embedder = embedder or Embedder(settings.model, cache_dir=settings.model_cache, precision=settings.precision)
-        embedder.model  # bulk embedding is torch's; loading it first keeps dim from waking the query runtime
+        embedder = embedder or BulkEmbedder(settings.model, precision=settings.precision)
         dim = embedder.dim
     elif old is not None:
         dim = old.shape[1]
@@ -335,16 +390,17 @@ def _vectors(
     total = len(todo) + len(todo_sentences)
     if total:
         log.info("Embedding %d new chunks (%d reused, %d duplicates) and %d new sentences",
-                 len(todo), report.reused, len(copies), len(todo_sentences))
+                 len(todo), reused, len(copies), len(todo_sentences))
         step = (lambda offset: lambda d, t: progress("embed", offset + d, total)) if progress else (lambda offset: None)
-        embedder.embed_into([texts[i] for i in todo], vectors, todo, step(0))
+        embedder.embed_into([plan.texts[i] for i in todo], vectors, todo, step(0))
+        sentence_texts = plan.sentence_texts
         embedder.embed_into([sentence_texts[i] for i in todo_sentences], sentence_vectors, todo_sentences,
                             step(len(todo)))
     elif progress:
         progress("embed", 0, 0)
     for row, first in copies:
         vectors[row] = vectors[first]
-    return vectors, sentence_vectors
+    return BuildVectors(vectors, sentence_vectors, len(todo), reused, len(copies), len(todo_sentences))
 
 
 def _plan(hashes: list[str], known: dict[str, int]) -> tuple[list[int], list[tuple[int, int]]]:

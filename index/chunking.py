@@ -19,6 +19,8 @@ class Chunk:
     start: int
     end: int
     text: str
+    # Its sentences as (start, end) offsets into text: what excerpts are chosen from.
+    sentences: tuple[tuple[int, int], ...] = ()
 
 
 def embedding_text(title: str, text: str) -> str:
@@ -80,8 +82,9 @@ def chunk_document(
                 last += 1
                 total += sizes[last]
             start, end = units[first][0], units[last][1]
+            spans = tuple((s - start, e - start) for s, e in units[first : last + 1])
             chunks.append(
-                Chunk(f"{doc.doc_id}:{len(chunks)}", doc.doc_id, len(chunks), start, end, doc.text[start:end])
+                Chunk(f"{doc.doc_id}:{len(chunks)}", doc.doc_id, len(chunks), start, end, doc.text[start:end], spans)
             )
             if last + 1 >= len(units):
                 break
@@ -101,5 +104,7 @@ def _paragraph_chunks(doc: Document, main_language: str) -> list[Chunk]:
             continue
         start, end = para.start, para.end
         if doc.text[start:end].strip():
-            chunks.append(Chunk(f"{doc.doc_id}:{len(chunks)}", doc.doc_id, len(chunks), start, end, doc.text[start:end]))
+            spans = tuple((s - start, e - start) for s, e in sentence_spans(doc.text, start, end))
+            chunks.append(
+                Chunk(f"{doc.doc_id}:{len(chunks)}", doc.doc_id, len(chunks), start, end, doc.text[start:end], spans))
     return chunks

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigurationError
@@ -138,9 +138,6 @@ class Settings:
             fail("candidates", "at least 1", self.candidates)
         if self.rrf_k < 1:
             fail("rrf_k", "at least 1", self.rrf_k)
-
-    def with_(self, **changes) -> "Settings":
-        return replace(self, **changes)
 
     @property
     def index_root(self) -> Path:

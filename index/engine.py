@@ -22,11 +22,11 @@ from .errors import QuestionError
 from .question import clean_question
 from .reader import READER_DIR, Reader, Reading, ReaderUnavailable
 from .relevance import coverage, relevance
-from .rerank import RERANK_DEPTH, rerank
+from .query import Query
+from .rerank import RERANK_DEPTH, Ranked, rerank
 from .retrieval import MODES, Retriever
 from .store import IndexSnapshot, IndexUnavailable, current_build_dir
 from .timeframe import LATEST, TimeFrame, parse_timeframe, say_iso
-from .tokenize import tokenize
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +145,8 @@ class Engine:
 
     def build(self, corpus_dir: Path | None = None, progress: Progress | None = None, force: bool = False) -> BuildReport:
         """Rebuild the index from the corpus; queries keep using the old one until the new one is live."""
-        report = build_index(self.settings, corpus_dir, self.embedder, progress, force)
-        self.embedder.prepare_queries()  # export for ONNX Runtime now, while torch is loaded anyway
+        report = build_index(self.settings, corpus_dir, self.embedder.bulk, progress, force)
+        self.embedder.queries.prepare()  # export for ONNX Runtime now, while torch is loaded anyway
         self._current()
         return report
 
@@ -232,9 +232,7 @@ class Engine:
         else:
             text, frame = question, TimeFrame()
         loaded = self._current()
-        vector = self.embedder.embed_query(text)
-        tokens = tokenize(text)
-        weights = loaded.retriever.idf(tokens)
+        query = self._query(loaded, text)
         note = ""
         allowed = None
         if frame.filters:
@@ -250,7 +248,8 @@ class Engine:
                 allowed = loaded.snapshot.rows_matching("", "", frame.sources) if frame.sources else None
             if allowed is not None and not len(allowed):
                 reason = f"I have no articles {frame.label}. {self._coverage_sentence(loaded, frame)}".strip()
-                return Answer(question, True, (), retriever, reason, (time.perf_counter() - began) * 1000,
+                return Answer(question=question, abstained=True, citations=(), retriever=retriever,
+                              reason=reason, elapsed_ms=(time.perf_counter() - began) * 1000,
                               timeframe=frame.label)
         boosted = None
         if window_boost and frame.window and allowed is not None and len(allowed):
@@ -259,13 +258,13 @@ class Engine:
         if within_docs:
             docs = loaded.snapshot.rows_of_documents(tuple(within_docs))
             allowed = docs if allowed is None else np.intersect1d(allowed, docs)
-        ranked, best, score = self._retrieve(loaded, vector, tokens, weights, k, retriever, allowed)
+        ranked, best, score = self._retrieve(loaded, query, k, retriever, allowed)
         if boosted is not None:
             ranked = sorted(ranked, key=lambda r: (-(r.score + window_boost * (r.hit.row in boosted)), r.hit.row))
             ranked = [replace(r, score=r.score + window_boost * (r.hit.row in boosted)) for r in ranked]
         if frame.window and not frame.strict and ranked and score < self._min_relevance():
             # Nothing in the words' window is relevant: the dates may be the event's, not the articles'.
-            wide, wide_best, wide_score = self._retrieve(loaded, vector, tokens, weights, k, retriever, None)
+            wide, wide_best, wide_score = self._retrieve(loaded, query, k, retriever, None)
             if wide_score > score:
                 note = f"I found nothing on this {frame.label}; these are from other dates."
                 ranked, best, score = wide, wide_best, wide_score
@@ -296,10 +295,11 @@ class Engine:
             if latest:
                 ranked = newest_first(ranked, [r.score for r in ranked], LATEST_KEEP_SCORE)
             abstained = score < self.settings.min_relevance and not (foreign and ranked)
+        measured = dict(question=question, retriever=retriever, best_similarity=best, relevance=score,
+                        support=support, confidence=confidence, timeframe=frame.label, note=note)
         if abstained and abstain:
-            elapsed = (time.perf_counter() - began) * 1000
-            return Answer(question, True, (), retriever, NO_ANSWER, elapsed, best, score, support, confidence,
-                          timeframe=frame.label, note=note)
+            return Answer(abstained=True, citations=(), reason=NO_ANSWER,
+                          elapsed_ms=(time.perf_counter() - began) * 1000, **measured)
         citations = [
             make_citation(rank, r.chunk, r.score, r.hit.similarity, r.span,
                           readings[rank - 1] if rank <= len(readings) else None)
@@ -307,25 +307,37 @@ class Engine:
         ]
         citations = collapse_near_duplicates(citations)[:k]
         if latest and citations and not note:
-            note = stale_note(citations, today)
-        elapsed = (time.perf_counter() - began) * 1000
-        reason = NO_ANSWER if abstained else ""
-        return Answer(question, abstained, tuple(citations), retriever, reason, elapsed, best, score, support,
-                      confidence, timeframe=frame.label, note=note)
+            measured["note"] = stale_note(citations, today)
+        return Answer(abstained=abstained, citations=tuple(citations), reason=NO_ANSWER if abstained else "",
+                      elapsed_ms=(time.perf_counter() - began) * 1000, **measured)
 
     def _min_relevance(self) -> float:
         reader = self.reader if self.settings.reader else None
         return reader.min_relevance if reader is not None else self.settings.min_relevance
 
-    def _retrieve(self, loaded: _Loaded, vector, tokens, weights, k: int, retriever: str, allowed):
+    def _query(self, loaded: _Loaded, text: str) -> Query:
+        snapshot = loaded.snapshot
+        return Query.build(text, self.embedder.queries.embed, snapshot.document_frequencies, snapshot.chunk_count)
+
+    def query(self, text: str) -> Query:
+        """The Query the live index would search for text (for evaluations that drive the stages)."""
+        return self._query(self._current(), text)
+
+    @property
+    def retriever(self) -> Retriever:
+        """The live index's Retriever."""
+        return self._current().retriever
+
+    def _retrieve(self, loaded: _Loaded, query: Query, k: int, retriever: str, allowed: np.ndarray | None
+                  ) -> tuple[list[Ranked], float, float]:
         """Candidates re-ranked by their best excerpt, the closest cosine, and their relevance."""
         # Hybrid re-ranks a deeper pool by best excerpt; the single retrievers stay plain baselines.
         reorder = retriever == "hybrid" and self.settings.rerank
         depth = max(k * OVERFETCH, RERANK_DEPTH) if reorder else k * OVERFETCH
-        hits, best = loaded.retriever.search(vector, tokens, k=depth, mode=retriever, allowed=allowed)
+        hits, best = loaded.retriever.search(query, k=depth, mode=retriever, allowed=allowed)
         records = loaded.snapshot.chunks([h.row for h in hits])
-        ranked = rerank(hits, records, vector, loaded.snapshot.sentence_vectors, weights, reorder)[: k * OVERFETCH]
-        score = relevance(best, coverage(tokens, weights, [r.words for r in ranked], loaded.snapshot.dense.ntotal))
+        ranked = rerank(hits, records, query, loaded.snapshot.sentence_vectors, reorder)[: k * OVERFETCH]
+        score = relevance(best, coverage(query, [r.words for r in ranked]))
         return ranked, best, score
 
     def _coverage_sentence(self, loaded: _Loaded, frame: TimeFrame) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
+from typing import Collection, Mapping, Sequence
 
 from .tokenize import tokenize
 
@@ -28,7 +28,7 @@ LENGTH_CREDIT = 0.001  # per extra sentence: of two equal excerpts, show the ful
 _FINISHED = re.compile(r"""[.!?…]["'”’»)\]]*$""")
 
 
-def lexical_share(tokens: set[str], weights: dict[str, float], total: float) -> float:
+def lexical_share(tokens: Collection[str], weights: Mapping[str, float], total: float) -> float:
     """Share (0..1) of the question's idf weight present among tokens.
 
     fsum is exact whatever the order: a set's order changes between processes, and a plain sum
@@ -36,7 +36,12 @@ def lexical_share(tokens: set[str], weights: dict[str, float], total: float) -> 
     return math.fsum(weights.get(t, 0.0) for t in tokens) / total if total > 0 else 0.0
 
 
-def _trim(text: str, start: int, end: int, weights: dict[str, float], max_chars: int) -> tuple[int, int]:
+def sentence_words(sentence: str, weights: Mapping[str, float]) -> frozenset[str]:
+    """The question's weighted tokens that sentence holds."""
+    return frozenset(tokenize(sentence)).intersection(weights)
+
+
+def _trim(text: str, start: int, end: int, weights: Mapping[str, float], max_chars: int) -> tuple[int, int]:
     """Cut an over-long sentence to max_chars at word boundaries, keeping the first matched word."""
     anchor = start
     for m in re.finditer(r"\w+", text[start:end]):
@@ -136,8 +141,8 @@ def select_excerpt(
     text: str,
     spans: Sequence[tuple[int, int]],
     cosines: Sequence[float],
-    weights: dict[str, float],
-    token_cache: dict[str, set[str]] | None = None,
+    weights: Mapping[str, float],
+    sentence_tokens: Sequence[Collection[str]] | None = None,
     max_chars: int = MAX_CHARS,
     max_sentences: int = MAX_SENTENCES,
 ) -> tuple[tuple[int, int], float]:
@@ -148,16 +153,13 @@ def select_excerpt(
     sentences) plus the best cosine of its sentences' vectors to the question. Counting words
     across sentences finds the answer in "It was designed by..." after the sentence that names
     the barrier; a sliver of credit per sentence fills the room when scores tie.
+    sentence_tokens, when given, holds each sentence's question words (sentence_words), read
+    once by a caller that also needs them.
     """
     if not spans:  # never built so, but a citation must not come out empty
         return _trim(text, 0, len(text), weights, max_chars), 0.0
-    cache = token_cache if token_cache is not None else {}
-    tokens = []
-    for s, e in spans:
-        sentence = text[s:e]
-        if sentence not in cache:
-            cache[sentence] = set(tokenize(sentence)) & weights.keys()
-        tokens.append(cache[sentence])
+    tokens = sentence_tokens if sentence_tokens is not None else [
+        sentence_words(text[s:e], weights) for s, e in spans]
     total = math.fsum(weights.values())
     joins = [False] + [_can_join(text, spans[i - 1], spans[i]) for i in range(1, len(spans))]
     # A heading alone (a live blog's "Nato agrees to strengthen eastern defences") is not an

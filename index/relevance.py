@@ -8,25 +8,24 @@ share of the question's idf weight found in one of the top passages. Cosine alon
 from __future__ import annotations
 
 import math
-from typing import Collection
+from typing import Collection, Sequence
+
+from .query import Query
 
 COVERAGE_WEIGHT = 0.2
 TOP_PASSAGES = 3
 
 
-def coverage(
-    question_tokens: list[str], idf: dict[str, float], passage_tokens: list[Collection[str]], num_chunks: int
-) -> float:
-    """Largest share of the question's idf weight present in one passage (0..1).
+def coverage(query: Query, passage_tokens: Sequence[Collection[str]]) -> float:
+    """Largest share of the question's idf weight present in one of the top passages (0..1).
 
     passage_tokens holds each top passage's tokens (it is enough that they include the
     question's tokens the index knows: the search already tokenised them).
 
-    Words the index has never seen get the highest possible idf: a question about "sourdough"
-    asked of a corpus without the word is mostly not covered.
+    Words the index has never seen get the highest possible idf (query.unseen_weight): a
+    question about "sourdough" asked of a corpus without the word is mostly not covered.
     """
-    unseen = math.log(1 + (num_chunks + 0.5) / 0.5)
-    weights = {t: idf.get(t, unseen) for t in set(question_tokens)}
+    weights = {t: query.weights.get(t, query.unseen_weight) for t in set(query.tokens)}
     total = math.fsum(weights.values())  # exact, so independent of the set's order
     if total <= 0:
         return 0.0

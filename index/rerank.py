@@ -12,7 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .excerpt import select_excerpt
+from .excerpt import select_excerpt, sentence_words
+from .query import Query
 from .retrieval import Hit
 from .store import ChunkRecord
 from .tokenize import tokenize
@@ -41,9 +42,8 @@ class Ranked:
 def rerank(
     hits: Sequence[Hit],
     records: dict[int, ChunkRecord],
-    query_vector: np.ndarray,
+    query: Query,
     sentence_vectors: np.ndarray,
-    weights: dict[str, float],
     reorder: bool = True,
 ) -> list[Ranked]:
     """Excerpt and support of each hit; with reorder, hits sorted by fused score + excerpt score.
@@ -53,21 +53,28 @@ def rerank(
     chunks = [records[h.row] for h in hits]
     rows = sorted({r for c in chunks for _, _, r in c.sentences})
     # One read of the (memory-mapped) sentence vectors for all candidates.
-    cosines = dict(zip(rows, (np.asarray(sentence_vectors[rows], dtype=np.float32) @ query_vector).tolist()))
-    cache: dict[str, set[str]] = {}
+    cosines = dict(zip(rows, (np.asarray(sentence_vectors[rows], dtype=np.float32) @ query.vector).tolist()))
+    # Overlapping chunks share sentences: each sentence's question words are read once.
+    words_of: dict[str, frozenset[str]] = {}
     by_title: dict[str, dict[str, float]] = {}
     out = []
     for hit, chunk in zip(hits, chunks):
         if chunk.title not in by_title:
             in_title = set(tokenize(chunk.title))
-            by_title[chunk.title] = {t: w * (TITLE_WORD_WEIGHT if t in in_title else 1.0) for t, w in weights.items()}
+            by_title[chunk.title] = {t: w * (TITLE_WORD_WEIGHT if t in in_title else 1.0)
+                                     for t, w in query.weights.items()}
         spans = [(s, e) for s, e, _ in chunk.sentences]
+        sentence_tokens = []
+        for s, e in spans:
+            sentence = chunk.text[s:e]
+            if sentence not in words_of:
+                words_of[sentence] = sentence_words(sentence, query.weights)
+            sentence_tokens.append(words_of[sentence])
         span, support = select_excerpt(
-            chunk.text, spans, [cosines[r] for *_, r in chunk.sentences], by_title[chunk.title], cache
+            chunk.text, spans, [cosines[r] for *_, r in chunk.sentences], by_title[chunk.title], sentence_tokens
         )
         score = hit.score + SENTENCE_WEIGHT * support if reorder else hit.score
-        words = frozenset().union(*(cache[chunk.text[s:e]] for s, e in spans))  # filled by select_excerpt
-        out.append(Ranked(hit, chunk, span, support, score, words))
+        out.append(Ranked(hit, chunk, span, support, score, frozenset().union(*sentence_tokens)))
     if reorder:
         out.sort(key=lambda r: (-r.score, r.hit.row))
     return out

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .fusion import FUSIONS, convex_combination, reciprocal_rank_fusion
+from .query import Query
 from .store import IndexSnapshot
 
 MODES = ("dense", "bm25", "hybrid")
@@ -46,19 +47,19 @@ class Retriever:
         self.alpha = alpha
         self.rrf_k = rrf_k
 
-    def dense(self, query_vector: np.ndarray, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def dense(self, query: Query, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """(row, cosine) of the n nearest chunks (among the rows in allowed, when given)."""
         import faiss
 
-        total = self.snapshot.dense.ntotal if allowed is None else len(allowed)
+        total = self.snapshot.chunk_count if allowed is None else len(allowed)
         n = min(n, total)
         if n <= 0:
             return []
-        query = query_vector.reshape(1, -1).astype(np.float32)
+        vector = query.vector.reshape(1, -1).astype(np.float32)
         if allowed is None:
-            scores, ids = self.snapshot.dense.search(query, n)
+            scores, ids = self.snapshot.dense.search(vector, n)
         elif len(allowed) <= EXACT_WINDOW:  # a window of days: exact, from the stored vectors
-            cosines = np.asarray(self.snapshot.vectors[allowed], dtype=np.float32) @ query[0]
+            cosines = np.asarray(self.snapshot.vectors[allowed], dtype=np.float32) @ vector[0]
             best = top_k(cosines + 2.0, n)  # top_k keeps positive scores; cosines are >= -1
             return [(int(allowed[i]), float(cosines[i])) for i in best]
         else:  # a wide window: the index itself, told which rows it may return
@@ -68,14 +69,14 @@ class Retriever:
                 params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(index.hnsw.efSearch, n))
             else:
                 params = faiss.SearchParameters(sel=selector)
-            scores, ids = index.search(query, n, params=params)
+            scores, ids = index.search(vector, n, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
-    def bm25(self, tokens: list[str], n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def bm25(self, query: Query, n: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """(row, BM25 score) of the n best lexical matches (among allowed rows, when given); empty
         when no token is in the index."""
         bm25 = self.snapshot.bm25
-        ids = bm25.get_tokens_ids(tokens)
+        ids = bm25.get_tokens_ids(list(query.tokens))
         if not ids:
             return []
         scores = np.asarray(bm25.get_scores_from_ids(ids))
@@ -86,48 +87,34 @@ class Retriever:
         return [(int(i), float(scores[i])) for i in top_k(scores, n)]
 
     def search(
-        self, query_vector: np.ndarray, tokens: list[str], k: int = 10, mode: str = "hybrid",
-        allowed: np.ndarray | None = None,
+        self, query: Query, k: int = 10, mode: str = "hybrid", allowed: np.ndarray | None = None,
     ) -> tuple[list[Hit], float]:
-        """The k best chunks for a question, given its vector and lexical tokens, and the cosine of
-        the closest chunk searched (what abstention looks at, whichever mode ranks). allowed, when
-        given, holds the only rows that may be returned (a date or source filter)."""
+        """The k best chunks for a query, and the cosine of the closest chunk searched (what
+        abstention looks at, whichever mode ranks). allowed, when given, holds the only rows that
+        may be returned (a date or source filter)."""
         if mode not in MODES:
             raise ValueError(f"unknown retriever {mode!r}; choose one of {', '.join(MODES)}")
         depth = max(self.candidates, k)
-        dense = self.dense(query_vector, k if mode == "dense" else depth if mode == "hybrid" else 1, allowed)
+        dense = self.dense(query, k if mode == "dense" else depth if mode == "hybrid" else 1, allowed)
         closest = dense[0][1] if dense else 0.0
         cosine = dict(dense)  # FAISS already gave these; compute the rest only
         if mode == "dense":
             ranked = dense
         elif mode == "bm25":
-            ranked = self.bm25(tokens, k, allowed)
+            ranked = self.bm25(query, k, allowed)
         else:
-            lexical = self.bm25(tokens, depth, allowed)
+            lexical = self.bm25(query, depth, allowed)
             if self.fusion == "rrf":
                 ranked = reciprocal_rank_fusion([[r for r, _ in dense], [r for r, _ in lexical]], self.rrf_k)[:k]
             else:
-                cosine.update(self.cosine(query_vector, [r for r, _ in lexical if r not in cosine]))
+                cosine.update(self.cosine(query, [r for r, _ in lexical if r not in cosine]))
                 ranked = convex_combination(cosine, dict(lexical), self.alpha)[:k]
-        cosine.update(self.cosine(query_vector, [row for row, _ in ranked if row not in cosine]))
+        cosine.update(self.cosine(query, [row for row, _ in ranked if row not in cosine]))
         return [Hit(row, score, cosine[row]) for row, score in ranked], closest
 
-    def cosine(self, query_vector: np.ndarray, rows: list[int]) -> dict[int, float]:
+    def cosine(self, query: Query, rows: list[int]) -> dict[int, float]:
         """Cosine of the question to each chunk row (vectors are normalised)."""
         if not rows:
             return {}
         ordered = np.sort(rows)  # sorted reads are kinder to a memory-mapped file
-        return dict(zip(ordered.tolist(), (np.asarray(self.snapshot.vectors[ordered]) @ query_vector).tolist()))
-
-    def idf(self, tokens: list[str]) -> dict[str, float]:
-        """BM25 inverse document frequency of each known token (unknown tokens are left out)."""
-        bm25 = self.snapshot.bm25
-        indptr = bm25.scores["indptr"]
-        n = bm25.scores["num_docs"]
-        out = {}
-        for token in set(tokens):
-            tid = bm25.vocab_dict.get(token)
-            if tid is not None and tid + 1 < len(indptr):
-                df = int(indptr[tid + 1] - indptr[tid])
-                out[token] = float(np.log(1 + (n - df + 0.5) / (df + 0.5)))
-        return out
+        return dict(zip(ordered.tolist(), (np.asarray(self.snapshot.vectors[ordered]) @ query.vector).tolist()))

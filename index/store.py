@@ -324,6 +324,21 @@ class IndexSnapshot:
             raise IndexCorrupt(broken.format("its sentence vectors do not match its sentences"))
         return cls(build_dir, manifest, dense, vectors, sentence_vectors, bm25, db)
 
+    @property
+    def chunk_count(self) -> int:
+        return int(self.dense.ntotal)
+
+    def document_frequencies(self, tokens: Sequence[str]) -> dict[str, int]:
+        """How many chunks hold each token the BM25 index knows (tokens it lacks are left out).
+        The one place that reads bm25s's stored matrix: a token's column length is its frequency."""
+        indptr = self.bm25.scores["indptr"]
+        out = {}
+        for token in set(tokens):
+            tid = self.bm25.vocab_dict.get(token)
+            if tid is not None and tid + 1 < len(indptr):
+                out[token] = int(indptr[tid + 1] - indptr[tid])
+        return out
+
     def chunks(self, rows: Sequence[int]) -> dict[int, ChunkRecord]:
         """Chunk records by row id, with their documents' citation fields."""
         if not rows:

@@ -34,9 +34,18 @@ def test_chunks_are_whole_sentences_within_the_size_with_overlap():
 
 
 def test_every_chunk_fits_the_model_input(embedder):
+    model = embedder.bulk.model
     for doc in load_corpus(SAMPLE_CORPUS).documents + [_long_document()]:
         for chunk in chunk_document(doc, "en"):
-            assert embedder.count_tokens(embedding_text(doc.title, chunk.text)) < 0.9 * embedder.max_tokens
+            pieces = len(model.tokenizer(embedding_text(doc.title, chunk.text), truncation=False)["input_ids"])
+            assert pieces < 0.9 * model.max_seq_length
+
+
+def test_chunks_carry_their_sentences_as_offsets_into_their_text():
+    doc = _long_document()
+    for chunk in chunk_document(doc, "en"):
+        assert chunk.sentences and chunk.sentences[0][0] == 0 and chunk.sentences[-1][1] == len(chunk.text)
+        assert [chunk.text[s:e] for s, e in chunk.sentences] == [chunk.text[s:e] for s, e in sentence_spans(chunk.text)]
 
 
 def test_a_run_on_sentence_is_cut_at_word_boundaries():

@@ -5,7 +5,7 @@ import logging
 
 import numpy as np
 
-from index.embedding import Embedder
+from index.embedding import BulkEmbedder, Embedder
 
 TEXTS = [
     "Where will NATO deploy its new battlegroups?",
@@ -16,32 +16,32 @@ TEXTS = [
 
 
 def test_questions_on_onnx_match_the_torch_vectors(embedder):
-    assert embedder.query_encoder is not None, "the default model exports to ONNX"
-    bulk = embedder.embed(TEXTS)
-    queries = np.stack([embedder.embed_query(t) for t in TEXTS])
-    assert queries.dtype == np.float32 and queries.shape == (len(TEXTS), embedder.dim)
+    assert embedder.queries.onnx is not None, "the default model exports to ONNX"
+    bulk = embedder.bulk.embed(TEXTS)
+    queries = np.stack([embedder.queries.embed(t) for t in TEXTS])
+    assert queries.dtype == np.float32 and queries.shape == (len(TEXTS), embedder.queries.dim)
     assert np.allclose(np.linalg.norm(queries, axis=1), 1.0, atol=1e-5)
     # Same model, two runtimes (and bfloat16 bulk where the CPU has it): cosines agree to 1e-3.
     assert (bulk * queries).sum(axis=1).min() > 0.999
 
 
 def test_bfloat16_and_float32_bulk_vectors_agree(embedder, tmp_path):
-    fp32 = Embedder(precision="fp32").embed(TEXTS)
-    bf16 = Embedder(precision="bf16").embed(TEXTS)
+    fp32 = BulkEmbedder(precision="fp32").embed(TEXTS)
+    bf16 = BulkEmbedder(precision="bf16").embed(TEXTS)
     assert (fp32 * bf16).sum(axis=1).min() > 0.999
 
 
 def test_a_damaged_export_is_made_again_and_questions_stay_on_onnx(embedder, tmp_path, caplog):
     damaged = Embedder(cache_dir=tmp_path)
-    folder = damaged._onnx_folder()
+    folder = damaged.queries._folder()
     folder.mkdir(parents=True)
     for name in ("model.onnx", "tokenizer.json", "encoder.json"):
         (folder / name).write_text("not a model")
     with caplog.at_level(logging.WARNING):
-        vector = damaged.embed_query(TEXTS[0])
+        vector = damaged.queries.embed(TEXTS[0])
     assert "does not load" in caplog.text and "exporting it again" in caplog.text
-    assert damaged.query_encoder is not None, "repaired: the next process starts without torch"
-    assert float(vector @ embedder.embed_query(TEXTS[0])) > 0.999
+    assert damaged.queries.onnx is not None, "repaired: the next process starts without torch"
+    assert float(vector @ embedder.queries.embed(TEXTS[0])) > 0.999
 
 
 def test_a_failed_export_is_tried_once_and_remembered(embedder, tmp_path, monkeypatch, caplog):
@@ -55,14 +55,14 @@ def test_a_failed_export_is_tried_once_and_remembered(embedder, tmp_path, monkey
 
     monkeypatch.setattr(index.onnx_export, "export", disk_full)
     first = Embedder(cache_dir=tmp_path)
-    first._model = embedder.model  # the loaded model: no second load in this test
+    first.bulk._model = embedder.bulk.model  # the loaded model: no second load in this test
     with caplog.at_level(logging.WARNING):
-        first.embed_query(TEXTS[0])
-        first.embed_query(TEXTS[1])
+        first.queries.embed(TEXTS[0])
+        first.queries.embed(TEXTS[1])
     assert len(calls) == 1 and "No space left on device" in caplog.text and "citebot build" in caplog.text
     later = Embedder(cache_dir=tmp_path)  # another process, another question
-    later._model = embedder.model
-    later.embed_query(TEXTS[0])
+    later.bulk._model = embedder.bulk.model
+    later.queries.embed(TEXTS[0])
     assert len(calls) == 1, "the failure was remembered: no export per question"
     assert "failed before" in caplog.text
 
@@ -75,3 +75,14 @@ def test_a_wrong_setting_says_what_is_allowed():
             assert "must be one of" in str(exc)
         else:
             raise AssertionError(f"{bad} was accepted")
+
+
+def test_importing_the_engine_leaves_the_environment_alone():
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, index.engine, index.config; print(os.environ.get('HF_HUB_OFFLINE', 'unset'))"
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "unset"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -41,7 +42,7 @@ def test_rebuilding_an_unchanged_corpus_embeds_nothing(tmp_path, make_engine):
 
     # A fresh process rebuilding the same corpus never loads the model.
     fresh = Engine(engine.settings, Embedder())
-    assert fresh.build(force=True).reused == forced.chunks and fresh.embedder._model is None
+    assert fresh.build(force=True).reused == forced.chunks and not fresh.embedder.bulk.loaded
 
 
 def test_a_story_repeated_across_articles_is_embedded_once(tmp_path, embedder):
@@ -136,7 +137,7 @@ def test_missing_corrupt_and_mismatched_indexes_get_one_clear_sentence(tmp_path,
     engine = make_engine(write_corpus(tmp_path / "corpus", MARKETS))
     build = current_build_dir(engine.settings.index_root)
 
-    other_model = engine.settings.with_(model="some-other-model")
+    other_model = replace(engine.settings, model="some-other-model")
     with pytest.raises(IndexMismatch, match="built with the model 'all-MiniLM-L6-v2'.*run `citebot build`"):
         Engine(other_model, embedder).ask("rates?")
 
@@ -273,7 +274,7 @@ def test_a_full_disk_gets_one_sentence_leaves_nothing_behind_and_the_old_index_s
 
 KILL_POINTS = {
     "reading": "from index import documents as m; m.make_document = die",
-    "embedding": "from index.embedding import Embedder as m; m.embed_into = die",
+    "embedding": "from index.embedding import BulkEmbedder as m; m.embed_into = die",
     "writing vectors": "m = store.IndexWriter; m.write_vectors = die",
     "writing BM25": "m = store.IndexWriter; m.write_bm25 = die",
     "renamed, before CURRENT": "real = store._fsync_dir\n"

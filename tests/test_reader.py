@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_the_reader_tells_a_passage_that_answers_from_one_that_does_not():
 
 
 def test_with_the_reader_off_answers_are_chosen_as_before(sample_engine):
-    off = Engine(sample_engine.settings.with_(reader=False), sample_engine.embedder)
+    off = Engine(replace(sample_engine.settings, reader=False), sample_engine.embedder)
     answer = off.ask(BATTLEGROUPS)
     assert answer.confidence is None and all(c.highlight is None for c in answer.citations)
     assert not answer.abstained and "Bulgaria" in answer.citations[0].excerpt

@@ -24,7 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -185,6 +185,10 @@ def batches(tokenizer, examples: list[Example], batch_size: int, rng: random.Ran
 
 def build_model(base: str):
     import torch
+
+    from index.embedding import stay_offline
+
+    stay_offline()  # before transformers is imported: the base model is a local folder, never fetched
     from transformers import AutoModel
 
     class ReaderModel(torch.nn.Module):
@@ -347,7 +351,7 @@ def _confidence_and_relevance(engine, reader: Reader, questions: list[dict]) -> 
     """(reader confidence, relevance) of the engine's answer to each question, with this reader."""
     from index.engine import Engine
 
-    with_reader = Engine(engine.settings.with_(reader=True), engine.embedder, reader=reader)
+    with_reader = Engine(replace(engine.settings, reader=True), engine.embedder, reader=reader)
     rows = []
     for q in questions:
         answer = with_reader.ask(q["question"], k=5, abstain=False)
