@@ -26,9 +26,9 @@ run: build
 test: install
 	$(BIN)/python -m pytest -q
 
-# The fast tier: tests of pure logic that load no model and build no index (seconds).
+# The fast tier: tests of pure logic that load no model, build no index and wait on no timer (seconds).
 check: install
-	$(BIN)/python -m pytest -q -m "not model"
+	$(BIN)/python -m pytest -q -m "not model and not slow"
 
 # Every speed and scale figure with its same-run baseline (~40 min): DATA is the shared data folder.
 DATA ?= ../shared/data

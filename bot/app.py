@@ -17,6 +17,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
+    ContextTypes,
     Defaults,
     InlineQueryHandler,
     MessageHandler,
@@ -60,7 +61,7 @@ async def register_commands(app: Application) -> None:
     await app.bot.set_my_commands(COMMANDS)
     await app.bot.set_my_commands(GROUP_COMMANDS, scope=BotCommandScopeAllGroupChats())
     await describe_bot(app)
-    for admin in app.bot_data["citebot"].config.admin_ids:
+    for admin in handlers.app_state(app).config.admin_ids:
         try:
             await app.bot.set_my_commands(ADMIN_COMMANDS, scope=BotCommandScopeChat(admin))
         except TelegramError as exc:
@@ -70,7 +71,7 @@ async def register_commands(app: Application) -> None:
 async def describe_bot(app: Application) -> None:
     """setMyDescription / setMyShortDescription from the index: what the empty chat and the
     profile show before anyone asks. A failure here costs the bot nothing else."""
-    engine = app.bot_data["citebot"].engine
+    engine = handlers.app_state(app).engine
     try:
         known = describe_coverage(await asyncio.to_thread(engine.coverage))
     except IndexUnavailable:
@@ -86,7 +87,7 @@ async def describe_bot(app: Application) -> None:
 
 
 async def close_state(app: Application) -> None:
-    state = app.bot_data["citebot"]
+    state = handlers.app_state(app)
     state.executor.shutdown(wait=False, cancel_futures=True)
     state.history.close()
 
@@ -106,9 +107,10 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
         .concurrent_updates(64)
         .post_init(register_commands)
         .post_shutdown(close_state)
+        .context_types(ContextTypes(context=handlers.CitebotContext))
         .build()
     )
-    app.bot_data["citebot"] = handlers.BotState(
+    app.bot_data[handlers.STATE_KEY] = handlers.BotState(
         engine=engine,
         config=config,
         history=History(Path(engine.settings.data_dir) / "bot.sqlite", config.history_days, config.log_days,

@@ -160,12 +160,28 @@ def cmd_stats(args) -> int:
     return 0
 
 
-READERLESS = "hybrid-no-reader"  # the eval row for hybrid with the reading model off
+def format_table(result: dict) -> str:
+    """The eval result as a Markdown table, one row per retriever."""
+    cols = ["recall@1", "recall@5", "recall@10", "chunk_recall@1", "chunk_recall@5", "chunk_recall@10", "mrr",
+            "abstain_rate_answerable", "abstain_rate_unanswerable", "latency_ms_p50", "latency_ms_p95"]
+    heads = ["R@1", "R@5", "R@10", "chunk R@1", "chunk R@5", "chunk R@10", "MRR", "abstain (answerable)", "abstain (unanswerable)",
+             "p50 ms", "p95 ms"]
+    lines = [
+        f"{result['questions']} questions, {result['answerable']} answerable",
+        "",
+        "| retriever | " + " | ".join(heads) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
+    for name, metrics in result["retrievers"].items():
+        cells = ["-" if metrics[c] is None else f"{metrics[c]:.3f}" if not c.startswith("latency") else f"{metrics[c]:.1f}"
+                 for c in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def cmd_eval(args) -> int:
     """Measure retrieval quality, abstention and latency."""
-    from index.evaluate import evaluate, format_table, prepare
+    from index.evaluate import evaluate_retrievers, prepare
     from index.retrieval import MODES
 
     bars = ProgressBars(enabled=not args.quiet)
@@ -184,17 +200,20 @@ def cmd_eval(args) -> int:
     if args.limit:
         questions = questions[: args.limit]
     modes = MODES if args.retriever == "all" else (args.retriever,)
-    runs = [(mode, mode, engine) for mode in modes]
-    if "hybrid" in modes and engine.reader is not None:
-        # Today's answers next to the reader's, from the same index in the same run.
-        from index.engine import Engine
+    shown: dict[str, tqdm] = {}
 
-        baseline = Engine(replace(engine.settings, reader=False), engine.embedder)
-        runs.append((READERLESS, "hybrid", baseline))
-    result = {"questions": len(questions), "answerable": sum(1 for q in questions if q.answers), "retrievers": {}}
-    for name, mode, eng in runs:
-        with tqdm(total=len(questions), desc=f"eval {name}", disable=args.quiet) as bar:
-            result["retrievers"][name] = evaluate(eng, questions, mode, on_question=lambda n, t: bar.update(1))
+    def advance(row: str, done: int, total: int) -> None:
+        if row not in shown:
+            for bar in shown.values():
+                bar.close()
+            shown[row] = tqdm(total=total, desc=f"eval {row}", disable=args.quiet)
+        shown[row].update(1)
+
+    try:
+        result = evaluate_retrievers(engine, questions, modes, on_question=advance)
+    finally:
+        for bar in shown.values():
+            bar.close()
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 

@@ -25,7 +25,7 @@ from telegram import (
 )
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import ContextTypes
+from telegram.ext import Application, CallbackContext, ExtBot
 
 from index.answer import Answer
 from index.engine import Engine
@@ -53,7 +53,7 @@ PROGRESS_EVERY = 3.5  # seconds between /reindex progress edits: Telegram allows
 
 @dataclass
 class BotState:
-    """What the handlers share, kept in application.bot_data["citebot"]."""
+    """What the handlers share, kept in application.bot_data[STATE_KEY] (CitebotContext.citebot)."""
 
     engine: Engine
     config: BotConfig
@@ -67,20 +67,32 @@ class BotState:
     answered: int = 0  # questions answered since start, for /stats (the event loop's thread only)
 
 
-def state(context: ContextTypes.DEFAULT_TYPE) -> BotState:
-    return context.application.bot_data["citebot"]
+STATE_KEY = "citebot"  # application.bot_data[STATE_KEY] holds the BotState
 
 
-async def _ask(context: ContextTypes.DEFAULT_TYPE, question: str, k: int, language: str = "") -> Answer:
+def app_state(application: Application) -> BotState:
+    return application.bot_data[STATE_KEY]
+
+
+class CitebotContext(CallbackContext[ExtBot, dict, dict, dict]):
+    """The context every handler and job receives (PTB's contexttypesbot example): the bot's
+    shared state, typed."""
+
+    @property
+    def citebot(self) -> BotState:
+        return app_state(self.application)
+
+
+async def _ask(context: CitebotContext, question: str, k: int, language: str = "") -> Answer:
     """Run the engine in a worker thread so the event loop keeps serving other chats."""
-    s = state(context)
+    s = context.citebot
     call = functools.partial(s.engine.ask, question, k=k, language=language)
     return await asyncio.get_running_loop().run_in_executor(s.executor, call)
 
 
-async def _ask_followup(context: ContextTypes.DEFAULT_TYPE, question: str, previous: Remembered, k: int):
+async def _ask_followup(context: CitebotContext, question: str, previous: Remembered, k: int):
     """A reply to an earlier answer, read with that answer's question as context (index/followup.py)."""
-    s = state(context)
+    s = context.citebot
     turn = Turn(previous.question, tuple(dict.fromkeys(c["doc_id"] for c in previous.citations[: previous.shown])))
     call = functools.partial(answer_followup, s.engine, question, turn, k=k)
     return await asyncio.get_running_loop().run_in_executor(s.executor, call)
@@ -100,7 +112,7 @@ def _keyboard(qid: str, more_from: int | None, share: str = "") -> InlineKeyboar
     return InlineKeyboardMarkup(rows)
 
 
-async def _typing_later(context: ContextTypes.DEFAULT_TYPE, message: Message) -> None:
+async def _typing_later(context: CitebotContext, message: Message) -> None:
     """Show "typing…" only if the answer is slow: most take milliseconds, and every call counts
     against Telegram's ~30 requests a second (bench/bot_throughput.py). In a forum it goes to the
     question's topic, not to General."""
@@ -112,19 +124,19 @@ async def _typing_later(context: ContextTypes.DEFAULT_TYPE, message: Message) ->
         log.info("No typing indicator: %s", exc)
 
 
-def _previous_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Remembered | None:
+def _previous_answer(update: Update, context: CitebotContext) -> Remembered | None:
     """The bot's earlier answer this message replies to, if the bot still remembers it."""
     replied = update.effective_message.reply_to_message
     if replied is None or replied.from_user is None or replied.from_user.id != context.bot.id:
         return None
-    return state(context).history.answer_to(replied.chat_id, replied.message_id)
+    return context.citebot.history.answer_to(replied.chat_id, replied.message_id)
 
 
-async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str,
+async def answer_question(update: Update, context: CitebotContext, question: str,
                           previous: Remembered | None = None) -> None:
     """Answer a question in the chat it came from, replying to the asking message; a reply to an
     earlier answer (previous) is a follow-up."""
-    s = state(context)
+    s = context.citebot
     message = update.effective_message
     age = (datetime.now(timezone.utc) - message.date).total_seconds() if message.date else 0.0
     if s.config.backlog_minutes and age > s.config.backlog_minutes * 60:
@@ -185,7 +197,7 @@ START_PAYLOADS = {
 }
 
 
-async def added_to_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def added_to_chat(update: Update, context: CitebotContext) -> None:
     """my_chat_member: greet a group or channel that has just added the bot, with how to ask."""
     change = update.my_chat_member
     was, now = change.old_chat_member.status, change.new_chat_member.status
@@ -196,9 +208,9 @@ async def added_to_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             log.info("No greeting in %s: %s", change.chat.id, exc)
 
 
-async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def start(update: Update, context: CitebotContext) -> None:
     """Say what the bot knows and how to ask, in a few lines; a deep-link payload says why the user came."""
-    s = state(context)
+    s = context.citebot
     payload = (context.args or [""])[0] if update.effective_message.text.startswith("/start") else ""
     if payload and payload in START_PAYLOADS:
         await update.effective_message.reply_text(START_PAYLOADS[payload])
@@ -217,12 +229,12 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
 
 
-async def private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def private_text(update: Update, context: CitebotContext) -> None:
     """In a private chat every text message is a question; a reply to an answer is a follow-up."""
     await answer_question(update, context, update.effective_message.text, _previous_answer(update, context))
 
 
-async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def ask_command(update: Update, context: CitebotContext) -> None:
     """/ask <question>, in any chat."""
     question = " ".join(context.args or [])
     if not question.strip():
@@ -243,7 +255,7 @@ def _strip_mention(text: str, username: str) -> str:
     return re.sub(rf"@{re.escape(username)}\b", " ", text, flags=re.IGNORECASE).strip()
 
 
-async def group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def group_message(update: Update, context: CitebotContext) -> None:
     """In groups: answer a message that mentions the bot or replies to it; ignore other chatter."""
     message = update.effective_message
     username = context.bot.username
@@ -255,7 +267,7 @@ async def group_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await answer_question(update, context, message.text, _previous_answer(update, context))
 
 
-async def caption_question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def caption_question(update: Update, context: CitebotContext) -> None:
     """A photo or document whose caption asks: always in a private chat, on a mention in a group."""
     message = update.effective_message
     username = context.bot.username
@@ -265,7 +277,7 @@ async def caption_question(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         await answer_question(update, context, _strip_mention(message.caption, username))
 
 
-async def channel_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def channel_post(update: Update, context: CitebotContext) -> None:
     """In channels where the bot is an admin: answer posts that start with /ask or mention the bot."""
     post = update.channel_post
     text = post.text or ""
@@ -281,7 +293,7 @@ async def channel_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await answer_question(update, context, question)
 
 
-async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def not_text(update: Update, context: CitebotContext) -> None:
     """Stickers, photos, voice and the like in a private chat: a one-line hint."""
     await update.effective_message.reply_text(TEXT_ONLY)
 
@@ -291,11 +303,11 @@ INLINE_NOT_FOUND = "Not in my articles: ask me in a chat"
 INLINE_TOO_FAST = "Too many questions: wait a moment"
 
 
-async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def inline_query(update: Update, context: CitebotContext) -> None:
     """@bot question in any chat: one result per cited excerpt."""
     query = update.inline_query
     results = []
-    allowed = state(context).inline_limiter.check(query.from_user.id) is Verdict.ALLOW
+    allowed = context.citebot.inline_limiter.check(query.from_user.id) is Verdict.ALLOW
     hint = INLINE_HINT if not query.query.strip() else INLINE_TOO_FAST if not allowed else INLINE_NOT_FOUND
     if query.query.strip() and allowed:
         try:
@@ -322,9 +334,9 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     await query.answer([], cache_time=0, is_personal=True, button=button)
 
 
-async def more(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def more(update: Update, context: CitebotContext) -> None:
     """The "More" button: show the next citations by editing the message."""
-    s = state(context)
+    s = context.citebot
     query = update.callback_query
     parsed = parse_callback_data(query.data)
     question = await asyncio.to_thread(s.history.question, parsed[0]) if parsed else None
@@ -349,9 +361,9 @@ async def more(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.info("Not editing: %s", exc)
 
 
-async def vote(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def vote(update: Update, context: CitebotContext) -> None:
     """👍 / 👎 under an answer: stored (a second vote replaces the first), thanked at once."""
-    s = state(context)
+    s = context.citebot
     query = update.callback_query
     parsed = parse_vote_data(query.data)
     chat_type = query.message.chat.type if query.message else "inline"
@@ -360,15 +372,15 @@ async def vote(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await query.answer("Thanks!" if stored else "This answer is too old to rate; please ask again.")
 
 
-def _is_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+def _is_admin(update: Update, context: CitebotContext) -> bool:
     user = update.effective_user
-    return user is not None and user.id in state(context).config.admin_ids
+    return user is not None and user.id in context.citebot.config.admin_ids
 
 
 def admins_only(handler):
     """Run the command only for the bot's admins; anyone else gets one polite sentence."""
     @functools.wraps(handler)
-    async def guarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def guarded(update: Update, context: CitebotContext) -> None:
         if not _is_admin(update, context):
             await update.effective_message.reply_text(REFUSED)
             return
@@ -377,9 +389,9 @@ def admins_only(handler):
 
 
 @admins_only
-async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def stats(update: Update, context: CitebotContext) -> None:
     """/stats for admins: the index and how busy the bot has been."""
-    s = state(context)
+    s = context.citebot
     info = await asyncio.to_thread(s.engine.stats)
     skipped = ", ".join(html.escape(x["path"]) for x in info["skipped_files"][:10]) or "none"
     await update.effective_message.reply_text(
@@ -394,9 +406,9 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 @admins_only
-async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def reindex(update: Update, context: CitebotContext) -> None:
     """/reindex for admins: rebuild in the background while answering from the old index."""
-    s = state(context)
+    s = context.citebot
     if s.reindexing.locked():
         await update.effective_message.reply_text("A reindex is already running; I will report when it is done.")
         return
@@ -440,7 +452,7 @@ async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 UPDATE_FAILED = "That did not work because of an internal error (see the log); nothing else changed."
 
 
-async def _desk_update(update: Update, context: ContextTypes.DEFAULT_TYPE, working: str, call) -> None:
+async def _desk_update(update: Update, context: CitebotContext, working: str, call) -> None:
     """Say what is being done, run the news-desk call in a thread, then edit in its result."""
     status = await update.effective_message.reply_text(working)
     try:
@@ -454,8 +466,8 @@ async def _desk_update(update: Update, context: ContextTypes.DEFAULT_TYPE, worki
     await status.edit_text(text[:4000])
 
 
-def _refresh_note(context: ContextTypes.DEFAULT_TYPE) -> str:
-    minutes = state(context).config.refresh_minutes
+def _refresh_note(context: CitebotContext) -> str:
+    minutes = context.citebot.config.refresh_minutes
     jobs = context.job_queue.get_jobs_by_name(REFRESH_JOB) if context.job_queue else ()
     if not minutes or not jobs:
         return "Feeds are fetched only when an admin sends /refresh."
@@ -465,9 +477,9 @@ def _refresh_note(context: ContextTypes.DEFAULT_TYPE) -> str:
 
 
 @admins_only
-async def feeds(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def feeds(update: Update, context: CitebotContext) -> None:
     """/feeds for admins: every feed, when it was last fetched, its items and its last error."""
-    listed = await asyncio.to_thread(state(context).desk.feeds)
+    listed = await asyncio.to_thread(context.citebot.desk.feeds)
     if not listed:
         await update.effective_message.reply_text("No feeds yet. Add one with /addfeed URL (RSS or Atom).")
         return
@@ -477,7 +489,7 @@ async def feeds(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await update.effective_message.reply_text(text if len(text) < 4000 else text[:3990] + "…")
 
 
-async def _url_argument(update: Update, context: ContextTypes.DEFAULT_TYPE, usage: str) -> str | None:
+async def _url_argument(update: Update, context: CitebotContext, usage: str) -> str | None:
     """The command's one argument (an address), or None after replying how to use the command."""
     args = context.args or []
     if len(args) == 1:
@@ -487,45 +499,45 @@ async def _url_argument(update: Update, context: ContextTypes.DEFAULT_TYPE, usag
 
 
 @admins_only
-async def addfeed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def addfeed(update: Update, context: CitebotContext) -> None:
     """/addfeed URL for admins: check the feed, keep it and add its articles."""
     url = await _url_argument(update, context, "Put the feed's address after the command: /addfeed https://…/rss")
     if url is None:
         return
-    desk = state(context).desk
+    desk = context.citebot.desk
     await _desk_update(update, context, "Fetching the feed…", functools.partial(desk.add_feed, url))
 
 
 @admins_only
-async def removefeed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def removefeed(update: Update, context: CitebotContext) -> None:
     """/removefeed URL for admins: stop fetching a feed (its articles stay)."""
     url = await _url_argument(update, context, "Put the feed's address after the command: /removefeed https://…/rss")
     if url is None:
         return
-    removed = await asyncio.to_thread(state(context).desk.remove_feed, url)
+    removed = await asyncio.to_thread(context.citebot.desk.remove_feed, url)
     await update.effective_message.reply_text(
         f"Removed {html.escape(url)}; its articles stay in the corpus." if removed
         else f"{html.escape(url)} is not one of my feeds (see /feeds).")
 
 
 @admins_only
-async def add_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def add_page(update: Update, context: CitebotContext) -> None:
     """/add URL for admins: fetch one article page and add it."""
     url = await _url_argument(update, context, "Put the article's address after the command: /add https://…")
     if url is None:
         return
-    desk = state(context).desk
+    desk = context.citebot.desk
     await _desk_update(update, context, "Fetching the page…", functools.partial(desk.add_url, url))
 
 
 @admins_only
-async def refresh(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def refresh(update: Update, context: CitebotContext) -> None:
     """/refresh for admins: fetch every feed now."""
-    desk = state(context).desk
+    desk = context.citebot.desk
     await _desk_update(update, context, "Fetching the feeds…", desk.refresh)
 
 
-async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def document(update: Update, context: CitebotContext) -> None:
     """A file in a private chat: an admin's article file is added; anyone else's caption is a question."""
     message = update.effective_message
     if not _is_admin(update, context):
@@ -545,28 +557,28 @@ async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     file = await doc.get_file()
     data = bytes(await file.download_as_bytearray())
-    desk = state(context).desk
+    desk = context.citebot.desk
     await _desk_update(update, context, f"Adding {html.escape(name)}…", functools.partial(desk.add_file, name, data))
 
 
 REFRESH_JOB = "refresh-feeds"
 
 
-async def scheduled_refresh(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def scheduled_refresh(context: CitebotContext) -> None:
     """JobQueue: fetch every feed and update the index; the result goes to the log."""
-    desk: Newsdesk = context.application.bot_data["citebot"].desk
+    desk: Newsdesk = context.citebot.desk
     if not await asyncio.to_thread(desk.feeds):
         return
     report = await asyncio.to_thread(desk.refresh)
     log.info("Scheduled refresh: %s", report.summary().replace("\n", "; "))
 
 
-async def prune_history(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def prune_history(context: CitebotContext) -> None:
     """JobQueue: forget answers after CITEBOT_HISTORY_DAYS, questions and votes after CITEBOT_LOG_DAYS."""
-    await asyncio.to_thread(context.application.bot_data["citebot"].history.prune)
+    await asyncio.to_thread(context.citebot.history.prune)
 
 
-async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def error_handler(update: object, context: CitebotContext) -> None:
     """Log the traceback; tell the user only that something went wrong."""
     log.error("Error while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.callback_query is not None:

@@ -10,10 +10,6 @@ from index.engine import NO_ANSWER
 
 MAX_MESSAGE_UTF16 = 4096
 MAX_ALSO_IN = 5  # with the caps below, one citation stays far inside a message
-ABSTAIN_TEXT = (
-    "I could not find this in the articles I know. "
-    "Try rephrasing, or ask about something they cover."
-)
 
 
 def describe_coverage(cover: dict) -> str:
@@ -139,7 +135,7 @@ def render_citation(c: Citation, max_excerpt: int = 1500) -> str:
 def abstain_text(answer: Answer) -> str:
     """Plain text of an abstention: why, when the engine says something more specific than "not
     found" (a date or source filter that matched nothing), and any note about dates."""
-    text = answer.reason if answer.reason and answer.reason != NO_ANSWER else ABSTAIN_TEXT
+    text = answer.reason or NO_ANSWER
     return f"{text} {answer.note}" if answer.note else text
 
 

@@ -30,7 +30,8 @@ from .timeframe import LATEST, TimeFrame, parse_timeframe, say_iso
 
 log = logging.getLogger(__name__)
 
-NO_ANSWER = "The corpus does not seem to hold the answer to this question."
+# The one sentence of an abstention, in the CLI, the console, the bot and the JSON's "reason".
+NO_ANSWER = "I could not find this in the articles I know. Try rephrasing, or ask about something they cover."
 # Look deeper than we show: near-duplicates are folded away after excerpts are chosen.
 OVERFETCH = 2
 # The passages the reader read are ordered by its confidence + this weight x their re-rank score:
@@ -355,7 +356,9 @@ class Engine:
         """Facts about the live index, for `citebot stats` and the bot's /stats."""
         snapshot = self.snapshot
         m = snapshot.manifest
-        size = sum(p.stat().st_size for p in snapshot.build_dir.rglob("*") if p.is_file())
+        size = m.get("index_bytes")
+        if size is None:  # a build from before the manifest said its size
+            size = sum(p.stat().st_size for p in snapshot.build_dir.rglob("*") if p.is_file())
         return {
             "documents": m["documents"],
             "chunks": m["chunks"],

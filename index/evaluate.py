@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -258,20 +258,21 @@ def evaluate(
     }
 
 
-def format_table(result: dict) -> str:
-    """The eval result as a Markdown table, one row per retriever."""
-    cols = ["recall@1", "recall@5", "recall@10", "chunk_recall@1", "chunk_recall@5", "chunk_recall@10", "mrr",
-            "abstain_rate_answerable", "abstain_rate_unanswerable", "latency_ms_p50", "latency_ms_p95"]
-    heads = ["R@1", "R@5", "R@10", "chunk R@1", "chunk R@5", "chunk R@10", "MRR", "abstain (answerable)", "abstain (unanswerable)",
-             "p50 ms", "p95 ms"]
-    lines = [
-        f"{result['questions']} questions, {result['answerable']} answerable",
-        "",
-        "| retriever | " + " | ".join(heads) + " |",
-        "|---" * (len(cols) + 1) + "|",
-    ]
-    for name, metrics in result["retrievers"].items():
-        cells = ["-" if metrics[c] is None else f"{metrics[c]:.3f}" if not c.startswith("latency") else f"{metrics[c]:.1f}"
-                 for c in cols]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+READERLESS = "hybrid-no-reader"  # the row for hybrid with the reading model off, from the same index
+
+
+def evaluate_retrievers(
+    engine: Engine, questions: list[EvalQuestion], retrievers: Sequence[str],
+    on_question: Callable[[str, int, int], None] | None = None,
+) -> dict:
+    """The whole `citebot eval --json` result: question counts and one row of metrics per
+    retriever; with hybrid and the reading model on, also READERLESS (the engine as it was
+    before the reader) from the same index in the same run. on_question(row, done, total)."""
+    runs = [(mode, mode, engine) for mode in retrievers]
+    if "hybrid" in retrievers and engine.reader is not None:
+        runs.append((READERLESS, "hybrid", Engine(replace(engine.settings, reader=False), engine.embedder)))
+    result = {"questions": len(questions), "answerable": sum(1 for q in questions if q.answers), "retrievers": {}}
+    for name, mode, eng in runs:
+        progress = (lambda n, t, name=name: on_question(name, n, t)) if on_question else None
+        result["retrievers"][name] = evaluate(eng, questions, mode, on_question=progress)
+    return result

@@ -187,7 +187,10 @@ class IndexWriter:
         self.db.close()
         # The next build copies these vectors instead of embedding again: it checks them first.
         checksums = {name: file_sha256(self.tmp / name) for name in VECTOR_FILES if (self.tmp / name).exists()}
-        manifest = {"format_version": FORMAT_VERSION, "build_id": self.build_id, **manifest, "checksums": checksums}
+        # Its size on disk, for /start and `citebot stats` (without walking the folder per call).
+        size = sum(p.stat().st_size for p in self.tmp.rglob("*") if p.is_file())
+        manifest = {"format_version": FORMAT_VERSION, "build_id": self.build_id, **manifest, "checksums": checksums,
+                    "index_bytes": size}
         (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         for path in self.tmp.rglob("*"):
             if path.is_file():

@@ -62,6 +62,7 @@ MODEL_FIXTURES = {"embedder", "make_engine", "sample_engine", "engine"}
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "model: loads the real model or builds an index (not in `make check`)")
+    config.addinivalue_line("markers", "slow: a real process that waits on timers (not in `make check`)")
 
 
 def pytest_collection_modifyitems(config, items):

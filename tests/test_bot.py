@@ -16,6 +16,7 @@ import pytest
 
 from bot.app import ALLOWED_UPDATES, build_application, webhook_options
 from bot.config import BotConfig, ConfigError
+from bot.handlers import app_state
 from bot.render import render_answer, render_citation, render_page
 from index.answer import Answer, Citation, SourceRef
 from index.config import Settings
@@ -544,7 +545,7 @@ def test_a_more_button_whose_answer_fails_still_stops_the_spinner(tmp_path, embe
     async def scenario():
         with FakeTelegram() as fake:
             async with running_bot(fake, engine) as app:
-                qid = app.bot_data["citebot"].history.remember(BATTLEGROUPS)
+                qid = app_state(app).history.remember(BATTLEGROUPS)
                 shown = {"message_id": 5, "date": int(time.time()), "chat": {"id": ALICE, "type": "private"},
                          "text": "1. an earlier answer"}
                 fake.push(callback_query={"id": "cbx", "from": user(ALICE), "chat_instance": "ci",

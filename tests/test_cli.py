@@ -113,6 +113,7 @@ def test_a_garbage_setting_is_refused_before_any_work(tmp_path):
     assert not (env_data / "index").exists(), "nothing was built"
 
 
+@pytest.mark.slow  # it waits through the retries with backoff (30 s)
 def test_serve_says_in_one_line_when_the_bot_api_cannot_be_reached(tmp_path):
     data = tmp_path / "data"
     assert citebot("-q", "build", str(SAMPLE_CORPUS), data_dir=data).returncode == 0

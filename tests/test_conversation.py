@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from bot.cli import main as citebot
+from bot.handlers import app_state
 from bot.history import History, normalise_question
 from index.followup import Turn, followup_query
 
@@ -64,7 +65,7 @@ def test_a_reply_to_an_answer_is_a_follow_up_and_votes_reach_the_admins(make_eng
                 sent = fake.messages[(ALICE, max(m for c, m in fake.messages if c == ALICE))]
                 row = first["reply_markup"]["inline_keyboard"][0]
                 assert [b["text"] for b in row] == ["👍", "👎", "More ›"]
-                history = app.bot_data["citebot"].history  # the bot notes its message right after sending it
+                history = app_state(app).history  # the bot notes its message right after sending it
                 await fake.wait_for(lambda: history.answer_to(ALICE, sent["message_id"]))
 
                 # "Where?" alone means nothing; as a reply to the answer it asks where the battlegroups go.
