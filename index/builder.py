@@ -220,7 +220,8 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
 def read_corpus(corpus_dir: Path, settings: Settings, progress: Progress | None, cache: BuildCache) -> CorpusRead:
     """Stage 1a: the documents of corpus_dir (files unchanged since the last build come from the cache)."""
     try:
-        corpus = load_corpus(corpus_dir, progress=lambda d, t: progress and progress("read", d, t), cache=cache)
+        corpus = load_corpus(corpus_dir, progress=lambda d, t: progress and progress("read", d, t), cache=cache,
+                             max_bytes=settings.max_file_bytes)
     except FileNotFoundError as exc:
         raise BuildError(str(exc)) from None
     if not corpus.documents:
@@ -391,7 +392,15 @@ def build_vectors(plan: BuildPlan, settings: Settings, previous: IndexSnapshot |
     if total:
         log.info("Embedding %d new chunks (%d reused, %d duplicates) and %d new sentences",
                  len(todo), reused, len(copies), len(todo_sentences))
-        step = (lambda offset: lambda d, t: progress("embed", offset + d, total)) if progress else (lambda offset: None)
+        watch = EmbeddingWatch(total)
+
+        def step(offset: int):
+            def report(done: int, _: int) -> None:
+                watch.update(offset + done)
+                if progress:
+                    progress("embed", offset + done, total)
+            return report
+
         embedder.embed_into([plan.texts[i] for i in todo], vectors, todo, step(0))
         sentence_texts = plan.sentence_texts
         embedder.embed_into([sentence_texts[i] for i in todo_sentences], sentence_vectors, todo_sentences,
@@ -401,6 +410,43 @@ def build_vectors(plan: BuildPlan, settings: Settings, previous: IndexSnapshot |
     for row, first in copies:
         vectors[row] = vectors[first]
     return BuildVectors(vectors, sentence_vectors, len(todo), reused, len(copies), len(todo_sentences))
+
+
+LONG_BUILD_S = 600  # embedding estimated to take longer than this is announced, with the estimate
+RATE_AFTER_S = 5.0  # seconds of embedding before the rate is trusted
+
+
+class EmbeddingWatch:
+    """Measures the embedding rate as a build goes and warns once, early, when the rest will take
+    long (a 50 MB file of unique text is many hours on two cores): the admin can stop it then."""
+
+    def __init__(self, total: int, clock=time.perf_counter):
+        self.total = total
+        self.clock = clock
+        self.began = clock()
+        self.warned = False
+
+    def update(self, done: int) -> None:
+        elapsed = self.clock() - self.began
+        if self.warned or done <= 0 or elapsed < RATE_AFTER_S:
+            return
+        rate = done / elapsed
+        left = (self.total - done) / rate
+        if left > LONG_BUILD_S:
+            self.warned = True
+            log.warning("This build embeds %s passages and sentences: about %s more at the measured %.0f a second. "
+                        "Stop it with Ctrl-C if that is not what you meant (the live index is untouched); "
+                        "CITEBOT_MAX_FILE_MB caps the size of a corpus file.", f"{self.total:,}", say_duration(left),
+                        rate)
+
+
+def say_duration(seconds: float) -> str:
+    """'2 h 5 min', '14 min', '40 s'."""
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
+    if seconds >= 60:
+        return f"{round(seconds / 60)} min"
+    return f"{round(seconds)} s"
 
 
 def _plan(hashes: list[str], known: dict[str, int]) -> tuple[list[int], list[tuple[int, int]]]:

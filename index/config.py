@@ -89,6 +89,9 @@ class Settings:
     # A question in another language than the corpus's gets the best passages found and a note
     # that questions in the corpus's language work best; off = abstention as for any question.
     answer_foreign: bool = True
+    # A corpus file larger than this is skipped with its size said (a 50 MB file of unique text
+    # is a build of many hours on two cores).
+    max_file_mb: float = 50.0
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -108,6 +111,7 @@ class Settings:
             dense_index=os.environ.get("CITEBOT_DENSE_INDEX", "").strip() or cls.dense_index,
             reader=env_flag("CITEBOT_READER", True),
             answer_foreign=env_flag("CITEBOT_ANSWER_FOREIGN", True),
+            max_file_mb=env_float("CITEBOT_MAX_FILE_MB", cls.max_file_mb),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -138,6 +142,12 @@ class Settings:
             fail("candidates", "at least 1", self.candidates)
         if self.rrf_k < 1:
             fail("rrf_k", "at least 1", self.rrf_k)
+        if not self.max_file_mb > 0:
+            fail("max_file_mb", "a size in MB above 0", self.max_file_mb)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 2**20)
 
     @property
     def index_root(self) -> Path:

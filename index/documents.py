@@ -89,12 +89,19 @@ class UnreadableFile(Exception):
     """A corpus file that cannot be read or parsed; the message says why."""
 
 
-def read_text(path: Path) -> str:
+def size_refusal(size: int, max_bytes: int) -> str | None:
+    """Why a file of size bytes is refused (sizes that show the difference), or None."""
+    if size <= max_bytes:
+        return None
+    return (f"file is {size / 2**20:.2f} MiB ({size:,} bytes), over the {max_bytes / 2**20:g} MiB limit "
+            f"({max_bytes:,} bytes; CITEBOT_MAX_FILE_MB sets it)")
+
+
+def read_text(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
     """File contents as text: UTF-8 if it is, else Windows-1252/Latin-1; binary files refused."""
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise UnreadableFile(f"file is {size / 2**20:.2f} MiB ({size:,} bytes), over the "
-                             f"{MAX_FILE_BYTES / 2**20:.0f} MiB limit ({MAX_FILE_BYTES:,} bytes)")
+    refusal = size_refusal(path.stat().st_size, max_bytes)
+    if refusal:
+        raise UnreadableFile(refusal)
     data = path.read_bytes()
     if b"\x00" in data[:4096]:
         raise UnreadableFile("looks like a binary file, not text")
@@ -231,11 +238,11 @@ def parse_json_articles(text: str, jsonl: bool, path: Path | str) -> Iterator[Ra
             log.warning("Skipping %s record %d: %s", path, number, exc)
 
 
-def read_articles(path: Path, name: str | None = None) -> list[RawArticle]:
+def read_articles(path: Path, name: str | None = None, max_bytes: int = MAX_FILE_BYTES) -> list[RawArticle]:
     """Every article in one corpus file; raises UnreadableFile with a reason. name (the path
     relative to the corpus) is how warnings about single records name the file."""
     suffix = path.suffix.lower()
-    text = read_text(path)
+    text = read_text(path, max_bytes)
     if suffix in TEXT_SUFFIXES:
         return [parse_text_article(text)]
     if suffix in HTML_SUFFIXES:
@@ -315,10 +322,10 @@ def corpus_files(corpus_dir: Path, problems: list[SkippedFile] | None = None) ->
     return sorted(found)
 
 
-def file_documents(path: Path, rel: str) -> list[Document | SkippedFile]:
+def file_documents(path: Path, rel: str, max_bytes: int = MAX_FILE_BYTES) -> list[Document | SkippedFile]:
     """The documents one corpus file gives, and a SkippedFile for each of its articles that is
     empty after cleaning; raises UnreadableFile (or OSError) when the file cannot be read."""
-    articles = read_articles(path, rel)
+    articles = read_articles(path, rel, max_bytes)
     multi = len(articles) > 1
     out: list[Document | SkippedFile] = []
     for i, article in enumerate(articles):
@@ -328,10 +335,11 @@ def file_documents(path: Path, rel: str) -> list[Document | SkippedFile]:
     return out
 
 
-def load_corpus(corpus_dir: Path, progress=None, cache=None) -> Corpus:
+def load_corpus(corpus_dir: Path, progress=None, cache=None, max_bytes: int = MAX_FILE_BYTES) -> Corpus:
     """Read and clean every article; unreadable files are skipped with a warning, never fatal.
 
-    cache (an index.cache.BuildCache) hands back what unchanged files gave last time."""
+    cache (an index.cache.BuildCache) hands back what unchanged files gave last time; files over
+    max_bytes are skipped, whatever the cache holds for them."""
     from .cache import file_stamp
 
     corpus_dir = Path(corpus_dir)
@@ -348,7 +356,11 @@ def load_corpus(corpus_dir: Path, progress=None, cache=None) -> Corpus:
         rel = path.relative_to(corpus_dir).as_posix()
         corpus.files_read += 1
         outcome = stamp = None
-        if cache is not None:
+        try:
+            outcome = size_refusal(path.stat().st_size, max_bytes)
+        except OSError as exc:
+            outcome = str(exc)
+        if outcome is None and cache is not None:
             try:
                 stamp = file_stamp(path)
                 outcome = cache.file(rel, stamp)
@@ -356,7 +368,7 @@ def load_corpus(corpus_dir: Path, progress=None, cache=None) -> Corpus:
                 stamp = None
         if outcome is None:
             try:
-                outcome = file_documents(path, rel)
+                outcome = file_documents(path, rel, max_bytes)
             except OSError as exc:  # permissions and the like change without touching mtime: not cached
                 outcome, stamp = str(exc), None
             except (UnreadableFile, ValueError) as exc:

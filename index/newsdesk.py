@@ -178,7 +178,7 @@ class Newsdesk:
             tmp.write_bytes(data)
             tmp.replace(path)
             try:
-                documents = file_documents(path, self._rel(path))
+                documents = file_documents(path, self._rel(path), self.engine.settings.max_file_bytes)
             except (UnreadableFile, OSError) as exc:
                 path.unlink(missing_ok=True)
                 raise UploadRefused(f"{name!r} cannot be read as an article file ({exc}).") from None

@@ -10,12 +10,42 @@ import pytest
 from bot.history import callback_data, parse_callback_data, parse_vote_data, vote_data
 from bot.ratelimit import UserRateLimiter, Verdict
 from index.answer import Citation, collapse_near_duplicates
+from index.builder import LONG_BUILD_S, EmbeddingWatch
+from index.documents import load_corpus
 from index.fusion import convex_combination, reciprocal_rank_fusion
 from index.query import Query, bm25_idf
 from index.relevance import COVERAGE_WEIGHT, coverage, relevance
 from index.rerank import Ranked, rerank
 from index.retrieval import Hit, top_k
 from index.store import ChunkRecord
+
+
+def test_a_build_that_will_take_long_is_announced_once_with_its_estimate(caplog):
+    now = [0.0]
+    watch = EmbeddingWatch(total=100_000, clock=lambda: now[0])
+    now[0] = 2.0
+    watch.update(40)  # too early to trust the rate
+    now[0] = 10.0
+    watch.update(100)  # 10 a second: 99,900 left is about 2 h 46 min
+    now[0] = 20.0
+    watch.update(200)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "100,000 passages and sentences" in warnings[0]
+    assert "about 2 h 46 min more at the measured 10 a second" in warnings[0] and "Ctrl-C" in warnings[0]
+    quick = EmbeddingWatch(total=1_000, clock=lambda: now[0])
+    now[0] += 10
+    quick.update(500)  # 50 a second: 10 s left
+    assert not quick.warned and LONG_BUILD_S >= 60
+
+
+def test_a_corpus_file_over_the_configured_size_is_skipped_with_both_sizes(tmp_path):
+    (tmp_path / "small.txt").write_text("Council backs cycle lanes\n\nThe council approved the lanes on Monday.")
+    (tmp_path / "big.txt").write_text("Big story\n\n" + "word " * 300_000)
+    corpus = load_corpus(tmp_path, max_bytes=1_000_000)
+    assert [d.path for d in corpus.documents] == ["small.txt"]
+    (skipped,) = corpus.skipped
+    assert skipped.path == "big.txt" and "file is 1.43 MiB (1,500,011 bytes), over the 0.953674 MiB limit" in skipped.reason
+    assert "CITEBOT_MAX_FILE_MB" in skipped.reason
 
 
 def _query(text: str, weights: dict[str, float], tokens=None, unseen: float = 5.0) -> Query:
@@ -128,3 +158,25 @@ def test_button_data_round_trips_and_foreign_data_is_refused():
     for bad in ("", "more:q1", "more:q1:-1", "vote:q1:x", "other:q1:3", None):
         assert parse_callback_data(bad) is None and parse_vote_data(bad) is None
     assert len(callback_data("0123456789abcdef", 10).encode()) <= 64, "Telegram's callback data limit"
+
+
+def test_eval_latency_leaves_out_the_first_question_which_loads_everything():
+    from index.answer import Answer
+    from index.evaluate import EvalQuestion, evaluate
+
+    class TimedEngine:
+        """Answers every question with its excerpt; the first call costs what loading does."""
+
+        def __init__(self):
+            self.calls = 0
+
+        def ask(self, question, k, retriever, abstain):
+            self.calls += 1
+            cited = _cited(1, f"The answer to {question} is copper.", "a")
+            return Answer(question=question, abstained=False, citations=(cited,), retriever=retriever,
+                          elapsed_ms=900.0 if self.calls == 1 else 10.0)
+
+    engine = TimedEngine()
+    result = evaluate(engine, [EvalQuestion(f"q{i}", ("copper",)) for i in range(5)], "hybrid")
+    assert engine.calls == 6, "one warm-up, then each question once"
+    assert result["latency_ms_p95"] == 10.0 and result["recall@1"] == 1.0
