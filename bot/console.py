@@ -7,10 +7,9 @@ import textwrap
 
 from index.answer import Answer
 from index.engine import Engine
-from index.question import QuestionError
+from index.errors import QuestionError
 
 from .render import abstain_text
-
 
 BOLD, PLAIN = "\x1b[1m", "\x1b[0m"
 

@@ -8,6 +8,7 @@
 from .answer import Answer, Citation
 from .config import Settings
 from .engine import Engine
-from .question import QuestionError
+from .errors import CitebotError, QuestionError
+from .query import Query
 
-__all__ = ["Answer", "Citation", "Engine", "QuestionError", "Settings"]
+__all__ = ["Answer", "Citation", "CitebotError", "Engine", "Query", "QuestionError", "Settings"]

@@ -408,11 +408,6 @@ class IndexSnapshot:
                               "sources": [{"source": name, "articles": n} for name, n in sources]}
         return self._coverage
 
-    def document_text(self, doc_id: str) -> str:
-        with self._db_lock:
-            row = self._db.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-        return row[0] if row else ""
-
     def vector_damage(self) -> str | None:
         """Why this build's vectors must not be reused, or None: checksums from its manifest (builds
         made before checksums were kept have none), then the norms of a sample (they are unit vectors)."""
