@@ -354,7 +354,7 @@ async def more(update: Update, context: CitebotContext) -> None:
     await query.answer()
     page, shown = render_page(answer, offset, s.config.first_citations)
     following = offset + shown
-    markup = _keyboard(qid, following if len(answer.citations) > following else None)
+    markup = _keyboard(qid, following if len(answer.citations) > following else None, question)
     try:
         await query.edit_message_text(page, reply_markup=markup)
     except BadRequest as exc:  # "message is not modified" when pressed twice

@@ -104,6 +104,9 @@ def test_private_question_gets_cited_excerpts_and_a_more_button(sample_engine):
                                           "data": button["callback_data"], "message": {**sent, "chat": {"id": ALICE, "type": "private"}}})
                 (edit,) = await fake.wait_for(lambda: fake.sent("editMessageText"))
                 assert "4." in answer_text(edit) and "1." not in answer_text(edit)
+                rows = edit["reply_markup"]["inline_keyboard"]
+                assert [b["text"] for b in rows[0][:2]] == ["👍", "👎"] and rows[-1][0]["text"] == "Share ↗", \
+                    "the edited message keeps its votes and its Share button"
                 await fake.wait_for(lambda: fake.sent("answerCallbackQuery"))
 
                 # Pressing the same button twice: Telegram refuses the identical edit; the user sees no error.
