@@ -115,9 +115,10 @@ def read_text(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
             return data.decode("latin-1")
 
 
-def normalize_date(value: str) -> str:
-    """ISO date (YYYY-MM-DD) when the value parses as one, else the value as given."""
-    value = (value or "").strip()
+def iso_date(value) -> str:
+    """The ISO date (YYYY-MM-DD) value names (ISO with or without a time, "24 March 2022",
+    "March 24, 2022", "24/03/2022", "2022/03/24"), or "" when it names none."""
+    value = str(value or "").strip()
     if not value:
         return ""
     try:
@@ -129,7 +130,12 @@ def normalize_date(value: str) -> str:
             return datetime.strptime(value, fmt).date().isoformat()
         except ValueError:
             continue
-    return value
+    return ""
+
+
+def normalize_date(value: str) -> str:
+    """An article's date as ISO when it parses as one, else as the file gives it (still shown)."""
+    return iso_date(value) or (value or "").strip()
 
 
 def parse_text_article(text: str) -> RawArticle:

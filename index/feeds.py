@@ -25,7 +25,7 @@ import lxml.etree
 import lxml.html
 import trafilatura
 
-from .documents import text_key
+from .documents import iso_date, text_key
 from .errors import CitebotError, FetchError
 from .fetch import Fetched, Fetcher, host_of
 
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 FEEDS_FILE = "feeds.sqlite"
 MIN_SUMMARY_WORDS = 40
 MAX_SLUG = 60
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
 class FeedStoreError(CitebotError, RuntimeError):
@@ -217,11 +216,6 @@ class PageArticle:
     published: str = ""
 
 
-def _iso_date(value: Any) -> str:
-    match = DATE_RE.match(str(value or "").strip())
-    return match.group(0) if match else ""
-
-
 def extract_article(html: bytes | str, url: str) -> PageArticle:
     """The page's main text and metadata; NoArticleText when it has none."""
     try:
@@ -239,7 +233,7 @@ def extract_article(html: bytes | str, url: str) -> PageArticle:
     source = (getattr(doc, "sitename", None) or getattr(doc, "hostname", None) or host_of(canonical))
     return PageArticle(title=(getattr(doc, "title", None) or "").strip(), text=text,
                        url=canonical, source=str(source).strip(),
-                       published=_iso_date(getattr(doc, "date", None)))
+                       published=iso_date(getattr(doc, "date", None)))
 
 
 def slugify(title: str) -> str:

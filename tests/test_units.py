@@ -180,3 +180,15 @@ def test_eval_latency_leaves_out_the_first_question_which_loads_everything():
     result = evaluate(engine, [EvalQuestion(f"q{i}", ("copper",)) for i in range(5)], "hybrid")
     assert engine.calls == 6, "one warm-up, then each question once"
     assert result["latency_ms_p95"] == 10.0 and result["recall@1"] == 1.0
+
+
+@pytest.mark.parametrize("written, iso", [
+    ("2022-03-24", "2022-03-24"), ("2022-03-24T10:15:00Z", "2022-03-24"), ("24 March 2022", "2022-03-24"),
+    ("March 24, 2022", "2022-03-24"), ("24/03/2022", "2022-03-24"), ("Spring 2022", ""), (None, ""),
+])
+def test_page_and_article_dates_are_read_by_one_rule(written, iso):
+    from index.documents import iso_date, normalize_date
+
+    assert iso_date(written) == iso
+    # An article file's unparseable date is still shown as written; a page's is dropped.
+    assert normalize_date(written or "") == (iso or (written or ""))
