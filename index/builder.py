@@ -412,7 +412,7 @@ def build_vectors(plan: BuildPlan, settings: Settings, previous: IndexSnapshot |
     return BuildVectors(vectors, sentence_vectors, len(todo), reused, len(copies), len(todo_sentences))
 
 
-LONG_BUILD_S = 600  # embedding estimated to take longer than this is announced, with the estimate
+LONG_BUILD_S = 1800  # embedding estimated to take longer than this is announced (a BBC-sized build is not)
 RATE_AFTER_S = 5.0  # seconds of embedding before the rate is trusted
 
 
