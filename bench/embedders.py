@@ -29,12 +29,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from index.embedding import Embedder, resolve_model  # noqa: E402
+from index.embedding import BulkEmbedder, resolve_model  # noqa: E402
 from index.onnx_encoder import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxEncoder  # noqa: E402
 from index.onnx_export import export, is_exported  # noqa: E402
 
 MODEL = "all-MiniLM-L6-v2"
-BATCH = 32  # as Embedder.embed
+BATCH = 32  # as BulkEmbedder.embed
 LATENCY_QUESTIONS = 50
 
 
@@ -66,7 +66,7 @@ def squad_passages(path: Path, count: int) -> tuple[list[str], list[str], np.nda
 
 
 def onnx_embed(encoder: OnnxEncoder, texts: list[str]) -> np.ndarray:
-    """Batched as Embedder.embed does (similar lengths together), so throughputs compare."""
+    """Batched as BulkEmbedder.embed does (similar lengths together), so throughputs compare."""
     out = np.empty((len(texts), encoder.dim), dtype=np.float32)
     order = np.argsort([len(t) for t in texts], kind="stable")
     for first in range(0, len(order), BATCH):
@@ -155,7 +155,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         cache = args.cache or Path(tmp)
-        fp32, auto = Embedder(MODEL, precision="fp32"), Embedder(MODEL, precision="auto")
+        fp32, auto = BulkEmbedder(MODEL, precision="fp32"), BulkEmbedder(MODEL, precision="auto")
         onnx_dir, int8_dir = cache / "onnx-fp32", cache / "onnx-int8"
         if not is_exported(onnx_dir):
             export(fp32.model, onnx_dir)
@@ -163,8 +163,8 @@ def main() -> None:
             quantise(onnx_dir, int8_dir)
         onnx, int8 = OnnxEncoder(onnx_dir), OnnxEncoder(int8_dir)
         runtimes = {
-            "torch fp32": (fp32.embed, fp32.embed_query),  # no cache_dir: embed_query runs torch
-            "torch bf16": (auto.embed, auto.embed_query),
+            "torch fp32": (fp32.embed, lambda q: fp32.encode([q])[0]),  # a question through torch
+            "torch bf16": (auto.embed, lambda q: auto.encode([q])[0]),
             "onnxruntime fp32": (lambda t: onnx_embed(onnx, t), lambda q: onnx.encode([q])),
             "onnxruntime int8": (lambda t: onnx_embed(int8, t), lambda q: int8.encode([q])),
         }
