@@ -166,6 +166,5 @@ class Embedder:
     ):
         from .query_encoder import QueryEncoder
 
-        self.model_name = model
         self.bulk = BulkEmbedder(model, batch_size, precision)
         self.queries = QueryEncoder(self.bulk, cache_dir, query_backend)
