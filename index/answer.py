@@ -145,7 +145,7 @@ def make_citation(
     """A citation for the excerpt at span (offsets in the chunk's text) of a chunk."""
     start, end = span
     highlight = None
-    if reading is not None and reading.span is not None:
+    if reading is not None and reading.span is not None and reading.bold:
         a, b = reading.span
         if start <= a < b <= end and chunk.text[a:b].strip():
             highlight = (a - start, b - start)

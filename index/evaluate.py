@@ -31,6 +31,7 @@ KS = (1, 5, 10)
 class EvalQuestion:
     question: str
     answers: tuple[str, ...]
+    kind: str = ""  # a JSONL row's "kind" ("off-topic", "near-miss", ...): abstention is reported per kind
 
 
 def normalize(text: str) -> str:
@@ -41,6 +42,20 @@ def normalize(text: str) -> str:
 def contains_answer(text: str, answers: tuple[str, ...]) -> bool:
     haystack = normalize(text)
     return any(normalize(a) and normalize(a) in haystack for a in answers)
+
+
+def squad_normalize(text: str) -> str:
+    """SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = re.sub(r"[^\w\s]", " ", text.casefold())
+    return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
+
+
+def bold_holds_answer(bold: str, answers: tuple[str, ...]) -> bool:
+    """A bold span is right when it holds a gold answer or lies inside one ("14:32.93" for
+    "14:32.93 seconds"), compared as SQuAD compares answers."""
+    b = squad_normalize(bold)
+    return bool(b) and any(squad_normalize(a) and (squad_normalize(a) in b or b in squad_normalize(a))
+                           for a in answers)
 
 
 def load_squad(path: Path) -> tuple[list[EvalQuestion], list[dict]]:
@@ -80,7 +95,8 @@ def _question_record(row: object, where: str) -> EvalQuestion:
         answers = []
     if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
         raise EvaluationError(f'{where}: "answers" must be a list of strings (empty for an unanswerable question)')
-    return EvalQuestion(question, tuple(answers))
+    kind = row.get("kind", "")
+    return EvalQuestion(question, tuple(answers), kind if isinstance(kind, str) else "")
 
 
 def _read_text(path: Path) -> str:
@@ -218,6 +234,8 @@ def evaluate(
     chunk_hits = {k: 0 for k in KS}
     reciprocal = 0.0
     abstained = {True: 0, False: 0}
+    by_kind: dict[str, list[bool]] = {}
+    bold = bold_right = bold_exact = 0
     latencies = []
     answerable = sum(1 for q in questions if q.answers)
     try:  # warm-up: loading the index and models on the first question is not a question's latency
@@ -233,6 +251,14 @@ def evaluate(
             continue
         latencies.append(answer.elapsed_ms)
         abstained[bool(q.answers)] += answer.abstained
+        if q.kind:
+            by_kind.setdefault(q.kind, []).append(answer.abstained)
+        if q.answers and answer.citations and answer.citations[0].highlight:
+            a, b = answer.citations[0].highlight
+            shown = answer.citations[0].excerpt[a:b]
+            bold += 1
+            bold_right += bold_holds_answer(shown, q.answers)
+            bold_exact += any(squad_normalize(shown) == squad_normalize(x) for x in q.answers)
         if q.answers:
             ranks = [c.rank for c in answer.citations if contains_answer(c.excerpt, q.answers)]
             first = ranks[0] if ranks else None
@@ -253,6 +279,12 @@ def evaluate(
         "mrr": ratio(reciprocal, answerable),
         "abstain_rate_answerable": ratio(abstained[True], answerable),
         "abstain_rate_unanswerable": ratio(abstained[False], unanswerable),
+        **({"abstain_rate_by_kind": {k: ratio(sum(v), len(v)) for k, v in sorted(by_kind.items())}} if by_kind else {}),
+        # The first excerpt's bold span: how often it is shown, and when shown, how often it holds a
+        # gold answer (or lies inside one) and equals one exactly (SQuAD's normalisation).
+        "bold_shown": ratio(bold, answerable),
+        "bold_holds_answer": ratio(bold_right, bold),
+        "bold_exact_match": ratio(bold_exact, bold),
         "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
         "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
     }

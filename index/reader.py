@@ -14,12 +14,13 @@ import json
 import logging
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from .answer_type import expected_kind, span_fits
 from .errors import ReaderUnavailable
 from .onnx_encoder import cpu_session
 
@@ -38,12 +39,27 @@ MAX_ANSWER_TOKENS = 30
 class Reading:
     """What the reader made of one passage."""
 
-    confidence: float  # P(the passage holds the answer), 0..1
+    # P(the passage states the answer), 0..1: the answer head's logit, the span head's margin over
+    # "no answer" and whether the span is of the kind the question asks for, weighed as fitted on
+    # the training half (reader.json "answerability"; the answer head alone without it).
+    confidence: float
     span: tuple[int, int] | None  # the answer it marks: offsets into the passage text, None if none
     span_score: float  # start + end logit of that span
     # Where the answer may start: (offset into the passage text, probability) for the passage's
     # tokens, the probabilities summing to 1 over the passage (tiny ones left out).
     starts: tuple[tuple[int, float], ...] = ()
+    # The span head's own view (SQuAD 2.0's null score): its score for "no answer here" ([CLS] as
+    # start and end), and P(start) x P(end) of the marked span with [CLS] competing as a position.
+    null_score: float = 0.0
+    span_probability: float = 0.0
+    answer_logit: float = 0.0  # the answer head's own logit, before the features are weighed
+    fits: bool = True  # the span is of the kind the question asks for (index/answer_type.py)
+    bold: bool = False  # the span is sure enough to be shown in bold
+
+    @property
+    def span_margin(self) -> float:
+        """How much the best span beats "no answer here" in the span head (logits; > 0: a span)."""
+        return self.span_score - self.null_score
 
 
 @dataclass(frozen=True)
@@ -121,12 +137,18 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x > -60 else 0.0
 
 
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    top = x.max()
+    return x - top - math.log(float(np.exp(x - top).sum()))
+
+
 def decode(features: Features, start: np.ndarray, end: np.ndarray, logits: np.ndarray) -> list[Reading]:
     """Readings from the model's outputs for a batch."""
     out = []
     for i in range(len(features.offsets)):
         found = best_span(start[i], end[i], features.passage_mask[i])
-        span, score, starts = None, float("-inf"), ()
+        span, score, starts, probability = None, float("-inf"), (), 0.0
+        null = float(start[i][0] + end[i][0])
         if found is not None:
             a, b, score = found
             span = (features.offsets[i][a][0], features.offsets[i][b][1])
@@ -134,8 +156,41 @@ def decode(features: Features, start: np.ndarray, end: np.ndarray, logits: np.nd
             p = np.exp(start[i][idx] - start[i][idx].max())
             p /= p.sum()
             starts = tuple((features.offsets[i][t][0], float(q)) for t, q in zip(idx.tolist(), p) if q >= 1e-3)
-        out.append(Reading(_sigmoid(float(logits[i])), span, score, starts))
+            # [CLS] (the model's "no answer" position) competes with the passage's tokens.
+            positions = np.concatenate(([0], idx))
+            log_start, log_end = _log_softmax(start[i][positions]), _log_softmax(end[i][positions])
+            at_a, at_b = int(np.searchsorted(idx, a)) + 1, int(np.searchsorted(idx, b)) + 1
+            probability = float(math.exp(log_start[at_a] + log_end[at_b]))
+        out.append(Reading(_sigmoid(float(logits[i])), span, score, starts, null, probability, float(logits[i])))
     return out
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How a Reading's features become P(the passage states the answer), and when a span is bold.
+
+    Fitted on the training half only (index/models/train_reader.py) and stored in reader.json."""
+
+    bias: float = 0.0
+    answer_logit: float = 1.0
+    span_margin: float = 0.0
+    fits: float = 0.0
+    bold_probability: float = 0.0  # a span is bold when P(start) x P(end) reaches this and it fits
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Calibration":
+        weights = config.get("answerability", {})
+        return cls(bias=float(weights.get("bias", 0.0)), answer_logit=float(weights.get("answer_logit", 1.0)),
+                   span_margin=float(weights.get("span_margin", 0.0)), fits=float(weights.get("fits", 0.0)),
+                   bold_probability=float(config.get("bold_probability", 0.0)))
+
+    def judge(self, reading: Reading, kind: str, passage: str) -> Reading:
+        """The reading with its confidence, fit and bold decided for a question of this kind."""
+        fits = reading.span is not None and span_fits(kind, passage[reading.span[0]:reading.span[1]])
+        margin = max(min(reading.span_margin, 20.0), -20.0) if reading.span is not None else -20.0
+        z = self.bias + self.answer_logit * reading.answer_logit + self.span_margin * margin + self.fits * fits
+        bold = fits and reading.span_probability >= self.bold_probability
+        return replace(reading, confidence=_sigmoid(z), fits=fits, bold=bold)
 
 
 class Reader:
@@ -156,6 +211,7 @@ class Reader:
         self.max_tokens = int(self.config.get("max_tokens", MAX_TOKENS))
         self.threshold = float(self.config["threshold"])
         self.min_relevance = float(self.config.get("min_relevance", 0.0))
+        self.calibration = Calibration.from_config(self.config)
         self._lock = threading.Lock()  # tokenizers objects must not be shared between threads mid-call
 
     def read(self, question: str, passages: Sequence[tuple[str, str]]) -> list[Reading]:
@@ -172,4 +228,6 @@ class Reader:
                 "token_type_ids": features.token_type_ids,
             },
         )
-        return decode(features, start, end, logits.reshape(-1))
+        kind = expected_kind(question)
+        return [self.calibration.judge(r, kind, text)
+                for r, (_, text) in zip(decode(features, start, end, logits.reshape(-1)), passages)]
