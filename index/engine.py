@@ -17,14 +17,14 @@ from .builder import BuildReport, Progress, build_index
 from .config import Settings
 from .embedding import Embedder
 from .language import detect_language
-from .excerpt import READER_MAX_CHARS, excerpt_around, excerpt_by_mass
+from .excerpt import READER_MAX_CHARS, excerpt_by_mass
 from .errors import QuestionError
 from .question import clean_question
 from .reader import READER_DIR, Reader, Reading, ReaderUnavailable
 from .relevance import coverage, relevance
 from .query import Query
 from .rerank import RERANK_DEPTH, Ranked, rerank
-from .retrieval import MODES, Retriever
+from .retrieval import MODES, Hit, Retriever
 from .store import IndexSnapshot, IndexUnavailable, current_build_dir
 from .timeframe import LATEST, TimeFrame, parse_timeframe, say_iso
 
@@ -37,8 +37,6 @@ OVERFETCH = 2
 # The passages the reader read are ordered by its confidence + this weight x their re-rank score:
 # confidence alone lost 1.7 points of recall@1 on SQuAD (bench/reader_sweep.py, bench/README.md).
 READER_PRIOR_WEIGHT = 0.25
-EXCERPT_BY_MASS = True  # the run of sentences holding most answer-start probability (bench/README.md)
-ORDER_BY_EXCERPT = False  # order by P(passage) x the excerpt's share of start probability: no gain
 # "Latest" questions: passages the reader finds at least this share as likely to answer as its
 # best come newest first (without the reader: passages scoring this share of the best).
 LATEST_KEEP_CONFIDENCE = 0.5
@@ -169,35 +167,55 @@ class Engine:
                         self._reader_failed = True
         return self._reader
 
-    def _read(self, question: str, ranked: list, reader: Reader, newest_first: bool = False
-              ) -> tuple[list, list[Reading]]:
+    def _read(self, question: str, ranked: list, reader: Reader, loaded: _Loaded, query: Query,
+              newest_first: bool = False) -> tuple[list, list[Reading]]:
         """The reader's view of the top passages: them reordered by its confidence, and its readings.
 
-        newest_first (a "latest" question): twice as many passages are read, and those the reader
-        finds nearly as likely to answer as the best come newest first."""
+        Besides the top passages across articles, the passages next to the best one in its article
+        are read (reader.json "neighbours"): a story's lead restates the question's words while the
+        asked fact is often a paragraph further on. newest_first (a "latest" question): twice as
+        many passages are read, and those the reader finds nearly as likely to answer as the best
+        come newest first."""
         depth = int(reader.config.get("depth", 4)) * (2 if newest_first else 1)
         head, tail = ranked[:depth], ranked[depth:]
+        head, tail = self._with_neighbours(head, tail, int(reader.config.get("neighbours", 0)), loaded, query)
         readings = reader.read(question, [(r.chunk.title, r.chunk.text) for r in head])
         read = []
         for r, reading in zip(head, readings):
-            held = 1.0  # share of the answer-start probability inside the excerpt
             if reading.span is not None:
                 spans = [(s, e) for s, e, _ in r.chunk.sentences]
-                if EXCERPT_BY_MASS:
-                    span = excerpt_by_mass(r.chunk.text, spans, reading.starts, reading.span, READER_MAX_CHARS)
-                else:
-                    span = excerpt_around(r.chunk.text, spans, reading.span, READER_MAX_CHARS)
+                span = excerpt_by_mass(r.chunk.text, spans, reading.starts, reading.span, READER_MAX_CHARS)
                 r = replace(r, span=span)
-                if ORDER_BY_EXCERPT:
-                    held = sum(p for offset, p in reading.starts if span[0] <= offset < span[1])
-            # P(the excerpt holds the answer) ~ P(the passage does) x share of its start mass shown
-            read.append((reading.confidence * held + READER_PRIOR_WEIGHT * r.score, r, reading))
+            # P(the excerpt holds the answer) ~ P(the passage does), with the search's score as a prior
+            read.append((reading.confidence + READER_PRIOR_WEIGHT * r.score, r, reading))
         read.sort(key=lambda x: (-x[0], x[1].hit.row))
         if newest_first and read:
             order = newest_first_order([r for _, r, _ in read], [x.confidence for _, _, x in read],
                                        LATEST_KEEP_CONFIDENCE)
             read = [read[i] for i in order]
         return [r for _, r, _ in read] + tail, [x for _, _, x in read]
+
+    @staticmethod
+    def _with_neighbours(head: list[Ranked], tail: list[Ranked], reach: int, loaded: _Loaded, query: Query
+                         ) -> tuple[list[Ranked], list[Ranked]]:
+        """head plus the chunks within reach of its first one in the same article (taken from tail
+        when retrieval found them too); they carry the first one's retrieval score and their own
+        excerpt's."""
+        if not reach or not head:
+            return head, tail
+        top = head[0]
+        near = [top.hit.row + d for d in range(-reach, reach + 1) if d]
+        taken = {r.hit.row for r in head}
+        wanted = [row for row in near if row >= 0 and row not in taken]
+        found = {r.hit.row: r for r in tail if r.hit.row in wanted}
+        missing = [row for row in wanted if row not in found]
+        records = {row: c for row, c in loaded.snapshot.chunks(missing).items() if c.doc_id == top.chunk.doc_id}
+        if records:
+            hits = [Hit(row, top.hit.score, top.hit.similarity) for row in sorted(records)]
+            for r in rerank(hits, records, query, loaded.snapshot.sentence_vectors, True):
+                found[r.hit.row] = r
+        extra = [found[row] for row in wanted if row in found]
+        return head + extra, [r for r in tail if r.hit.row not in found]
 
     # -- questions -------------------------------------------------------------------------------
 
@@ -284,7 +302,7 @@ class Engine:
         if boosted is not None:  # newest first would undo the boost: only for "latest" words there
             latest = latest and bool(LATEST.search(text))
         if reader is not None and ranked:
-            ranked, readings = self._read(text, ranked, reader, newest_first=latest)
+            ranked, readings = self._read(text, ranked, reader, loaded, query, newest_first=latest)
             confidence = max(r.confidence for r in readings)
             # The rule fitted with the model (index/models/train_reader.py): the reader's doubt, or
             # a question whose words and meaning are far from everything found.
