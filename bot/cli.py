@@ -163,9 +163,10 @@ def cmd_stats(args) -> int:
 def format_table(result: dict) -> str:
     """The eval result as a Markdown table, one row per retriever."""
     cols = ["recall@1", "recall@5", "recall@10", "chunk_recall@1", "chunk_recall@5", "chunk_recall@10", "mrr",
-            "abstain_rate_answerable", "abstain_rate_unanswerable", "latency_ms_p50", "latency_ms_p95"]
+            "abstain_rate_answerable", "abstain_rate_unanswerable", "bold_shown", "bold_holds_answer",
+            "latency_ms_p50", "latency_ms_p95"]
     heads = ["R@1", "R@5", "R@10", "chunk R@1", "chunk R@5", "chunk R@10", "MRR", "abstain (answerable)", "abstain (unanswerable)",
-             "p50 ms", "p95 ms"]
+             "bold shown", "bold right", "p50 ms", "p95 ms"]
     lines = [
         f"{result['questions']} questions, {result['answerable']} answerable",
         "",
@@ -176,6 +177,9 @@ def format_table(result: dict) -> str:
         cells = ["-" if metrics[c] is None else f"{metrics[c]:.3f}" if not c.startswith("latency") else f"{metrics[c]:.1f}"
                  for c in cols]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    kinds = {name: m["abstain_rate_by_kind"] for name, m in result["retrievers"].items() if m.get("abstain_rate_by_kind")}
+    for name, by_kind in kinds.items():
+        lines.append(f"{name}, abstained by kind: " + ", ".join(f"{k} {v:.3f}" for k, v in by_kind.items()))
     return "\n".join(lines)
 
 

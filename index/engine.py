@@ -307,8 +307,9 @@ class Engine:
             # The rule fitted with the model (index/models/train_reader.py): the reader's doubt, or
             # a question whose words and meaning are far from everything found.
             abstained = confidence < reader.threshold or score < reader.min_relevance
-            if foreign:  # the model reads English: its doubt about another language says little
-                abstained = confidence < FOREIGN_MIN_CONFIDENCE
+            if foreign:  # the model reads English: its doubt about another language says little,
+                abstained = confidence < FOREIGN_MIN_CONFIDENCE  # and a span it cannot judge is not bold
+                readings = [replace(r, bold=False) for r in readings]
         else:
             confidence = None
             if latest:

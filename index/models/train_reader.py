@@ -2,16 +2,22 @@
 
     make reader          # = python -m index.models.train_reader --squad ../shared/data/squad-v1.1-dev.json
 
-Data: only the articles at even positions of SQuAD v1.1 dev's `data` list (the odd half is the test
-half and is read only to print held-out figures at the end). Three even articles are kept out of
-training to fit the abstention threshold. For each training question the passages are the engine's
-own chunks (120 words, as built by `citebot build`):
+Data (the training rule): only the articles at even positions of SQuAD v1.1 dev's `data` list and
+the BBC articles listed in bbc-train.txt (beside the SQuAD file). The odd half is the test half and
+is read only to print held-out figures at the end. Three even articles and the last tenth of the
+BBC list are kept out of training to fit the rule. For each training question the passages are the
+engine's own chunks (120 words, as built by `citebot build`):
   * positives: the chunks holding the gold answer at its gold position, with the answer span;
   * negatives: the engine's top-ranked chunks (reader off) that do not contain the answer, a chunk
-    of the same article without it, and (--other-share of the questions) a chunk of another article.
+    of the same article without it, (--other-share of the questions) a chunk of another article,
+    and near misses (index/models/reader_data.py): the gold chunk with its answer sentence cut out,
+    and (--swap-share) the question with a name or number swapped (only with --near-miss-pairs);
+  * news (only with --near-miss-pairs): a cloze question per BBC training article with its chunk,
+    and near misses like the above. Measured once and not used: it lost news recall (bench/README.md).
 The model is the packaged all-MiniLM-L6-v2 encoder with two heads (start/end logits over tokens,
-one answer logit on [CLS]), trained with bf16 autocast where the CPU has it, seed fixed.
-Torch is needed here only; serving reads the ONNX file.
+one answer logit on [CLS]), trained with bf16 autocast where the CPU has it, seed fixed. Then the
+answerability weights, the abstention thresholds and the bold threshold are fitted on the held-out
+training articles (`fit_rule`). Torch is needed here only; serving reads the ONNX file.
 """
 from __future__ import annotations
 
@@ -31,17 +37,23 @@ import numpy as np
 
 from index.cleaning import normalize_text
 from index.config import Settings
+from index.evaluate import bold_holds_answer, squad_normalize
 from index.reader import (
     CONFIG_FILE, MAX_TOKENS, MODEL_FILE, READER_DIR, TOKENIZER_FILE, Reader, encode, load_tokenizer,
 )
 from index.store import file_sha256
+from index.models.reader_data import (
+    news_questions, read_bbc, swapped_question, term_pool, without_answer_sentence,
+)
 
 log = logging.getLogger("train_reader")
 
 CALIBRATION_ARTICLES = (3, 11, 19)  # indices into the even half: held out to fit the threshold
-FALSE_ABSTENTION = 0.01  # share of held-out answerable questions the fitted rule may refuse
+FALSE_ABSTENTION = 0.015  # share of each held-out answerable set the fitted rule may refuse
+BOLD_PRECISION = 0.92  # share of bold first spans that must hold a gold answer on the held-out sets
 HARD_NEGATIVES = 2
 DEPTH = 4  # passages the engine reads per question (stored in reader.json as "depth")
+NEIGHBOURS = 1  # and the chunks this close to the best one in its article ("neighbours")
 
 
 @dataclass(frozen=True)
@@ -107,8 +119,24 @@ def _engine_over(articles: list[dict], work: Path, name: str):
     return engine, chunks
 
 
-def mine(articles: list[dict], work: Path, rng: random.Random, other_share: float = 1.0) -> list[Example]:
-    """Training pairs for the questions of articles, with the engine's own hard negatives."""
+def near_misses(question: str, gold: Example, answers: list[str], pool: dict, rng: random.Random,
+                swap_share: float) -> list[Example]:
+    """The gold passage without its answer sentence, and (swap_share of the time) a question with a
+    name or number swapped asked of the gold passage: both on the story, neither stating the fact."""
+    out = []
+    cut = without_answer_sentence(gold.text, gold.span, answers)
+    if cut:
+        out.append(Example(question, gold.title, cut, None))
+    if rng.random() < swap_share:
+        swapped = swapped_question(question, gold.text, pool, rng, gold.title)
+        if swapped:
+            out.append(Example(swapped, gold.title, gold.text, None))
+    return out
+
+
+def mine(articles: list[dict], work: Path, rng: random.Random, other_share: float = 1.0,
+         pool: dict | None = None, swap_share: float = 0.0) -> list[Example]:
+    """Training pairs for the questions of articles, with the engine's own hard negatives and near misses."""
     engine, chunks = _engine_over(articles, work, "train")
     titles = sorted(chunks)
     examples: list[Example] = []
@@ -123,6 +151,8 @@ def mine(articles: list[dict], work: Path, rng: random.Random, other_share: floa
             lost += 1
             continue
         examples.extend(gold[:2])
+        if pool is not None:
+            examples.extend(near_misses(q["question"], gold[0], q["answers"], pool, rng, swap_share))
         answer = engine.ask(q["question"], k=10, abstain=False)
         hard = [c for c in answer.citations if not _contains(c.chunk_text, q["answers"])][:HARD_NEGATIVES]
         examples.extend(Example(q["question"], c.title, c.chunk_text, None) for c in hard)
@@ -138,6 +168,32 @@ def mine(articles: list[dict], work: Path, rng: random.Random, other_share: floa
             log.info("mined %d questions, %d pairs", n, len(examples))
     log.info("%d pairs (%d positive) from %d questions; %d questions without a locatable answer",
              len(examples), sum(e.span is not None for e in examples), n, lost)
+    return examples
+
+
+def mine_news(articles: list[tuple[str, str, str]], rng: random.Random, pool: dict,
+              swap_share: float) -> list[Example]:
+    """Pairs from news articles (bbc-train.txt only): a cloze question per article on the passage
+    that states its answer, that passage without the answer sentence, another passage of the same
+    article, and sometimes the question with a name or number swapped (index/models/reader_data.py)."""
+    examples: list[Example] = []
+    for path, title, text in articles:
+        windows = _paragraph_windows(text)
+        for g in news_questions(text, rng):
+            home = next(((s, e) for s, e in windows if s <= g.sentence[0] and g.sentence[1] <= e), None)
+            if home is None:
+                continue
+            passage = text[home[0]:home[1]]
+            answer = text[g.answer_start:g.answer_end]
+            gold = Example(g.question, title, passage, (g.answer_start - home[0], g.answer_end - home[0]))
+            examples.append(gold)
+            examples.extend(near_misses(g.question, gold, [answer], pool, rng, swap_share))
+            others = [(s, e) for s, e in windows if answer.casefold() not in text[s:e].casefold()]
+            if others:
+                s, e = rng.choice(others)
+                examples.append(Example(g.question, title, text[s:e], None))
+    log.info("%d news pairs (%d positive) from %d articles", len(examples),
+             sum(e.span is not None for e in examples), len(articles))
     return examples
 
 
@@ -277,18 +333,12 @@ def export(model, out: Path, work: Path) -> dict:
 
 
 def _f1(pred: str, gold: str) -> float:
-    p, g = _norm_answer(pred).split(), _norm_answer(gold).split()
+    p, g = squad_normalize(pred).split(), squad_normalize(gold).split()
     common = sum(min(p.count(w), g.count(w)) for w in set(p))
     if not common:
         return 0.0
     prec, rec = common / len(p), common / len(g)
     return 2 * prec * rec / (prec + rec)
-
-
-def _norm_answer(s: str) -> str:
-    """SQuAD's answer normalisation: lower case, no punctuation, no articles."""
-    s = re.sub(r"[^\w\s]", " ", s.casefold())
-    return " ".join(w for w in s.split() if w not in ("a", "an", "the"))
 
 
 def held_out_figures(reader: Reader, articles: list[dict], limit: int, rng: random.Random) -> dict:
@@ -320,7 +370,7 @@ def held_out_figures(reader: Reader, articles: list[dict], limit: int, rng: rand
             sentence = next(((s, e) for s, e in sentence_spans(gold) if s <= a < e), (a, b))
             sent_hits += _contains(gold[sentence[0] : sentence[1]], q["answers"])
             pred = gold[a:b]
-            em += max(_norm_answer(pred) == _norm_answer(g) for g in q["answers"])
+            em += max(squad_normalize(pred) == squad_normalize(g) for g in q["answers"])
             f1 += max(_f1(pred, g) for g in q["answers"])
         if len(readings) > 1:
             negatives += 1
@@ -347,55 +397,189 @@ def _paragraph_windows(text: str):
     return [(c.start, c.end) for c in chunk_document(doc)]
 
 
-def _confidence_and_relevance(engine, reader: Reader, questions: list[dict]) -> np.ndarray:
-    """(reader confidence, relevance) of the engine's answer to each question, with this reader."""
+class _Recorder:
+    """A Reader that keeps the readings of the passages it read for the current question."""
+
+    def __init__(self, reader: Reader):
+        self.reader, self.config = reader, reader.config
+        self.threshold, self.min_relevance = 0.0, 0.0  # the rule being fitted: abstain on nothing
+        self.last: list = []
+
+    def read(self, question, passages):
+        readings = self.reader.read(question, passages)
+        self.last = list(zip(passages, readings))
+        return readings
+
+
+@dataclass
+class Observed:
+    """One question asked of one corpus: its relevance and the passages the reader read."""
+
+    group: str  # which calibration set: "answerable ..." or a kind of stand-in
+    answerable: bool
+    relevance: float
+    features: np.ndarray  # per passage read: answer logit, span margin (clipped), span fits the question
+    holds: np.ndarray  # per passage: it holds a gold answer
+    bold_right: np.ndarray  # per passage: its span holds a gold answer (or lies inside one)
+    span_probability: np.ndarray
+
+
+def observe(engine, reader: Reader, questions: list[dict], group: str, answerable: bool) -> list[Observed]:
+    """Ask each {"question", "answers"} of the engine with the raw reader and keep what it read."""
     from index.engine import Engine
 
-    with_reader = Engine(replace(engine.settings, reader=True), engine.embedder, reader=reader)
-    rows = []
+    recorder = _Recorder(reader)
+    eng = Engine(replace(engine.settings, reader=True), engine.embedder, reader=recorder)
+    out = []
     for q in questions:
-        answer = with_reader.ask(q["question"], k=5, abstain=False)
-        rows.append((answer.confidence, answer.relevance))
-    return np.array(rows)
+        answer = eng.ask(q["question"], k=5, abstain=False)
+        feats, holds, right, prob = [], [], [], []
+        for (title, text), r in recorder.last:
+            margin = max(min(r.span_margin, 20.0), -20.0) if r.span is not None else -20.0
+            feats.append((r.answer_logit, margin, float(r.fits)))
+            holds.append(answerable and _contains(text, q["answers"]))
+            right.append(answerable and r.span is not None and bold_holds_answer(text[r.span[0]:r.span[1]], q["answers"]))
+            prob.append(r.span_probability)
+        out.append(Observed(group, answerable, answer.relevance, np.array(feats), np.array(holds, bool),
+                            np.array(right, bool), np.array(prob)))
+    return out
 
 
-def fit_threshold(reader_folder: Path, calibration: list[dict], training: list[dict], work: Path) -> tuple[dict, dict]:
-    """The abstention rule, fitted on the even half alone.
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 50) -> np.ndarray:
+    """Weights (bias first) of a logistic regression, by Newton's method with a small L2 penalty."""
+    xb = np.hstack([np.ones((len(x), 1)), x])
+    w = np.zeros(xb.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-np.clip(xb @ w, -30, 30)))
+        grad = xb.T @ (p - y) + l2 * w
+        hess = (xb * (p * (1 - p))[:, None]).T @ xb + l2 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-6:
+            break
+    return w
 
-    The engine abstains when the reader's best confidence is below `threshold` or the relevance
-    (index/relevance.py) is below `min_relevance`. Answerable: the held-out even articles' questions
-    asked of their own articles. Unanswerable stand-ins: the same questions asked of the training
-    articles only (their own article is not there). The pair that abstains on the most stand-ins
-    while refusing at most FALSE_ABSTENTION of the answerable ones wins."""
+
+def fit_rule(observed: list[Observed]) -> tuple[dict, dict]:
+    """The answerability weights, the abstention rule and the bold threshold, from the even half.
+
+    1. P(the passage states the answer) = sigmoid(weights . (answer logit, span margin, span fits)),
+       a logistic regression over every passage read: holding a gold answer is the label.
+    2. The engine abstains when its best passage's probability is below `threshold` or the
+       relevance below `min_relevance`: of the pairs refusing at most FALSE_ABSTENTION of each
+       answerable set, the one that abstains on the most stand-ins (each kind weighed alike).
+    3. A span is bold when it fits the question's kind and P(start) x P(end) reaches
+       `bold_probability`: the lowest value at which BOLD_PRECISION of the bold first spans of
+       answerable questions hold a gold answer."""
+    x = np.vstack([o.features for o in observed if len(o.features)])
+    y = np.concatenate([o.holds for o in observed if len(o.features)]).astype(float)
+    w = fit_logistic(x, y)
+    weights = {"bias": round(float(w[0]), 4), "answer_logit": round(float(w[1]), 4),
+               "span_margin": round(float(w[2]), 4), "fits": round(float(w[3]), 4)}
+    scored = []
+    for o in observed:
+        conf = 1 / (1 + np.exp(-(w[0] + o.features @ w[1:]))) if len(o.features) else np.zeros(0)
+        best = int(np.argmax(conf)) if len(conf) else -1
+        scored.append((o, float(conf.max()) if len(conf) else 0.0, best))
+    groups = sorted({o.group for o in observed})
+    best_rule = None
+    for t in np.round(np.linspace(0.02, 0.8, 79), 3):
+        for r in np.round(np.linspace(0.0, 0.6, 31), 3):
+            refused, caught = {}, {}
+            for g in groups:
+                rows = [(c, o.relevance) for o, c, _ in scored if o.group == g]
+                rate = float(np.mean([(c < t) or (rel < r) for c, rel in rows]))
+                (refused if rows and next(o for o, _, _ in scored if o.group == g).answerable else caught)[g] = rate
+            if max(refused.values()) <= FALSE_ABSTENTION:
+                key = (float(np.mean(list(caught.values()))), t, r)
+                if best_rule is None or key > best_rule[0]:
+                    best_rule = (key, refused, caught)
+    (mean_caught, t, r), refused, caught = best_rule
+    firsts = [(o.span_probability[i], o.bold_right[i], o.features[i, 2] > 0)
+              for o, _, i in scored if o.answerable and i >= 0]
+    bold_at = 1.0
+    for cut in np.round(np.linspace(0.0, 0.95, 96), 3):
+        shown = [right for p, right, fits in firsts if fits and p >= cut]
+        if shown and np.mean(shown) >= BOLD_PRECISION:
+            bold_at = float(cut)
+            break
+    shown = [right for p, right, fits in firsts if fits and p >= bold_at]
+    rule = {"answerability": weights, "threshold": float(t), "min_relevance": float(r),
+            "bold_probability": bold_at}
+    figures = {"calibration_refused": {g: round(v, 4) for g, v in refused.items()},
+               "stand_ins_abstained": {g: round(v, 4) for g, v in caught.items()},
+               "bold_shown": round(len(shown) / max(len(firsts), 1), 4),
+               "bold_precision": round(float(np.mean(shown)) if shown else 0.0, 4)}
+    return rule, figures
+
+
+def _news_engine(articles: list[tuple[str, str, str]], work: Path, name: str):
+    """An engine, reader off, over news articles written as a folder of text files."""
+    from index.evaluate import prepare
+
+    folder = work / f"{name}-corpus"
+    shutil.rmtree(folder, ignore_errors=True)
+    for path, title, text in articles:
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f"{title}\n\n{text}\n", encoding="utf-8")
+    questions = work / f"{name}-questions.jsonl"
+    questions.write_text(json.dumps({"question": "?", "answers": []}) + "\n")
+    _, engine = prepare(questions, Settings(data_dir=work / "data", reader=False), [folder])
+    return engine
+
+
+def calibration_sets(reader_folder: Path, calibration: list[dict], training: list[dict],
+                     news: list[tuple[str, str, str]], pool: dict, work: Path, seed: int) -> list[Observed]:
+    """What the reader makes of the held-out even articles and the held-out bbc-train articles:
+
+    answerable: the SQuAD questions asked of their own articles; news cloze questions asked of
+      their own articles;
+    stand-ins for unanswerable questions: the SQuAD questions asked of the training articles alone
+      (their story is missing: off-topic), the same questions with a name or number swapped for one
+      their article does not hold (near misses), the SQuAD questions asked of the news articles
+      (off-topic), and the news questions asked of their articles with the sentence stating the
+      answer cut out (near misses: the story is there, the fact is not)."""
+    rng = random.Random(seed)
     reader = Reader(reader_folder)
     questions = _questions(calibration)
     own, _ = _engine_over(calibration, work, "calibration")
-    answerable = _confidence_and_relevance(own, reader, questions)
     others, _ = _engine_over(training, work, "train")
-    stand_ins = _confidence_and_relevance(others, reader, questions)
-    best = None
-    for t in np.round(np.linspace(0.02, 0.6, 59), 3):
-        for r in np.round(np.linspace(0.0, 0.6, 31), 3):
-            refused = np.mean((answerable[:, 0] < t) | (answerable[:, 1] < r))
-            if refused <= FALSE_ABSTENTION:
-                caught = np.mean((stand_ins[:, 0] < t) | (stand_ins[:, 1] < r))
-                if best is None or (caught, t, r) > best[0]:
-                    best = ((caught, t, r), refused)
-    (caught, t, r), refused = best
-    rule = {"threshold": float(t), "min_relevance": float(r)}
-    figures = {"calibration_questions": len(questions), "calibration_refused": round(float(refused), 4),
-               "stand_ins_abstained": round(float(caught), 4),
-               "median_confidence": round(float(np.median(answerable[:, 0])), 4)}
-    return rule, figures
+    texts = {a["title"].replace("_", " "): " ".join(p["context"] for p in a["paragraphs"]) for a in calibration}
+    swapped = []
+    for q in questions:
+        new = swapped_question(q["question"], texts[q["title"]], pool, rng, q["title"])
+        if new:
+            swapped.append({"question": new, "answers": []})
+    cloze, cut_articles = [], []
+    for path, title, text in news:
+        made = news_questions(text, rng)
+        if not made:
+            cut_articles.append((path, title, text))
+            continue
+        g = made[0]
+        cloze.append({"question": g.question, "answers": [text[g.answer_start:g.answer_end]]})
+        cut_articles.append((path, title, (text[:g.sentence[0]] + text[g.sentence[1]:]).strip()))
+    news_own = _news_engine(news, work, "news-calibration")
+    news_cut = _news_engine(cut_articles, work, "news-calibration-cut")
+    log.info("calibration: %d SQuAD questions, %d swapped, %d news questions", len(questions), len(swapped), len(cloze))
+    return (observe(own, reader, questions, "answerable squad", True)
+            + observe(news_own, reader, cloze, "answerable news", True)
+            + observe(others, reader, questions, "squad elsewhere", False)
+            + observe(own, reader, swapped, "squad swapped", False)
+            + observe(news_own, reader, questions, "squad asked of news", False)
+            + observe(news_cut, reader, [{**q, "answers": []} for q in cloze], "news fact cut", False))
 
 
 CARD = """# citebot reading model
 
 A question-passage reader for citebot's answers (`index/reader.py`): reads
-`[CLS] question [SEP] title + passage [SEP]` and gives P(the passage holds the answer) from [CLS]
-and start/end logits for the answer span. The engine reads its top {depth} passages per question,
-orders them by that probability, starts each excerpt at the sentence holding the span (shown in
-bold) and abstains when no passage reaches the threshold.
+`[CLS] question [SEP] title + passage [SEP]` and gives, from [CLS], a logit that the passage holds
+the answer and, over the tokens, start/end logits for the answer span ([CLS] as start and end is
+"no answer here", SQuAD 2.0's null score). The engine reads its top {depth} passages per question and
+the chunks next to the best one in its article, orders them by the fitted answerability below,
+builds each excerpt around the span, shows the span in bold only when it is sure, and abstains when
+no passage is likely enough to state the answer.
 
 | | |
 |---|---|
@@ -403,17 +587,21 @@ bold) and abstains when no passage reaches the threshold.
 | heads | span: Linear(384, 2) over tokens; answer: Linear(384, 1) on [CLS] |
 | file | `model.onnx`: ONNX, int8 dynamic quantisation with per-channel weights ({int8_mb:.1f} MB; fp32 {fp32_mb:.1f} MB) |
 | input | at most {max_tokens} word pieces (question at most 64), passage cut to fit |
-| abstention rule | confidence < {threshold} or relevance < {min_relevance} (fitted, see below) |
+| answerability | sigmoid({bias} + {w_logit} x answer logit + {w_margin} x (best span - null score) + {w_fits} x span of the asked kind) |
+| abstention rule | answerability < {threshold} or relevance < {min_relevance} |
+| bold | span of the asked kind (`index/answer_type.py`) with P(start) x P(end) >= {bold_probability} |
 
 ## Data and split
-Only SQuAD v1.1 dev articles at **even** positions of its `data` list. Of those 24, three
-({calibration}) are held out of training and fit the threshold; the other {training_articles}
-give {training_pairs:,} training pairs. Passages are the engine's own 120-word chunks of those
-articles. Positives: the chunks holding the gold answer at its gold place, with its span.
-Negatives: the engine's top-ranked chunks (reader off) that do not contain any gold answer (at
-most 2 a question), one chunk of the same article without it, and for {other_pct:.0f}% of the questions
-one chunk of another article; a negative's span target is [CLS]. The odd half (the test half) and
-`bench/data/` were never trained on.
+Only what the training rule allows: SQuAD v1.1 dev articles at **even** positions of its `data`
+list, and the BBC articles listed in `bbc-train.txt`. Of the 24 even SQuAD articles, three
+({calibration}) are held out of training to fit the rule; the other {training_articles} give the
+SQuAD pairs. Of the {news_all} listed BBC articles, the last {news_calibration} fit the rule and the
+first {news_training} may give news pairs. {training_pairs:,} training pairs in all, cut as the engine cuts
+(120-word chunks):
+- SQuAD positives: the chunks holding the gold answer at its gold place, with its span.
+{negatives}
+A negative's span target is [CLS]. The SQuAD odd half, every BBC article not listed in
+`bbc-train.txt` and `bench/data/` were never trained on.
 
 ## Training
 {epochs} pass(es) over the pairs, batch {batch_size}, AdamW lr {lr} (weight decay 0.01, 6% warm-up then linear decay),
@@ -421,15 +609,23 @@ loss = mean of start/end cross-entropy + binary cross-entropy of the answer logi
 on the CPU, seed {seed}. `make reader` reproduces it: {train_minutes} min of training, {total_minutes} min
 in all on this 2-core machine.
 
-## Abstention rule
-The engine abstains when the reader's best confidence among the passages it read is below the
-threshold, or when the relevance of what was found (closest cosine + 0.2 x the share of the
-question's idf weight in a top passage, `index/relevance.py`) is below min_relevance. Both are
-fitted on the even half only: the {calibration_questions} questions of the three held-out articles
-asked of their own articles (answerable), and the same questions asked of the {training_articles}
-training articles alone, where their article is missing (stand-ins for unanswerable questions).
-Of the pairs that refuse at most {false_pct}% of the answerable ones ({refused_pct:.1f}% here), the one
-abstaining on the most stand-ins ({caught_pct:.1f}%) was chosen.
+## The rule, fitted on the held-out training articles only
+What the engine read for each held-out question, asked of six corpora: answerable, the SQuAD
+questions asked of their own articles ({n_squad}) and news cloze questions asked of theirs
+({n_news}); stand-ins for unanswerable questions, the SQuAD questions asked of the training articles
+(their story missing), the same questions with a name or number swapped, the SQuAD questions asked
+of the news articles, and the news questions asked of their articles with the answer's sentence cut
+out. The answerability weights are a logistic regression over every passage read (label: it holds
+a gold answer). The thresholds: of the pairs refusing at most {false_pct}% of each answerable set, the
+one abstaining on the most stand-ins, each kind weighed alike. The bold threshold: the lowest at
+which {bold_pct}% of the bold first spans of the answerable questions hold a gold answer.
+
+| held-out set | abstained |
+|---|---|
+{rule_rows}
+
+Bold on the held-out answerable questions: shown on {bold_shown} of first passages, holding a gold
+answer in {bold_precision} of those.
 
 ## Held-out figures (odd half of SQuAD dev, {questions} questions, each on its gold chunk)
 
@@ -440,32 +636,65 @@ abstaining on the most stand-ins ({caught_pct:.1f}%) was chosen.
 | span F1 | {i8_f1} | {f_f1} |
 | another chunk of the same article (no answer) scored below the threshold | {i8_rej} | {f_rej} |
 
-In the engine (`citebot eval`), see the README's "Retrieval quality" and "Abstention".
+In the engine (`citebot eval`), see docs/quality.md.
 
 ## Files (sha256)
 {hashes}
 """
 
 
+NEGATIVES = """- SQuAD negatives: the engine's top-ranked chunks (reader off) without any gold answer (at most 2
+  a question), one chunk of the same article without it, and for {other_pct:.0f}% of the questions a chunk of
+  another article."""
+NEAR_MISS_NEGATIVES = """  Two **near misses** besides (`index/models/reader_data.py`): the gold chunk with the sentence
+  stating the answer cut out (the story is there, the fact is not), and for {swap_pct:.0f}% of the questions
+  the question with a name or number swapped for one the chunk does not hold.
+- News: one cloze question per article (a question phrase put where a number, amount, year or name
+  stood: "Profits rose 8% to how much in 2004?"), its chunk as the positive, and as negatives that
+  chunk without the sentence, another chunk of the article, and sometimes a swapped question."""
+
+
 def write_card(out: Path, result: dict) -> None:
     """The model card, from the figures of the run that made the model."""
     config = json.loads((out / CONFIG_FILE).read_text())
+    negatives = NEGATIVES + ("\n" + NEAR_MISS_NEGATIVES if result.get("near_miss_pairs") else
+                             " No near-miss or news pairs (`--near-miss-pairs`, measured and not used).")
+    negatives = negatives.format(other_pct=100 * result.get("other_share", 0.5), swap_pct=100 * result.get("swap_share", 0.0))
     i8, f = result["odd_half_int8"], result["odd_half_fp32"]
+    weights = config.get("answerability", {})
     hashes = "\n".join(f"- `{name}`: `{digest}`" for name, digest in result["sha256"].items())
+    rows = [f"| {g} (answerable) | {v} |" for g, v in result.get("calibration_refused", {}).items()]
+    rows += [f"| {g} | {v} |" for g, v in result.get("stand_ins_abstained", {}).items()]
     (out / "README.md").write_text(CARD.format(
         depth=config["depth"], max_tokens=config["max_tokens"], threshold=config["threshold"],
         int8_mb=result["int8_bytes"] / 2**20, fp32_mb=result["fp32_bytes"] / 2**20,
-        calibration=", ".join(result["calibration_articles"]), false_pct=round(FALSE_ABSTENTION * 100),
+        calibration=", ".join(result["calibration_articles"]), false_pct=FALSE_ABSTENTION * 100,
+        bold_pct=round(BOLD_PRECISION * 100), bold_probability=config.get("bold_probability", 0.0),
+        bias=weights.get("bias"), w_logit=weights.get("answer_logit"), w_margin=weights.get("span_margin"),
+        w_fits=weights.get("fits"), negatives=negatives, rule_rows="\n".join(rows),
+        bold_shown=result.get("bold_shown"), bold_precision=result.get("bold_precision"),
+        n_squad=result.get("calibration_squad_questions"), n_news=result.get("calibration_news_questions"),
+        news_all=result.get("news_training_articles", 0) + result.get("news_calibration_articles", 0),
+        news_training=result.get("news_training_articles", 0), news_calibration=result.get("news_calibration_articles", 0),
         i8_sent=i8["answer_sentence_accuracy"], f_sent=f["answer_sentence_accuracy"],
         i8_em=i8["span_exact_match"], f_em=f["span_exact_match"], i8_f1=i8["span_f1"], f_f1=f["span_f1"],
         i8_rej=i8["same_article_passages_rejected"], f_rej=f["same_article_passages_rejected"],
         questions=i8["questions"], hashes=hashes, min_relevance=config.get("min_relevance", 0.0),
-        epochs=result.get("epochs", 1), other_pct=100 * result.get("other_share", 0.5),
-        refused_pct=100 * result.get("calibration_refused", 0.0), caught_pct=100 * result.get("stand_ins_abstained", 0.0),
+        epochs=result.get("epochs", 1),
         **{k: result[k] for k in (
-            "training_articles", "training_pairs", "batch_size", "lr", "seed", "train_minutes", "total_minutes",
-            "calibration_questions")},
+            "training_articles", "training_pairs", "batch_size", "lr", "seed", "train_minutes", "total_minutes")},
     ))
+
+
+NEWS_CALIBRATION_SHARE = 0.1  # of bbc-train.txt's articles, held out of training to fit the rule
+
+
+def _news_split(args) -> tuple[list, list]:
+    """bbc-train.txt's articles: (training, calibration). The listing's last tenth fits the rule."""
+    listing = args.bbc_train or args.squad.parent / "bbc-train.txt"
+    articles = read_bbc(args.bbc, listing)
+    cut = len(articles) - int(len(articles) * NEWS_CALIBRATION_SHARE)
+    return articles[:cut], articles[cut:]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -478,6 +707,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="passes over the pairs, a fraction allowed (default %(default)s; 1.3 fits 45 minutes here)")
     ap.add_argument("--other-share", type=float, default=0.5,
                     help="share of questions that also get a chunk of another article as a negative")
+    ap.add_argument("--bbc", type=Path, default=Path("../shared/data/bbc-news"),
+                    help="BBC articles folder; only those listed in --bbc-train are read")
+    ap.add_argument("--bbc-train", type=Path, default=None,
+                    help="the list of BBC articles a model may learn from (default: bbc-train.txt beside --squad)")
+    ap.add_argument("--near-miss-pairs", action="store_true",
+                    help="also train on near-miss negatives and news cloze pairs (index/models/reader_data.py); "
+                    "measured on 2026-12-03 and not used for the committed model (bench/README.md)")
+    ap.add_argument("--swap-share", type=float, default=0.3,
+                    help="share of questions that also get a swapped-name/number question as a near-miss negative")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=8e-5)
     ap.add_argument("--seed", type=int, default=13)
@@ -501,6 +739,9 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
 
     staging = Path(tempfile.mkdtemp(prefix="reader-", dir=args.work))
+    news_train, news_calibration = _news_split(args)
+    pool = term_pool([p["context"] for a in training for p in a["paragraphs"]]
+                     + [text for _, _, text in news_train])
     if args.refit:  # the committed model as it is: only its abstention rule and figures are redone
         previous = json.loads((args.out / "training.json").read_text())
         for name in (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE):
@@ -513,7 +754,11 @@ def main(argv: list[str] | None = None) -> int:
 
         base = resolve_model("all-MiniLM-L6-v2")
         tokenizer = load_tokenizer(Path(base) / "tokenizer.json")
-        examples = mine(training, args.work, rng, args.other_share)
+        if args.near_miss_pairs:
+            examples = mine(training, args.work, rng, args.other_share, pool, args.swap_share)
+            examples += mine_news(news_train, rng, pool, args.swap_share)
+        else:
+            examples = mine(training, args.work, rng, args.other_share)
         rng.shuffle(examples)
         if args.limit:
             examples = examples[: args.limit]
@@ -524,9 +769,14 @@ def main(argv: list[str] | None = None) -> int:
         sizes = export(model, staging, args.work)
         shutil.copy(Path(base) / "tokenizer.json", staging / TOKENIZER_FILE)
         config = {"max_tokens": MAX_TOKENS, "threshold": 0.5, "min_relevance": 0.0, "depth": DEPTH,
-                  "base_model": "all-MiniLM-L6-v2"}
+                  "neighbours": NEIGHBOURS, "base_model": "all-MiniLM-L6-v2"}
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-    rule, calib = fit_threshold(staging, calibration, training, args.work)
+    config.setdefault("neighbours", NEIGHBOURS)  # the rule is fitted on what the engine will read
+    (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    observed = calibration_sets(staging, calibration, training, news_calibration, pool, args.work, args.seed)
+    rule, calib = fit_rule(observed)
+    calib["calibration_squad_questions"] = sum(o.group == "answerable squad" for o in observed)
+    calib["calibration_news_questions"] = sum(o.group == "answerable news" for o in observed)
     config.update(rule)
     (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
     figures = held_out_figures(Reader(staging), odd, args.held_out, random.Random(args.seed))
@@ -543,7 +793,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(staging, ignore_errors=True)
     result = {
         "seed": args.seed, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-        "other_share": args.other_share,
+        "other_share": args.other_share, "near_miss_pairs": args.near_miss_pairs, "swap_share": args.swap_share,
+        "news_training_articles": len(news_train), "news_calibration_articles": len(news_calibration),
         "training_pairs": pairs, "training_articles": len(training),
         "calibration_articles": [a["title"] for a in calibration], **calib,
         "threshold": config["threshold"], "min_relevance": config["min_relevance"], "train_minutes": round(trained_s / 60, 1),
