@@ -413,8 +413,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--source", action="append", metavar="NAME",
                    help="only articles whose source or address contains NAME (e.g. bbc); repeatable")
     a.add_argument("--today", type=_day, metavar="DAY",
-                   help="the day that 'today', 'yesterday', 'this week' and 'latest' count from (default: "
-                   "the current UTC date)")
+                   help="the day that 'today', 'yesterday', 'this week' and 'latest' count from; questions "
+                   "with time in them cite nothing published after it (default: the current UTC date)")
     a.add_argument("--json", action="store_true", help="print the answer as JSON")
     a.set_defaults(func=cmd_ask)
 

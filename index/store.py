@@ -383,6 +383,19 @@ class IndexSnapshot:
             rows = [r for (r,) in self._db.execute(sql + " ORDER BY c.row", args)]
         return np.asarray(rows, dtype=np.int64)
 
+    def rows_published_after(self, day: str) -> np.ndarray:
+        """Rows of the chunks whose article is dated after day (an ISO day), sorted; undated
+        articles are never among them."""
+        last = self.coverage()["last"]
+        if not last or last <= day:  # the usual case, asked today: no SQL
+            return np.zeros(0, dtype=np.int64)
+        with self._db_lock:
+            rows = [r for (r,) in self._db.execute(
+                "SELECT c.row FROM chunks c JOIN documents d USING (doc_id) WHERE d.published GLOB "
+                "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' AND substr(d.published, 1, 10) > ? ORDER BY c.row",
+                (day,))]
+        return np.asarray(rows, dtype=np.int64)
+
     def rows_of_documents(self, doc_ids: Sequence[str]) -> np.ndarray:
         """Rows of the chunks of these documents, sorted (documents no longer indexed give none)."""
         if not doc_ids:
