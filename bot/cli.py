@@ -314,7 +314,7 @@ def cmd_serve(args) -> int:
         from bot.console import run_console
 
         print("TELEGRAM_BOT_TOKEN is not set: starting the console instead of Telegram.", file=sys.stderr)
-        run_console(engine)
+        run_console(engine, config)
         return 0
     from bot.app import run
 

@@ -139,12 +139,21 @@ def abstain_text(answer: Answer) -> str:
     return f"{text} {answer.note}" if answer.note else text
 
 
-def render_answer(answer: Answer, start: int = 0, count: int = 3) -> list[str]:
+def render_answer(answer: Answer, start: int = 0, count: int = 3, searched: str = "") -> list[str]:
     """Telegram HTML messages for citations [start, start+count) of an answer.
 
     Usually one message; when the citations do not fit in 4096 UTF-16 units they are split
-    between citations, never inside a tag or an entity. A note about dates opens the first one.
+    between citations, never inside a tag or an entity. A note about dates opens the first one;
+    searched (what a follow-up was searched as) closes the last one when it fits.
     """
+    messages = _render_pages(answer, start, count)
+    tail = f"\n\n<i>{escape(searched)}</i>" if searched else ""
+    if tail and _visible_len(messages[-1] + tail) <= MAX_MESSAGE_UTF16:
+        messages[-1] += tail
+    return messages
+
+
+def _render_pages(answer: Answer, start: int, count: int) -> list[str]:
     if answer.abstained or not answer.citations:
         return [escape(abstain_text(answer))]
     messages = []
