@@ -22,6 +22,14 @@ def _width() -> int:
     return max(40, min(120, shutil.get_terminal_size((88, 24)).columns))
 
 
+def _wrap(text: str, lead: str) -> str:
+    """A citation line wrapped for a terminal under its excerpt; words and addresses stay whole,
+    and a line never starts with the " · " between two parts (held by a no-break space meanwhile)."""
+    return textwrap.fill(text.replace(" · ", "\u00a0· "), width=_width(), initial_indent=lead,
+                         subsequent_indent="      ", break_long_words=False, break_on_hyphens=False
+                         ).replace("\u00a0", " ")
+
+
 def _excerpt_text(rank: int, excerpt: str, highlight: tuple[int, int] | None, bold: bool) -> str:
     """The numbered excerpt wrapped for a terminal; with bold, the answer the reader marked in bold."""
     words = excerpt.split()
@@ -61,9 +69,10 @@ def render_text(answer: Answer, bold: bool = False, start: int = 0, count: int |
     blocks = [answer.note] if answer.note and start == 0 else []
     for c in answer.citations[start : None if count is None else start + count]:
         excerpt = _excerpt_text(c.rank, c.excerpt, c.highlight, bold)
-        meta = " · ".join(x for x in (c.title, c.source, c.published, c.url) if x)
-        also = "".join(f"\n    also in: {' · '.join(x for x in (r.title, r.source, r.url) if x)}" for r in c.also_in)
-        blocks.append(f"{excerpt}\n    — {meta}{also}")
+        meta = _wrap(" · ".join(x for x in (c.title, c.source, c.published, c.url) if x), "    — ")
+        also = "".join("\n" + _wrap(" · ".join(x for x in (r.title, r.source, r.url) if x), "    also in: ")
+                       for r in c.also_in)
+        blocks.append(f"{excerpt}\n{meta}{also}")
     return "\n\n".join(blocks + tail)
 
 

@@ -93,6 +93,24 @@ def test_the_console_bolds_the_answer_only_on_a_terminal():
     assert BOLD not in render_text(answer) and "wants 15% of" in render_text(answer)
 
 
+@pytest.mark.parametrize("columns", [70, 120])
+def test_the_console_wraps_the_citation_line_too(monkeypatch, columns):
+    from dataclasses import replace
+
+    monkeypatch.setenv("COLUMNS", str(columns))  # what shutil.get_terminal_size reads first
+    url = "https://www.aljazeera.com/news/2022/3/24/nato-allies-agree-to-bolster-the-eastern-flank"
+    cited = replace(_citation("Allies agreed to send four more battlegroups.", None),
+                    title="NATO allies agree to bolster the eastern flank and send more help to Ukraine",
+                    source="Al Jazeera (machine-paraphrased republication)", published="2022-03-24", url=url)
+    text = render_text(Answer("q", False, (cited,), "hybrid"))
+    lines = text.splitlines()
+    meta = lines[lines.index(next(x for x in lines if x.startswith("    — "))):]
+    assert all(len(x) <= columns or x.strip() == url for x in meta), "no line runs past the terminal"
+    assert all(x.startswith("      ") for x in meta[1:]), "continued lines keep the indent, the URL too"
+    words = " ".join(x.strip() for x in meta).split()
+    assert "republication)" in words and url in words, "no word or address broken in two"
+
+
 @pytest.mark.parametrize("env, expected", [
     ({"CITEBOT_FUSION": "bogus"}, "CITEBOT_FUSION must be one of convex, rrf, not 'bogus'"),
     ({"CITEBOT_ALPHA": "7"}, "CITEBOT_ALPHA must be between 0 and 1"),
