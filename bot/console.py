@@ -69,7 +69,9 @@ def render_text(answer: Answer, bold: bool = False, start: int = 0, count: int |
     blocks = [answer.note] if answer.note and start == 0 else []
     for c in answer.citations[start : None if count is None else start + count]:
         excerpt = _excerpt_text(c.rank, c.excerpt, c.highlight, bold)
-        meta = _wrap(" · ".join(x for x in (c.title, c.source, c.published, c.url) if x), "    — ")
+        # With no source, date or link, the file (relative to the corpus folder) says where it is from.
+        where = (c.source, c.published, c.url) if c.source or c.published or c.url else (c.path,)
+        meta = _wrap(" · ".join(x for x in (c.title, *where) if x), "    — ")
         also = "".join("\n" + _wrap(" · ".join(x for x in (r.title, r.source, r.url) if x), "    also in: ")
                        for r in c.also_in)
         blocks.append(f"{excerpt}\n{meta}{also}")

@@ -100,6 +100,8 @@ def render_citation_line(c: Citation) -> str:
     link = linkable(c.url) if c.url else False
     parts = [f'<a href="{escape(c.url.strip(), quote=True)}">{title}</a>' if link else f"<i>{title}</i>"]
     parts += [escape(_cap(x, 120)) for x in (c.source, c.published) if x]
+    if not (c.source or c.published or c.url) and c.path:  # nothing else says where it is from
+        parts.append(escape(_cap(c.path, 200)))
     line = "— " + " · ".join(parts)
     if c.also_in:
         names = [escape(_cap(r.source or r.title, 80)) for r in c.also_in[:MAX_ALSO_IN]]

@@ -65,6 +65,7 @@ class ChunkRecord:
     url: str
     published: str
     sentences: tuple[tuple[int, int, int], ...] = ()  # (start, end, vector row), offsets into text
+    path: str = ""  # the article's file, relative to the corpus folder
 
 
 def _builds_dir(root: Path) -> Path:
@@ -350,10 +351,10 @@ class IndexSnapshot:
         with self._db_lock:
             found = self._db.execute(
                 "SELECT c.row, c.chunk_id, c.doc_id, c.start, c.end, c.text, d.title, d.source, d.url, d.published, "
-                f"c.sentences FROM chunks c JOIN documents d USING (doc_id) WHERE c.row IN ({marks})",
+                f"c.sentences, d.path FROM chunks c JOIN documents d USING (doc_id) WHERE c.row IN ({marks})",
                 [int(r) for r in rows],
             ).fetchall()
-        return {r[0]: ChunkRecord(*r[:-1], tuple(map(tuple, json.loads(r[-1])))) for r in found}
+        return {r[0]: ChunkRecord(*r[:-2], tuple(map(tuple, json.loads(r[-2]))), r[-1]) for r in found}
 
     def rows_matching(self, since: str = "", until: str = "", sources: Sequence[str] = ()) -> np.ndarray:
         """Rows of the chunks whose article was published in [since, until] (ISO days, inclusive;
