@@ -537,7 +537,11 @@ def main(argv: list[str] | None = None) -> int:
     # One-shot answers print the answer, not the engine's progress; long commands say what they do.
     chatty = args.command in ("build", "eval", "serve", "refresh")
     configure_logging(logging.DEBUG if args.verbose else logging.INFO if chatty and not args.quiet else logging.WARNING)
+    from bot.config import BOT_SETTINGS
+    from index.config import ENGINE_SETTINGS, warn_unknown_settings
     from index.errors import CitebotError
+
+    warn_unknown_settings(set(ENGINE_SETTINGS) | BOT_SETTINGS)  # once, before any work
 
     try:
         return args.func(args)

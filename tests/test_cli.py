@@ -13,10 +13,10 @@ import pytest
 from .conftest import ROOT, SAMPLE_CORPUS
 
 
-def citebot(*args: str, data_dir, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CITEBOT_DATA_DIR": str(data_dir)}
+def citebot(*args: str, data_dir, timeout: int = 300, env: dict | None = None, cwd=ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CITEBOT_DATA_DIR": str(data_dir), **(env or {})}
     env.pop("TELEGRAM_BOT_TOKEN", None)
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -144,3 +144,16 @@ def test_a_build_logged_to_a_file_shows_a_few_progress_lines_not_carriage_return
 def test_the_data_folder_can_be_given_after_the_command_too(tmp_path):
     result = citebot("stats", "--data-dir", str(tmp_path / "elsewhere"), data_dir=tmp_path / "default")
     assert result.returncode == 2 and str(tmp_path / "elsewhere") in result.stderr
+
+
+def test_a_misspelt_setting_is_named_once_with_the_closest_real_one(tmp_path):
+    typos = {"CITEBOT_READR": "0", "CITEBOT_CHUNK_WORD": "10", "CITEBOT_WEBHOK_URL": "https://x", "CITEBOT_XYZZY": "1"}
+    result = citebot("stats", data_dir=tmp_path / "nothing", env=typos)
+    said = result.stderr
+    assert "CITEBOT_READR is not a citebot setting and is ignored; did you mean CITEBOT_READER?" in said
+    assert "did you mean CITEBOT_CHUNK_WORDS?" in said and "did you mean CITEBOT_WEBHOOK_URL?" in said
+    assert "CITEBOT_XYZZY is not a citebot setting and is ignored (citebot --help and citebot serve --help " \
+           "list them)." in said
+    assert said.count("CITEBOT_READR") == 1, "once"
+    real = citebot("stats", data_dir=tmp_path / "nothing", env={"CITEBOT_READER": "0", "CITEBOT_ADMIN_IDS": "1"})
+    assert "not a citebot setting" not in real.stderr

@@ -179,3 +179,17 @@ def test_the_bot_settings_share_the_engines_checks(monkeypatch, name, value, exp
     with pytest.raises(ConfigurationError) as failure:
         BotConfig.from_env()
     assert str(failure.value) == expected + "."
+
+
+def test_every_setting_the_code_reads_is_a_known_one():
+    """A setting the code reads but the lists lack would be called a typo (and left out of --help)."""
+    import re
+
+    from bot.config import BOT_SETTINGS
+    from index.config import ENGINE_SETTINGS
+
+    from .conftest import ROOT
+
+    read = {name for folder in ("index", "bot") for path in (ROOT / folder).rglob("*.py")
+            for name in re.findall(r"CITEBOT_[A-Z][A-Z_]*[A-Z]", path.read_text(encoding="utf-8"))}
+    assert read and read <= set(ENGINE_SETTINGS) | BOT_SETTINGS, read - set(ENGINE_SETTINGS) - BOT_SETTINGS
