@@ -380,11 +380,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"citebot {_version()}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    # The same two options after the command too (`citebot ask --data-dir X ...`); SUPPRESS keeps a
-    # value given before the command when none is given after it.
+    # The same options after the command too (`citebot ask --data-dir X ...`, `citebot build -q`);
+    # SUPPRESS keeps a value given before the command when none is given after it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", default=argparse.SUPPRESS, help="where the index lives")
     common.add_argument("--model", default=argparse.SUPPRESS, help="embedding model name or folder")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debugging detail")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars, warnings only")
 
     b = sub.add_parser("build", parents=[common], help="build or refresh the index", description=
                        "Read the corpus folder, clean and chunk the articles, embed new chunks and write the index "

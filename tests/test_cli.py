@@ -157,3 +157,13 @@ def test_a_misspelt_setting_is_named_once_with_the_closest_real_one(tmp_path):
     assert said.count("CITEBOT_READR") == 1, "once"
     real = citebot("stats", data_dir=tmp_path / "nothing", env={"CITEBOT_READER": "0", "CITEBOT_ADMIN_IDS": "1"})
     assert "not a citebot setting" not in real.stderr
+
+
+def test_quiet_and_verbose_work_after_the_command_too(tmp_path):
+    from bot.cli import parser
+
+    assert parser().parse_args(["build", "-q"]).quiet and parser().parse_args(["-q", "build"]).quiet
+    assert not parser().parse_args(["build"]).quiet and parser().parse_args(["ask", "x", "--verbose"]).verbose
+    assert parser().parse_args(["-v", "stats"]).verbose and not parser().parse_args(["stats"]).verbose
+    result = citebot("stats", "-q", data_dir=tmp_path / "nothing")
+    assert "unrecognized arguments" not in result.stderr and "run `citebot build`" in result.stderr
