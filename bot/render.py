@@ -51,12 +51,22 @@ def render_report(report: dict) -> str:
 
 
 def feed_lines(feed) -> str:
-    """One feed as plain text: address and title, last fetch with its items, last error."""
-    when = feed.last_fetched.replace("T", " ").replace("+00:00", " UTC") if feed.last_fetched else "never fetched"
+    """One feed as plain text: address and title, the last fetch and what it gave; the last fetch
+    that returned items (when that was an earlier one) and the last error, each with its time."""
+    def when(iso: str) -> str:
+        return iso.replace("T", " ").replace("+00:00", " UTC")
+
     line = feed.url + (f" ({feed.title})" if feed.title else "")
-    line += f"\n  last fetched {when}: {feed.last_items} items, {feed.last_new} new"
+    if not feed.last_fetched:
+        return line + "\n  never fetched"
+    items = f"{feed.last_items} items, {feed.last_new} new"
+    earlier = feed.last_status in ("not modified", "failed")  # the items came from an earlier fetch
+    line += f"\n  last fetched {when(feed.last_fetched)}: {feed.last_status if earlier else items}"
+    if earlier and feed.items_at:
+        line += f"\n  last items {when(feed.items_at)}: {items}"
     if feed.last_error:
-        line += f"\n  last error: {feed.last_error}"
+        line += f"\n  last error {when(feed.error_at)}: {feed.last_error}" if feed.error_at else \
+            f"\n  last error: {feed.last_error}"
     return line
 
 
