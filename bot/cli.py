@@ -54,8 +54,8 @@ an article file (.txt .md .html .json .jsonl, up to 20 MB) sent to the bot in a 
 
 
 class ProgressBars:
-    """Progress of the build stages reported by the engine's callback: tqdm bars on a terminal;
-    elsewhere (a log file, CI) a line every 10%, never thousands of carriage returns."""
+    """Progress of long work (build stages, eval rows): tqdm bars on a terminal; elsewhere (a log
+    file, CI, a pipe) a line every 10%, never thousands of carriage returns."""
 
     LABELS = {"read": "reading files", "embed": "embedding passages and sentences", "write": "writing index"}
 
@@ -80,6 +80,8 @@ class ProgressBars:
             self.close()  # the previous stage is over
             bar = self.bars[stage] = tqdm(total=total, desc=self.LABELS.get(stage, stage), unit="", leave=True)
         bar.update(done - bar.n)
+        if done >= total:  # closed now: what comes next (loading the model) is not this stage's time
+            bar.close()
 
     def close(self) -> None:
         for bar in self.bars.values():
@@ -200,20 +202,12 @@ def cmd_eval(args) -> int:
     if args.limit:
         questions = questions[: args.limit]
     modes = MODES if args.retriever == "all" else (args.retriever,)
-    shown: dict[str, tqdm] = {}
-
-    def advance(row: str, done: int, total: int) -> None:
-        if row not in shown:
-            for bar in shown.values():
-                bar.close()
-            shown[row] = tqdm(total=total, desc=f"eval {row}", disable=args.quiet)
-        shown[row].update(1)
-
+    rows = ProgressBars(enabled=not args.quiet)
     try:
-        result = evaluate_retrievers(engine, questions, modes, on_question=advance)
+        result = evaluate_retrievers(engine, questions, modes,
+                                     on_question=lambda row, done, total: rows(f"eval {row}", done, total))
     finally:
-        for bar in shown.values():
-            bar.close()
+        rows.close()
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 

@@ -135,7 +135,7 @@ def test_a_build_logged_to_a_file_shows_a_few_progress_lines_not_carriage_return
     shutil.copytree(SAMPLE_CORPUS, corpus)
     built = citebot("build", str(corpus), data_dir=tmp_path / "data")  # stderr is a pipe, as in a log file
     assert built.returncode == 0, built.stderr
-    assert "\r" not in built.stderr
+    assert "\r" not in built.stderr and "%|" not in built.stderr  # text=True reads a \r as \n: look for a bar
     assert "embedding passages and sentences: 100%" in built.stderr
     progress = [line for line in built.stderr.splitlines() if "embedding passages and sentences" in line]
     assert 1 <= len(progress) <= 11
@@ -167,3 +167,18 @@ def test_quiet_and_verbose_work_after_the_command_too(tmp_path):
     assert parser().parse_args(["-v", "stats"]).verbose and not parser().parse_args(["stats"]).verbose
     result = citebot("stats", "-q", data_dir=tmp_path / "nothing")
     assert "unrecognized arguments" not in result.stderr and "run `citebot build`" in result.stderr
+
+
+@pytest.mark.model
+def test_eval_logged_to_a_file_shows_a_few_progress_lines_not_carriage_returns(tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SAMPLE_CORPUS, corpus)
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("\n".join(json.dumps(q) for q in [
+        {"question": "How many new battlegroups did NATO agree to deploy?", "answers": ["four"]},
+        {"question": "Where will the battlegroups go?", "answers": ["Slovakia"]},
+        {"question": "What is the capital of Peru?", "answers": []}]) + "\n")
+    result = citebot("eval", str(questions), "--corpus", str(corpus), "--retriever", "bm25", data_dir=tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+    assert "%|" not in result.stderr, "no progress bar in a pipe (text=True has turned its \\r into \\n)"
+    assert "eval bm25: 100% (3 of 3)" in result.stderr and "| bm25 |" in result.stdout

@@ -193,3 +193,19 @@ def test_every_setting_the_code_reads_is_a_known_one():
     read = {name for folder in ("index", "bot") for path in (ROOT / folder).rglob("*.py")
             for name in re.findall(r"CITEBOT_[A-Z][A-Z_]*[A-Z]", path.read_text(encoding="utf-8"))}
     assert read and read <= set(ENGINE_SETTINGS) | BOT_SETTINGS, read - set(ENGINE_SETTINGS) - BOT_SETTINGS
+
+
+def test_a_finished_stage_closes_its_bar_so_the_next_wait_is_not_blamed_on_it(monkeypatch, capsys):
+    """`make run`: loading the model after the files are read must not show as time spent reading."""
+    from bot.cli import ProgressBars
+
+    clock = [1000.0]
+    monkeypatch.setattr("tqdm.std.time", lambda: clock[0])
+    bars = ProgressBars(terminal=True)
+    bars("read", 1, 2)
+    bars("read", 2, 2)
+    clock[0] += 7  # the embedding model loads
+    bars("embed", 1, 10)
+    bars.close()
+    reading = [x for x in capsys.readouterr().err.replace("\r", "\n").splitlines() if x.startswith("reading files")]
+    assert reading and all("00:07" not in x for x in reading), reading[-1]
