@@ -387,7 +387,10 @@ def load_corpus(corpus_dir: Path, progress=None, cache=None, max_bytes: int = MA
 
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
-        raise FileNotFoundError(f"Corpus folder {corpus_dir} does not exist.")
+        # Absolute: a relative default (corpus/) means nothing when run from another folder.
+        what = "is not a folder" if corpus_dir.exists() else "does not exist"
+        raise FileNotFoundError(f"Corpus folder {corpus_dir.absolute()} {what}; set CITEBOT_CORPUS_DIR to the "
+                                "folder of your articles (or name it: citebot build FOLDER).")
     corpus = Corpus()
     by_content: dict[str, Document] = {}
     not_files: list[SkippedFile] = []

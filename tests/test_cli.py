@@ -182,3 +182,13 @@ def test_eval_logged_to_a_file_shows_a_few_progress_lines_not_carriage_returns(t
     assert result.returncode == 0, result.stderr
     assert "%|" not in result.stderr, "no progress bar in a pipe (text=True has turned its \\r into \\n)"
     assert "eval bm25: 100% (3 of 3)" in result.stderr and "| bm25 |" in result.stdout
+
+
+def test_from_another_folder_a_missing_corpus_is_named_absolutely_with_the_setting_to_change(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CITEBOT_CORPUS_DIR"}
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "build"], cwd=tmp_path, capture_output=True, text=True,
+                            env={**env, "CITEBOT_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)},
+                            timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"Corpus folder {tmp_path / 'corpus'} does not exist" in result.stderr
+    assert "CITEBOT_CORPUS_DIR" in result.stderr
