@@ -209,3 +209,15 @@ def test_a_finished_stage_closes_its_bar_so_the_next_wait_is_not_blamed_on_it(mo
     bars.close()
     reading = [x for x in capsys.readouterr().err.replace("\r", "\n").splitlines() if x.startswith("reading files")]
     assert reading and all("00:07" not in x for x in reading), reading[-1]
+
+
+@pytest.mark.parametrize("path", ["corpus/fetched/example.org/2026-03-03-tram.json", "corpus/uploads/copper.txt"])
+def test_what_feeds_and_uploads_write_into_the_default_corpus_is_not_part_of_the_clone(path):
+    import shutil
+    import subprocess
+
+    from .conftest import ROOT
+
+    if shutil.which("git") is None or subprocess.run(["git", "rev-parse"], cwd=ROOT, capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    assert subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT).returncode == 0, f"{path} would dirty the clone"
