@@ -378,11 +378,13 @@ def file_documents(path: Path, rel: str, max_bytes: int = MAX_FILE_BYTES) -> lis
     return out
 
 
-def load_corpus(corpus_dir: Path, progress=None, cache=None, max_bytes: int = MAX_FILE_BYTES) -> Corpus:
+def load_corpus(corpus_dir: Path, progress=None, cache=None, max_bytes: int = MAX_FILE_BYTES,
+                keep: frozenset[str] = frozenset()) -> Corpus:
     """Read and clean every article; unreadable files are skipped with a warning, never fatal.
 
     cache (an index.cache.BuildCache) hands back what unchanged files gave last time; files over
-    max_bytes are skipped, whatever the cache holds for them."""
+    max_bytes are skipped, whatever the cache holds for them. Of two copies of an article the one
+    whose path is in keep (the live index's) is kept, else the first by path."""
     from .cache import file_stamp
 
     corpus_dir = Path(corpus_dir)
@@ -453,6 +455,12 @@ def load_corpus(corpus_dir: Path, progress=None, cache=None, max_bytes: int = MA
                 continue
             doc = with_defaults(doc, defaults_for(Path(rel).parent), path.name)
             twin = by_content.get(doc.content_key)
+            if twin is not None and doc.path in keep and twin.path not in keep:
+                # The copy already indexed stays the one cited; the new copy is the duplicate.
+                corpus.documents[corpus.documents.index(twin)] = by_content[doc.content_key] = doc
+                corpus.duplicates = [SkippedFile(d.path, f"duplicate of {doc.path}")
+                                     if d.reason == f"duplicate of {twin.path}" else d for d in corpus.duplicates]
+                doc, twin = twin, doc
             if twin is not None:
                 log.info("%s duplicates %s; indexing it once", doc.path, twin.path)
                 corpus.duplicates.append(SkippedFile(doc.path, f"duplicate of {twin.path}"))

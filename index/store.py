@@ -260,6 +260,21 @@ def read_manifest(build_dir: Path) -> dict:
     return manifest
 
 
+def indexed_paths(root: Path) -> frozenset[str]:
+    """The corpus paths of the live build's documents; none when there is no readable build."""
+    try:
+        build = current_build_dir(root)
+        if build is None:
+            return frozenset()
+        db = sqlite3.connect(f"file:{build / 'meta.sqlite'}?mode=ro", uri=True)
+        try:
+            return frozenset(path for (path,) in db.execute("SELECT path FROM documents"))
+        finally:
+            db.close()
+    except (IndexUnavailable, sqlite3.Error, OSError):
+        return frozenset()
+
+
 class IndexSnapshot:
     """One build, loaded read-only. Safe to share between threads; never changes once loaded."""
 
