@@ -522,7 +522,7 @@ def refresh_feeds(store: FeedStore, corpus_dir: Path, fetcher: Fetcher,
         except CitebotError as exc:
             log.warning("feed %s failed: %r", feed.url, exc)
             report.errors.append((feed.url, str(exc)))
-    log.info("refresh: %s", report.summary().splitlines()[0])
+    log.debug("refresh: %s", report.summary().splitlines()[0])  # the caller says it (CLI, /refresh, the job)
     return report
 
 

@@ -154,6 +154,17 @@ def test_feed_list_keeps_the_last_items_and_the_last_error_with_their_times(tmp_
     assert times[1] <= times[2] <= times[0], "each with its own time"
 
 
+def test_refresh_says_its_summary_once(tmp_path, site):
+    corpus, data = tmp_path / "corpus", tmp_path / "data"
+    assert citebot("feed", "add", site + "/atom", "--no-build", data_dir=data, corpus_dir=corpus).returncode == 0
+    env = {**os.environ, "CITEBOT_DATA_DIR": str(data), "CITEBOT_CORPUS_DIR": str(corpus),
+           "CITEBOT_FETCH_ALLOW_PRIVATE": "1"}
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "refresh", "--no-build"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)  # not -q: what a user sees
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout + done.stderr).count("1 feed, 1 item, 0 new articles, 0 errors.") == 1, done.stderr
+
+
 # -- Telegram ------------------------------------------------------------------------------------
 
 def test_admins_add_feeds_pages_and_files_in_telegram_and_others_cannot(tmp_path, embedder, site, monkeypatch):
