@@ -42,7 +42,8 @@ def _settings_help() -> str:
 
 SERVE_HELP = """\
 Run the Telegram bot over the built index. Without TELEGRAM_BOT_TOKEN, open the interactive
-console instead, which answers through the same engine.
+console instead: the same bot as a private chat (each line follows up the answer before unless it
+is a new question, "more" shows the next citations, questions are logged for `citebot report`).
 
   TELEGRAM_BOT_TOKEN        the token from @BotFather
   CITEBOT_ADMIN_IDS         numeric Telegram user ids allowed to /reindex and /stats, comma-separated
