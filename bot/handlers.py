@@ -30,10 +30,10 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from index.answer import Answer
 from index.engine import Engine
 from index.errors import BuildError, BuildInProgress, CitebotError, IndexUnavailable, QuestionError
-from index.followup import Turn, answer_followup
 from index.newsdesk import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, DeskReport, Newsdesk
 
 from .config import BotConfig
+from .conversation import ALL_SHOWN, answer_turn, remember_turn
 from .history import History, Remembered, callback_data, parse_callback_data, parse_vote_data, vote_data
 from .ratelimit import UserRateLimiter, Verdict
 from .render import describe_coverage, render_report, feed_lines, render_answer, render_inline_message, render_page
@@ -87,14 +87,6 @@ async def _ask(context: CitebotContext, question: str, k: int, language: str = "
     """Run the engine in a worker thread so the event loop keeps serving other chats."""
     s = context.citebot
     call = functools.partial(s.engine.ask, question, k=k, language=language)
-    return await asyncio.get_running_loop().run_in_executor(s.executor, call)
-
-
-async def _ask_followup(context: CitebotContext, question: str, previous: Remembered, k: int):
-    """A reply to an earlier answer, read with that answer's question as context (index/followup.py)."""
-    s = context.citebot
-    turn = Turn(previous.question, tuple(dict.fromkeys(c["doc_id"] for c in previous.citations[: previous.shown])))
-    call = functools.partial(answer_followup, s.engine, question, turn, k=k)
     return await asyncio.get_running_loop().run_in_executor(s.executor, call)
 
 
@@ -152,19 +144,14 @@ async def answer_question(update: Update, context: CitebotContext, question: str
         await message.reply_text(f"You are asking faster than I can answer; please wait {wait} s.")
         return
     typing = asyncio.create_task(_typing_later(context, message))
-    start, searched = 0, question
+    language = (update.effective_user.language_code if update.effective_user else "") or ""
     try:
-        if previous is None:
-            language = update.effective_user.language_code if update.effective_user else ""
-            answer = await _ask(context, question, s.config.max_citations, language or "")
-        else:
-            answer, follow = await _ask_followup(context, question, previous, s.config.max_citations)
-            searched = follow.query
-            if follow.kind == "more":  # the next citations of the earlier answer
-                start = previous.shown
-                if start >= len(answer.citations):
-                    await message.reply_text("That is all I have on this; ask another question.")
-                    return
+        # A reply to an earlier answer (previous) is a follow-up: the conversation the console holds too.
+        call = functools.partial(answer_turn, s.engine, question, previous, s.config.max_citations, language)
+        turn = await asyncio.get_running_loop().run_in_executor(s.executor, call)
+        if turn.exhausted:
+            await message.reply_text(ALL_SHOWN)
+            return
     except QuestionError as exc:
         await message.reply_text(html.escape(str(exc)))
         return
@@ -174,12 +161,12 @@ async def answer_question(update: Update, context: CitebotContext, question: str
         return
     finally:
         typing.cancel()
-    parts = render_answer(answer, start, s.config.first_citations)
-    shown = start + (0 if answer.abstained else min(s.config.first_citations, len(answer.citations) - start))
-    cited = tuple({"doc_id": c.doc_id, "title": c.title} for c in answer.citations)
-    qid = await asyncio.to_thread(s.history.remember, searched, cited, shown)
+    answer = turn.answer
+    parts = render_answer(answer, turn.start, s.config.first_citations, searched=turn.searched_note)
+    remembered = await asyncio.to_thread(remember_turn, s.history, turn, s.config.first_citations)
+    qid, shown = remembered.qid, remembered.shown
     markup = _keyboard(qid, shown if len(answer.citations) > shown and not answer.abstained else None,
-                       "" if answer.abstained else searched)
+                       "" if answer.abstained else turn.searched)
     sent = []
     for i, part in enumerate(parts):
         last = i == len(parts) - 1

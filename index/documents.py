@@ -8,7 +8,7 @@ import logging
 import os
 import re
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator
@@ -24,6 +24,10 @@ JSON_SUFFIXES = {".json", ".jsonl"}
 SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSON_SUFFIXES
 MAX_FILE_BYTES = 50 * 1024 * 1024
 HEADER_KEYS = {"title", "url", "link", "source", "published", "date"}
+# A folder's notes for its articles and its sub-folders' (corpus/README.md): what they leave out.
+FOLDER_DEFAULTS = "_source.json"
+DEFAULT_KEYS = {"source": str, "published": str, "date_from_name": bool}
+NAME_DATE = re.compile(r"(?<!\d)((?:19|20)\d\d)-?(\d\d)-?(\d\d)(?!\d)")  # 2022-03-24-slug.txt, 20220324.txt
 PARAGRAPH_SEPARATOR = "\n\n"
 
 
@@ -280,6 +284,38 @@ def make_document(article: RawArticle, path: str) -> Document | None:
     )
 
 
+def read_folder_defaults(path: Path) -> dict:
+    """A folder's `_source.json`: the source, date and date rule for the articles that give none.
+    Raises UnreadableFile saying what is wrong with it."""
+    try:
+        data = json.loads(read_text(path, 2**20))
+    except (ValueError, RecursionError) as exc:
+        raise UnreadableFile(f"invalid JSON ({str(exc)[:200]})") from None
+    if not isinstance(data, dict):
+        raise UnreadableFile('not an object like {"source": "BBC News", "published": "2005"}')
+    unknown = sorted(set(data) - set(DEFAULT_KEYS))
+    if unknown:
+        raise UnreadableFile(f"unknown key(s) {', '.join(map(repr, unknown))}; it may hold "
+                             + ", ".join(DEFAULT_KEYS))
+    for key, kind in DEFAULT_KEYS.items():
+        if key in data and not isinstance(data[key], kind):
+            raise UnreadableFile(f"{key!r} must be {'true or false' if kind is bool else 'text'}")
+    return data
+
+
+def with_defaults(doc: Document, defaults: dict, name: str) -> Document:
+    """doc with what it leaves out taken from its folders' defaults; name is its file's name, whose
+    date counts when the defaults say date_from_name."""
+    if not defaults or (doc.source and doc.published):
+        return doc
+    published = doc.published
+    if not published and defaults.get("date_from_name"):
+        m = NAME_DATE.search(name)
+        published = iso_date("-".join(m.groups())) if m else ""
+    return replace(doc, source=doc.source or normalize_text(defaults.get("source", "")).strip(),
+                   published=published or normalize_date(defaults.get("published", "")))
+
+
 def _not_a_file(path: Path) -> str | None:
     """Why a name that looks like an article is not one to read, or None for a regular file."""
     try:
@@ -313,7 +349,8 @@ def corpus_files(corpus_dir: Path, problems: list[SkippedFile] | None = None) ->
         # Sorted, real folders before links: a folder reachable twice always gets the same path.
         dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=lambda d: (os.path.islink(os.path.join(folder, d)), d))
         looks_like_article = lambda n: (  # noqa: E731
-            not n.startswith(".") and Path(n).suffix.lower() in SUFFIXES and not n.lower().startswith("readme"))
+            not n.startswith(".") and Path(n).suffix.lower() in SUFFIXES and not n.lower().startswith("readme")
+            and n.lower() != FOLDER_DEFAULTS)
         for name in sorted(files) + [d for d in dirs if looks_like_article(d)]:
             p = Path(folder) / name
             if not looks_like_article(name):
@@ -341,16 +378,21 @@ def file_documents(path: Path, rel: str, max_bytes: int = MAX_FILE_BYTES) -> lis
     return out
 
 
-def load_corpus(corpus_dir: Path, progress=None, cache=None, max_bytes: int = MAX_FILE_BYTES) -> Corpus:
+def load_corpus(corpus_dir: Path, progress=None, cache=None, max_bytes: int = MAX_FILE_BYTES,
+                keep: frozenset[str] = frozenset()) -> Corpus:
     """Read and clean every article; unreadable files are skipped with a warning, never fatal.
 
     cache (an index.cache.BuildCache) hands back what unchanged files gave last time; files over
-    max_bytes are skipped, whatever the cache holds for them."""
+    max_bytes are skipped, whatever the cache holds for them. Of two copies of an article the one
+    whose path is in keep (the live index's) is kept, else the first by path."""
     from .cache import file_stamp
 
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
-        raise FileNotFoundError(f"Corpus folder {corpus_dir} does not exist.")
+        # Absolute: a relative default (corpus/) means nothing when run from another folder.
+        what = "is not a folder" if corpus_dir.exists() else "does not exist"
+        raise FileNotFoundError(f"Corpus folder {corpus_dir.absolute()} {what}; set CITEBOT_CORPUS_DIR to the "
+                                "folder of your articles (or name it: citebot build FOLDER).")
     corpus = Corpus()
     by_content: dict[str, Document] = {}
     not_files: list[SkippedFile] = []
@@ -358,6 +400,24 @@ def load_corpus(corpus_dir: Path, progress=None, cache=None, max_bytes: int = MA
     for skipped in not_files:
         log.warning("Skipping %s: %s", skipped.path, skipped.reason)
         corpus.skipped.append(skipped)
+    folder_defaults: dict[str, dict] = {}
+
+    def defaults_for(folder: Path) -> dict:
+        """The defaults a folder's articles get: its own `_source.json` over its parents'."""
+        key = folder.as_posix()
+        if key not in folder_defaults:
+            inherited = defaults_for(folder.parent) if folder != Path(".") else {}
+            own, note = {}, corpus_dir / folder / FOLDER_DEFAULTS
+            if note.is_file():
+                try:
+                    own = read_folder_defaults(note)
+                except (UnreadableFile, OSError) as exc:
+                    where = (folder / FOLDER_DEFAULTS).as_posix()
+                    log.warning("Skipping %s: %s", where, exc)
+                    corpus.skipped.append(SkippedFile(where, str(exc)))
+            folder_defaults[key] = {**inherited, **own}
+        return folder_defaults[key]
+
     for number, path in enumerate(files, 1):
         rel = path.relative_to(corpus_dir).as_posix()
         corpus.files_read += 1
@@ -393,7 +453,14 @@ def load_corpus(corpus_dir: Path, progress=None, cache=None, max_bytes: int = MA
                 log.warning("Skipping %s: %s", doc.path, doc.reason)
                 corpus.skipped.append(doc)
                 continue
+            doc = with_defaults(doc, defaults_for(Path(rel).parent), path.name)
             twin = by_content.get(doc.content_key)
+            if twin is not None and doc.path in keep and twin.path not in keep:
+                # The copy already indexed stays the one cited; the new copy is the duplicate.
+                corpus.documents[corpus.documents.index(twin)] = by_content[doc.content_key] = doc
+                corpus.duplicates = [SkippedFile(d.path, f"duplicate of {doc.path}")
+                                     if d.reason == f"duplicate of {twin.path}" else d for d in corpus.duplicates]
+                doc, twin = twin, doc
             if twin is not None:
                 log.info("%s duplicates %s; indexing it once", doc.path, twin.path)
                 corpus.duplicates.append(SkippedFile(doc.path, f"duplicate of {twin.path}"))

@@ -6,7 +6,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
@@ -54,6 +54,13 @@ def _day(published: str) -> date | None:
         return date.fromisoformat(published[:10])
     except (TypeError, ValueError):
         return None
+
+
+def _without(rows: np.ndarray | None, future: np.ndarray, count: int) -> np.ndarray | None:
+    """rows (None: all count rows) less the future ones."""
+    if not len(future):
+        return rows
+    return np.setdiff1d(np.arange(count) if rows is None else rows, future, assume_unique=True)
 
 
 def newest_first_order(items: list, strengths: list[float], keep: float) -> list[int]:
@@ -243,6 +250,7 @@ class Engine:
             raise ValueError(f"unknown retriever {retriever!r}; choose one of {', '.join(MODES)}")
         if k < 1:
             raise ValueError(f"k must be at least 1, not {k}")
+        given_today = today is not None
         today = today or self.today()
         if time_aware:
             text, frame = parse_timeframe(question, today, since, until, tuple(sources))
@@ -252,12 +260,17 @@ class Engine:
             text, frame = question, TimeFrame()
         loaded = self._current()
         query = self._query(loaded, text)
+        # A question about time ("latest", "since 1 March") cannot cite articles published after its
+        # today; the clock's today allows a day more, for articles dated in time zones ahead of UTC.
+        bound = today + timedelta(days=0 if given_today else 1)
+        future = loaded.snapshot.rows_published_after(bound.isoformat()) if frame.latest else np.zeros(0, int)
+        count = loaded.snapshot.chunk_count
         note = ""
         allowed = None
         if frame.filters:
-            allowed = loaded.snapshot.rows_matching(
+            allowed = _without(loaded.snapshot.rows_matching(
                 frame.since.isoformat() if frame.since else "", frame.until.isoformat() if frame.until else "",
-                frame.sources)
+                frame.sources), future, count)
             if not len(allowed) and not frame.strict and frame.window:
                 # The window came from the question's words and holds nothing: answer from all dates
                 # (saying so only where articles have dates: an undated corpus has no other dates).
@@ -265,11 +278,13 @@ class Engine:
                     note = f"I have no articles {frame.label}; these are from other dates."
                 frame = TimeFrame(latest=frame.latest, sources=frame.sources, label="")
                 allowed = loaded.snapshot.rows_matching("", "", frame.sources) if frame.sources else None
-            if allowed is not None and not len(allowed):
-                reason = f"I have no articles {frame.label}. {self._coverage_sentence(loaded, frame)}".strip()
-                return Answer(question=question, abstained=True, citations=(), retriever=retriever,
-                              reason=reason, elapsed_ms=(time.perf_counter() - began) * 1000,
-                              timeframe=frame.label)
+        allowed = _without(allowed, future, count)
+        if allowed is not None and not len(allowed):
+            what = frame.label or f"published by {say_iso(bound.isoformat())}"
+            reason = f"I have no articles {what}. {self._coverage_sentence(loaded, frame)}".strip()
+            return Answer(question=question, abstained=True, citations=(), retriever=retriever,
+                          reason=reason, elapsed_ms=(time.perf_counter() - began) * 1000,
+                          timeframe=frame.label)
         boosted = None
         if window_boost and frame.window and allowed is not None and len(allowed):
             # The alternative bench/dated.py measures: rank everything, favour the window's passages.
@@ -283,7 +298,7 @@ class Engine:
             ranked = [replace(r, score=r.score + window_boost * (r.hit.row in boosted)) for r in ranked]
         if frame.window and not frame.strict and ranked and score < self._min_relevance():
             # Nothing in the words' window is relevant: the dates may be the event's, not the articles'.
-            wide, wide_best, wide_score = self._retrieve(loaded, query, k, retriever, None)
+            wide, wide_best, wide_score = self._retrieve(loaded, query, k, retriever, _without(None, future, count))
             if wide_score > score:
                 note = f"I found nothing on this {frame.label}; these are from other dates."
                 ranked, best, score = wide, wide_best, wide_score
@@ -326,7 +341,7 @@ class Engine:
             for rank, r in enumerate(ranked, 1)
         ]
         citations = collapse_near_duplicates(citations)[:k]
-        if latest and citations and not note:
+        if latest and LATEST.search(text) and citations and not note:  # the note is for "latest" words only
             measured["note"] = stale_note(citations, today)
         return Answer(abstained=abstained, citations=tuple(citations), reason=NO_ANSWER if abstained else "",
                       elapsed_ms=(time.perf_counter() - began) * 1000, **measured)

@@ -54,7 +54,10 @@ CREATE TABLE IF NOT EXISTS feeds (
     last_fetched TEXT NOT NULL DEFAULT '',
     last_items INTEGER NOT NULL DEFAULT 0,
     last_new INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT NOT NULL DEFAULT ''
+    last_error TEXT NOT NULL DEFAULT '',
+    items_at TEXT NOT NULL DEFAULT '',
+    error_at TEXT NOT NULL DEFAULT '',
+    last_status TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS items (
     key TEXT PRIMARY KEY,
@@ -115,10 +118,15 @@ class FeedState:
     last_items: int = 0
     last_new: int = 0
     last_error: str = ""
+    # A "not modified" fetch or an error keeps these: the last fetch that returned items (last_items,
+    # last_new) and the last error, each with its time.
+    items_at: str = ""
+    error_at: str = ""
+    last_status: str = ""  # what the last fetch gave: "items", "not modified" or "failed"
 
 
 FEED_COLUMNS = ("url", "title", "added_at", "etag", "last_modified", "last_fetched", "last_items",
-                "last_new", "last_error")
+                "last_new", "last_error", "items_at", "error_at", "last_status")
 
 
 class FeedStore:
@@ -131,6 +139,14 @@ class FeedStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), check_same_thread=False)
             self._db.executescript(SCHEMA)
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(feeds)")}
+            if "items_at" not in have:  # a feeds.sqlite from before the times were kept
+                self._db.executescript(
+                    "ALTER TABLE feeds ADD COLUMN items_at TEXT NOT NULL DEFAULT '';"
+                    "ALTER TABLE feeds ADD COLUMN error_at TEXT NOT NULL DEFAULT '';"
+                    "ALTER TABLE feeds ADD COLUMN last_status TEXT NOT NULL DEFAULT '';"
+                    "UPDATE feeds SET items_at = last_fetched WHERE last_items > 0;"
+                    "UPDATE feeds SET error_at = last_fetched, last_status = 'failed' WHERE last_error != '';")
             self._db.commit()
         except (sqlite3.DatabaseError, OSError) as exc:
             log.error("cannot open feed database %s: %r", self.path, exc)
@@ -176,11 +192,21 @@ class FeedStore:
                         (url.strip(),)).fetchone()
         return FeedState(*row) if row else None
 
-    def record_fetch(self, url: str, *, etag: str, last_modified: str, items: int, new: int,
+    def record_fetch(self, url: str, *, etag: str, last_modified: str, items: int | None, new: int,
                      error: str, title: str | None = None, fetched_at: str | None = None) -> None:
-        self._run("UPDATE feeds SET etag = ?, last_modified = ?, last_fetched = ?, last_items = ?, "
-                  "last_new = ?, last_error = ?, title = COALESCE(?, title) WHERE url = ?",
-                  (etag, last_modified, fetched_at or _utc_iso(), items, new, error, title, url))
+        """A fetch of the feed: items None (not modified, failed) keeps the last items, and no
+        error keeps the last error, each with its time."""
+        at = fetched_at or _utc_iso()
+        status = "failed" if error else "not modified" if items is None else "items"
+        sets, args = ["etag = ?", "last_modified = ?", "last_fetched = ?", "title = COALESCE(?, title)",
+                      "last_status = ?"], [etag, last_modified, at, title, status]
+        if items is not None:
+            sets.append("last_items = ?, last_new = ?, items_at = ?")
+            args += [items, new, at]
+        if error:
+            sets.append("last_error = ?, error_at = ?")
+            args += [error, at]
+        self._run(f"UPDATE feeds SET {', '.join(sets)} WHERE url = ?", (*args, url))
 
     def known(self, key: str) -> bool:
         return self._run("SELECT 1 FROM items WHERE key = ?", (canonical_key(key),)).fetchone() is not None
@@ -406,13 +432,13 @@ def _refresh_one(feed: FeedState, store: FeedStore, corpus_dir: Path, fetcher: F
                               last_modified=feed.last_modified)
     except FetchError as exc:
         report.errors.append((feed.url, str(exc)))
-        store.record_fetch(feed.url, etag=etag, last_modified=last_modified, items=0, new=0,
+        store.record_fetch(feed.url, etag=etag, last_modified=last_modified, items=None, new=0,
                            error=str(exc), fetched_at=fetched_at)
         return
     if fetched.not_modified:
         log.info("feed %s not modified", feed.url)
         store.record_fetch(feed.url, etag=fetched.etag or etag,
-                           last_modified=fetched.last_modified or last_modified, items=0, new=0,
+                           last_modified=fetched.last_modified or last_modified, items=None, new=0,
                            error="", fetched_at=fetched_at)
         return
     parsed = feedparser.parse(fetched.body, response_headers={
@@ -422,7 +448,7 @@ def _refresh_one(feed: FeedState, store: FeedStore, corpus_dir: Path, fetcher: F
         log.info("feed %s unparseable: %r", feed.url, parsed.get("bozo_exception"))
         message = f"{feed.url} is not an RSS or Atom feed."
         report.errors.append((feed.url, message))
-        store.record_fetch(feed.url, etag=etag, last_modified=last_modified, items=0, new=0,
+        store.record_fetch(feed.url, etag=etag, last_modified=last_modified, items=None, new=0,
                            error=message, fetched_at=fetched_at)
         return
     feed_title = (parsed.get("feed", {}).get("title") or "").strip()
@@ -496,7 +522,7 @@ def refresh_feeds(store: FeedStore, corpus_dir: Path, fetcher: Fetcher,
         except CitebotError as exc:
             log.warning("feed %s failed: %r", feed.url, exc)
             report.errors.append((feed.url, str(exc)))
-    log.info("refresh: %s", report.summary().splitlines()[0])
+    log.debug("refresh: %s", report.summary().splitlines()[0])  # the caller says it (CLI, /refresh, the job)
     return report
 
 

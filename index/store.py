@@ -65,6 +65,7 @@ class ChunkRecord:
     url: str
     published: str
     sentences: tuple[tuple[int, int, int], ...] = ()  # (start, end, vector row), offsets into text
+    path: str = ""  # the article's file, relative to the corpus folder
 
 
 def _builds_dir(root: Path) -> Path:
@@ -259,6 +260,21 @@ def read_manifest(build_dir: Path) -> dict:
     return manifest
 
 
+def indexed_paths(root: Path) -> frozenset[str]:
+    """The corpus paths of the live build's documents; none when there is no readable build."""
+    try:
+        build = current_build_dir(root)
+        if build is None:
+            return frozenset()
+        db = sqlite3.connect(f"file:{build / 'meta.sqlite'}?mode=ro", uri=True)
+        try:
+            return frozenset(path for (path,) in db.execute("SELECT path FROM documents"))
+        finally:
+            db.close()
+    except (IndexUnavailable, sqlite3.Error, OSError):
+        return frozenset()
+
+
 class IndexSnapshot:
     """One build, loaded read-only. Safe to share between threads; never changes once loaded."""
 
@@ -350,10 +366,10 @@ class IndexSnapshot:
         with self._db_lock:
             found = self._db.execute(
                 "SELECT c.row, c.chunk_id, c.doc_id, c.start, c.end, c.text, d.title, d.source, d.url, d.published, "
-                f"c.sentences FROM chunks c JOIN documents d USING (doc_id) WHERE c.row IN ({marks})",
+                f"c.sentences, d.path FROM chunks c JOIN documents d USING (doc_id) WHERE c.row IN ({marks})",
                 [int(r) for r in rows],
             ).fetchall()
-        return {r[0]: ChunkRecord(*r[:-1], tuple(map(tuple, json.loads(r[-1])))) for r in found}
+        return {r[0]: ChunkRecord(*r[:-2], tuple(map(tuple, json.loads(r[-2]))), r[-1]) for r in found}
 
     def rows_matching(self, since: str = "", until: str = "", sources: Sequence[str] = ()) -> np.ndarray:
         """Rows of the chunks whose article was published in [since, until] (ISO days, inclusive;
@@ -381,6 +397,19 @@ class IndexSnapshot:
             sql += " WHERE " + " AND ".join(where)
         with self._db_lock:
             rows = [r for (r,) in self._db.execute(sql + " ORDER BY c.row", args)]
+        return np.asarray(rows, dtype=np.int64)
+
+    def rows_published_after(self, day: str) -> np.ndarray:
+        """Rows of the chunks whose article is dated after day (an ISO day), sorted; undated
+        articles are never among them."""
+        last = self.coverage()["last"]
+        if not last or last <= day:  # the usual case, asked today: no SQL
+            return np.zeros(0, dtype=np.int64)
+        with self._db_lock:
+            rows = [r for (r,) in self._db.execute(
+                "SELECT c.row FROM chunks c JOIN documents d USING (doc_id) WHERE d.published GLOB "
+                "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' AND substr(d.published, 1, 10) > ? ORDER BY c.row",
+                (day,))]
         return np.asarray(rows, dtype=np.int64)
 
     def rows_of_documents(self, doc_ids: Sequence[str]) -> np.ndarray:

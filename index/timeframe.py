@@ -216,8 +216,9 @@ def _span_of(what: str, today: date) -> tuple[date | None, date | None]:
     return None, None
 
 
-# Month names that are also ordinary words: only a date when a day or a year goes with them.
-AMBIGUOUS_MONTHS = {"may", "march", "mar", "jun", "jan", "dec", "oct", "nov", "sep", "aug", "apr", "feb", "jul"}
+# A month name that is far more often an ordinary word after these prepositions ("in may be", "by
+# may"): only a date when a day or a year goes with it. "in March" and "in Oct" are the month.
+AMBIGUOUS_MONTHS = {"may"}
 
 
 def parse_timeframe(question: str, today: date, since: date | None = None, until: date | None = None,

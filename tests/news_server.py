@@ -97,6 +97,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, b"\x89PNG....", "image/png")
         elif p == "/bad-feed":
             self.send(200, b"<rss><channel><title>broken", "application/rss+xml")
+        elif p == "/live-feed":  # a feed that can go away (server.live_feed = "gone") and supports ETags
+            if self.server.live_feed == "gone":
+                self.send(404, b"not found")
+            elif self.headers.get("If-None-Match") == '"f1"':
+                self.send(304, ctype="", headers=[("ETag", '"f1"')])
+            else:
+                self.send(200, rss(base), "application/rss+xml", headers=[("ETag", '"f1"')])
         elif p == "/etag":
             if self.headers.get("If-None-Match") == '"v1"':
                 self.send(304, ctype="", headers=[("ETag", '"v1"')])
@@ -111,6 +118,7 @@ def news_server() -> Iterator[tuple[ThreadingHTTPServer, str]]:
     """(server, base address); server.agents lists the User-Agent of every request."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.agents = []
+    httpd.live_feed = "ok"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

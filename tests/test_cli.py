@@ -13,10 +13,10 @@ import pytest
 from .conftest import ROOT, SAMPLE_CORPUS
 
 
-def citebot(*args: str, data_dir, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CITEBOT_DATA_DIR": str(data_dir)}
+def citebot(*args: str, data_dir, timeout: int = 300, env: dict | None = None, cwd=ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CITEBOT_DATA_DIR": str(data_dir), **(env or {})}
     env.pop("TELEGRAM_BOT_TOKEN", None)
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -135,7 +135,7 @@ def test_a_build_logged_to_a_file_shows_a_few_progress_lines_not_carriage_return
     shutil.copytree(SAMPLE_CORPUS, corpus)
     built = citebot("build", str(corpus), data_dir=tmp_path / "data")  # stderr is a pipe, as in a log file
     assert built.returncode == 0, built.stderr
-    assert "\r" not in built.stderr
+    assert "\r" not in built.stderr and "%|" not in built.stderr  # text=True reads a \r as \n: look for a bar
     assert "embedding passages and sentences: 100%" in built.stderr
     progress = [line for line in built.stderr.splitlines() if "embedding passages and sentences" in line]
     assert 1 <= len(progress) <= 11
@@ -144,3 +144,115 @@ def test_a_build_logged_to_a_file_shows_a_few_progress_lines_not_carriage_return
 def test_the_data_folder_can_be_given_after_the_command_too(tmp_path):
     result = citebot("stats", "--data-dir", str(tmp_path / "elsewhere"), data_dir=tmp_path / "default")
     assert result.returncode == 2 and str(tmp_path / "elsewhere") in result.stderr
+
+
+def test_a_misspelt_setting_is_named_once_with_the_closest_real_one(tmp_path):
+    typos = {"CITEBOT_READR": "0", "CITEBOT_CHUNK_WORD": "10", "CITEBOT_WEBHOK_URL": "https://x", "CITEBOT_XYZZY": "1"}
+    result = citebot("stats", data_dir=tmp_path / "nothing", env=typos)
+    said = result.stderr
+    assert "CITEBOT_READR is not a citebot setting and is ignored; did you mean CITEBOT_READER?" in said
+    assert "did you mean CITEBOT_CHUNK_WORDS?" in said and "did you mean CITEBOT_WEBHOOK_URL?" in said
+    assert "CITEBOT_XYZZY is not a citebot setting and is ignored (citebot --help and citebot serve --help " \
+           "list them)." in said
+    assert said.count("CITEBOT_READR") == 1, "once"
+    real = citebot("stats", data_dir=tmp_path / "nothing", env={"CITEBOT_READER": "0", "CITEBOT_ADMIN_IDS": "1"})
+    assert "not a citebot setting" not in real.stderr
+
+
+def test_quiet_and_verbose_work_after_the_command_too(tmp_path):
+    from bot.cli import parser
+
+    assert parser().parse_args(["build", "-q"]).quiet and parser().parse_args(["-q", "build"]).quiet
+    assert not parser().parse_args(["build"]).quiet and parser().parse_args(["ask", "x", "--verbose"]).verbose
+    assert parser().parse_args(["-v", "stats"]).verbose and not parser().parse_args(["stats"]).verbose
+    result = citebot("stats", "-q", data_dir=tmp_path / "nothing")
+    assert "unrecognized arguments" not in result.stderr and "run `citebot build`" in result.stderr
+
+
+@pytest.mark.model
+def test_eval_logged_to_a_file_shows_a_few_progress_lines_not_carriage_returns(tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SAMPLE_CORPUS, corpus)
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("\n".join(json.dumps(q) for q in [
+        {"question": "How many new battlegroups did NATO agree to deploy?", "answers": ["four"]},
+        {"question": "Where will the battlegroups go?", "answers": ["Slovakia"]},
+        {"question": "What is the capital of Peru?", "answers": []}]) + "\n")
+    result = citebot("eval", str(questions), "--corpus", str(corpus), "--retriever", "bm25", data_dir=tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+    assert "%|" not in result.stderr, "no progress bar in a pipe (text=True has turned its \\r into \\n)"
+    assert "eval bm25: 100% (3 of 3)" in result.stderr and "| bm25 |" in result.stdout
+
+
+def test_from_another_folder_a_missing_corpus_is_named_absolutely_with_the_setting_to_change(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CITEBOT_CORPUS_DIR"}
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "build"], cwd=tmp_path, capture_output=True, text=True,
+                            env={**env, "CITEBOT_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)},
+                            timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"Corpus folder {tmp_path / 'corpus'} does not exist" in result.stderr
+    assert "CITEBOT_CORPUS_DIR" in result.stderr
+
+
+@pytest.mark.model
+def test_ask_caps_k_and_says_so(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(30):
+        (corpus / f"{i:02d}.txt").write_text(f"Title: Report {i}\n\nThe harbour authority counted {100 + i} ships "
+                                             f"in port number {i} on a calm morning.")
+    assert citebot("-q", "build", str(corpus), data_dir=tmp_path / "data").returncode == 0
+    asked = citebot("ask", "--json", "--k", "1000", "How many ships were in port?", data_dir=tmp_path / "data")
+    assert asked.returncode == 0, asked.stderr
+    assert 1 <= len(json.loads(asked.stdout)["citations"]) <= 20
+    assert "citebot: showing at most 20 citations (--k 1000 asked for more)" in asked.stderr
+
+
+def test_a_closed_pipe_ends_citebot_quietly(tmp_path):
+    """`citebot ask ... | head -1`: the reader has gone; no 'Broken pipe', no traceback."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        env = {**os.environ, "CITEBOT_DATA_DIR": str(tmp_path)}
+        result = subprocess.run([sys.executable, "-m", "bot.cli", "feed", "list"], cwd=ROOT, env=env, stdout=write,
+                                stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert result.stderr == "" and result.returncode == 141  # 128 + SIGPIPE, as `yes | head` reports
+
+
+def test_ask_help_names_every_json_field_and_the_help_every_setting(tmp_path):
+    import re
+
+    from bot.config import BOT_SETTINGS
+    from index.answer import Answer, Citation
+    from index.config import ENGINE_SETTINGS
+
+    fields = set(Answer("q", False, (), "hybrid").to_dict()) | set(
+        Citation(1, "x", 1.0, 1.0, "t", "s", "u", "p", "d", "c", 0, 1).to_dict())
+    ask = citebot("ask", "--help", data_dir=tmp_path).stdout
+    assert fields - set(re.findall(r"\w+", ask)) == set()
+    main, serve = citebot("--help", data_dir=tmp_path).stdout, citebot("serve", "--help", data_dir=tmp_path).stdout
+    assert "CITEBOT_READER" in main and set(ENGINE_SETTINGS) - set(re.findall(r"CITEBOT_\w+", main)) == set()
+    assert BOT_SETTINGS - set(re.findall(r"CITEBOT_\w+", serve)) == set()
+
+
+def test_installing_citebot_draws_no_setuptools_warning(tmp_path):
+    """The distribution's layout is explicit: two packages, index and bot, and the reader's files."""
+    pytest.importorskip("setuptools")
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md", "index", "bot"):
+        (project / name).symlink_to(ROOT / name)
+    for build in ("build_editable", "build_wheel"):
+        done = subprocess.run([sys.executable, "-c", f"import sys, setuptools.build_meta as b; b.{build}(sys.argv[1])",
+                               str(tmp_path / build)], cwd=project, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        said = done.stdout + done.stderr
+        assert "Warning" not in said and "careful" not in said and "!!" not in said, said
+    import zipfile
+
+    (wheel,) = (tmp_path / "build_wheel").glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "index/models/reader/model.onnx" in names and "bot/cli.py" in names
+    assert not [n for n in names if n.startswith(("tests/", "bench/"))]

@@ -73,6 +73,7 @@ def test_a_reply_to_an_answer_is_a_follow_up_and_votes_reach_the_admins(make_eng
                 fake.push(message=where)
                 (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, where["message_id"]))
                 assert "Bulgaria" in answer_text(reply) or "Slovakia" in answer_text(reply)
+                assert answer_text(reply).endswith('(searched as "Where? new battlegroups NATO agree deploy")')
 
                 who = message("Who announced them?", reply_to_message={**sent, "from": fake.bot_user})
                 fake.push(message=who)
@@ -153,3 +154,30 @@ def test_the_telegram_details_greeting_backlog_description_share_and_start_paylo
                 assert "inline search that found nothing" in answer_text(replies[0])
 
     run(scenario())
+
+
+def test_the_console_holds_the_bots_conversation_and_logs_it(make_engine, tmp_path, capsys):
+    """`make run` without a token: the console, where the answer before is the next line's context."""
+    import shutil
+
+    from bot.console import run_console
+
+    from .conftest import SAMPLE_CORPUS
+
+    shutil.copytree(SAMPLE_CORPUS, tmp_path / "corpus")
+    engine = make_engine(tmp_path / "corpus")
+    lines = iter(["How many new battlegroups did NATO agree to deploy?", "Where will they go?", "tell me more",
+                  "What is the capital of Peru?", "quit"])
+    shown: list[str] = []
+    run_console(engine, input_fn=lambda prompt: next(lines), print_fn=shown.append)
+    first, where, more, peru = shown[1:5]
+    assert first.startswith("[1]") and "[3]" in first and "[4]" not in first, "three citations, as in Telegram"
+    assert "Bulgaria" in where or "Slovakia" in where
+    assert where.rstrip().endswith('(searched as "Where will they go? new battlegroups NATO agree deploy")')
+    assert more.startswith("[4]"), "'tell me more' shows the next citations of the answer before"
+    assert "could not find this in the articles" in peru, "a new question is asked as one"
+
+    # Questions the console answered are logged as the bot's are: `citebot report` has them.
+    assert citebot(["--data-dir", str(engine.settings.data_dir), "report"]) == 0
+    report = capsys.readouterr().out
+    assert "Questions: 4 in the last 24 h" in report and "1× what is the capital of peru" in report

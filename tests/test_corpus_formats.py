@@ -169,3 +169,79 @@ def test_a_bad_record_is_named_once_with_its_file_and_line(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if "Skipping" in r.getMessage()]
     assert lines == ['Skipping feed/items.jsonl line 2: not an object with a "text" (a "title" and the rest are optional)',
                      "Skipping feed/items.jsonl line 3: no 'text' or 'body'"]
+
+
+def test_a_folder_gives_its_articles_a_source_and_a_date_rule(tmp_path):
+    """corpus/README.md: a `_source.json` in a folder fills what its articles leave out."""
+    corpus = write_corpus(tmp_path / "corpus", {
+        "bbc/_source.json": json.dumps({"source": "BBC News", "published": "2004-2005"}),
+        "bbc/business/001.txt": "Ad sales boost Time Warner profit\n\nQuarterly profits at US media giant "
+                                "TimeWarner jumped 76% to $1.13bn for the three months to December.",
+        "bbc/business/002.txt": "Title: Dollar gains\nSource: Reuters\nDate: 2005-01-14\n\n"
+                                "The dollar has hit its highest level against the euro in almost three months.",
+        "bbc/tech/_source.json": json.dumps({"source": "BBC Technology"}),
+        "bbc/tech/001.txt": "Spam convictions\n\nA brother and sister in the US were convicted of spamming AOL.",
+        "wire/_source.json": json.dumps({"source": "City Wire", "date_from_name": True}),
+        "wire/2022-03-24-summit.txt": "Summit ends\n\nLeaders agreed to send four more battlegroups east.",
+        "wire/20220325-talks.txt": "Talks resume\n\nNegotiators met again on Friday near the border.",
+        "wire/undated.txt": "Markets calm\n\nMarkets were calm as traders waited for the rate decision.",
+    })
+    loaded = load_corpus(corpus)
+    docs = {d.path: d for d in loaded.documents}
+    assert "bbc/_source.json" not in docs and len(docs) == 6 and not loaded.skipped, "folder notes are not articles"
+    assert (docs["bbc/business/001.txt"].source, docs["bbc/business/001.txt"].published) == ("BBC News", "2004-2005")
+    assert (docs["bbc/business/002.txt"].source, docs["bbc/business/002.txt"].published) == ("Reuters", "2005-01-14"), \
+        "an article's own header wins"
+    assert (docs["bbc/tech/001.txt"].source, docs["bbc/tech/001.txt"].published) == ("BBC Technology", "2004-2005"), \
+        "the nearest folder's setting wins, the rest is inherited"
+    assert docs["wire/2022-03-24-summit.txt"].published == "2022-03-24"
+    assert docs["wire/20220325-talks.txt"].published == "2022-03-25"
+    assert (docs["wire/undated.txt"].source, docs["wire/undated.txt"].published) == ("City Wire", "")
+
+
+def test_a_broken_folder_note_is_named_and_its_articles_still_read(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", {
+        "news/_source.json": "{ source: BBC",
+        "news/a.txt": "Wheat prices fall\n\nWheat futures fell for a third day as rain eased drought fears.",
+        "other/_source.json": json.dumps({"sauce": "BBC"}),
+        "other/b.txt": "Rail link opens\n\nThe new rail link cut the journey to an hour.",
+    })
+    loaded = load_corpus(corpus)
+    assert [d.path for d in loaded.documents] == ["news/a.txt", "other/b.txt"]
+    assert [d.source for d in loaded.documents] == ["", ""]
+    reasons = {s.path: s.reason for s in loaded.skipped}
+    assert "invalid JSON" in reasons["news/_source.json"]
+    assert "sauce" in reasons["other/_source.json"] and "source" in reasons["other/_source.json"]
+
+
+def test_an_article_with_nothing_else_to_cite_is_cited_by_its_file():
+    from bot.console import render_text
+    from bot.render import render_citation_line
+    from index.answer import Answer, Citation
+
+    bare = Citation(1, "Quarterly profits jumped 76%.", 1.0, 0.5, "Ad sales boost Time Warner profit", "", "", "",
+                    "d", "d:0", 0, 10, path="business/001.txt")
+    assert render_citation_line(bare) == "— <i>Ad sales boost Time Warner profit</i> · business/001.txt"
+    assert "— Ad sales boost Time Warner profit · business/001.txt" in render_text(Answer("q", False, (bare,), "h"))
+    sourced = Citation(1, "x", 1.0, 0.5, "T", "BBC News", "", "", "d", "d:0", 0, 1, path="business/001.txt")
+    assert "business/001.txt" not in render_citation_line(sourced), "a source is enough"
+    assert bare.to_dict()["path"] == "business/001.txt"
+
+
+def test_a_bbc_style_article_is_cited_by_its_file_or_its_folders_source(tmp_path, make_engine):
+    from bot.console import render_text
+
+    corpus = write_corpus(tmp_path / "corpus", {
+        "business/001.txt": "Ad sales boost Time Warner profit\n\nQuarterly profits at US media giant TimeWarner "
+                            "jumped 76% to $1.13bn for the three months to December.",
+        "tech/_source.json": json.dumps({"source": "BBC News", "published": "2004-2005"}),
+        "tech/132.txt": "US duo in first spam conviction\n\nA brother and sister in the US have been convicted "
+                        "of sending hundreds of thousands of unsolicited e-mail messages to AOL subscribers.",
+    })
+    engine = make_engine(corpus)
+    profit = engine.ask("How much did Time Warner's quarterly profit rise?").citations[0]
+    assert profit.path == "business/001.txt" and profit.to_dict()["path"] == "business/001.txt"
+    assert "— Ad sales boost Time Warner profit · business/001.txt" in render_text(
+        engine.ask("How much did Time Warner's quarterly profit rise?"))
+    spam = engine.ask("Who was convicted of sending spam to AOL subscribers?").citations[0]
+    assert (spam.source, spam.published) == ("BBC News", "2004-2005")

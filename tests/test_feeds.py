@@ -127,3 +127,20 @@ def test_an_item_that_keeps_failing_is_given_up_after_three_refreshes(server, fe
     errors = [refresh_feeds(store, tmp_path / "corpus", fetcher).errors for _ in range(4)]
     assert [len(e) for e in errors] == [1, 1, 1, 0]
     assert "404" in errors[0][0][1] and "not tried again" in errors[2][0][1]
+
+
+def test_a_feed_list_from_before_the_times_were_kept_still_opens(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "feeds.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE feeds (url TEXT PRIMARY KEY, title TEXT NOT NULL DEFAULT '', added_at TEXT NOT NULL "
+                "DEFAULT '', etag TEXT NOT NULL DEFAULT '', last_modified TEXT NOT NULL DEFAULT '', last_fetched "
+                "TEXT NOT NULL DEFAULT '', last_items INTEGER NOT NULL DEFAULT 0, last_new INTEGER NOT NULL "
+                "DEFAULT 0, last_error TEXT NOT NULL DEFAULT '')")
+    old.execute("INSERT INTO feeds VALUES ('https://x.example/rss', 'X', '', '', '', '2026-03-01T08:00:00+00:00', "
+                "6, 1, '')")
+    old.commit()
+    old.close()
+    (feed,) = FeedStore(path).list()
+    assert (feed.last_items, feed.items_at) == (6, "2026-03-01T08:00:00+00:00") and feed.error_at == ""

@@ -334,3 +334,19 @@ def test_every_file_of_a_live_build_damaged_is_named_and_a_build_repairs_it(tmp_
         assert not report.unchanged or noticed is None, f"{name} {damage}: the damaged build was taken as up to date"
         assert "5.25%" in repairing.ask("What did the central bank do to rates?").citations[0].excerpt, name
         build = current_build_dir(engine.settings.index_root)  # the next file is damaged in a sound build
+
+
+def test_a_copy_added_later_is_the_duplicate_whatever_its_name(tmp_path, make_engine):
+    """The article already indexed stays cited; a copy that sorts before it does not replace it."""
+    corpus = write_corpus(tmp_path / "corpus", {"wire/rates.txt": MARKETS["rates.txt"]})
+    engine = make_engine(corpus)
+    write_corpus(corpus, {"a-copies/rates-again.txt": MARKETS["rates.txt"].replace("Central bank raises rates",
+                                                                                    "Rates go up")})
+    engine.build()
+    assert [d["path"] for d in engine.stats()["duplicate_documents"]] == ["a-copies/rates-again.txt"]
+    cited = engine.ask("What did the central bank do to its main rate?").citations[0]
+    assert cited.path == "wire/rates.txt" and cited.title == "Central bank raises rates"
+    # A fresh build (nothing indexed yet) keeps the first by path, as before.
+    fresh = Engine(replace(engine.settings, data_dir=tmp_path / "fresh"), engine.embedder)
+    fresh.build()
+    assert [d["path"] for d in fresh.stats()["duplicate_documents"]] == ["wire/rates.txt"]

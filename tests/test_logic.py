@@ -93,6 +93,24 @@ def test_the_console_bolds_the_answer_only_on_a_terminal():
     assert BOLD not in render_text(answer) and "wants 15% of" in render_text(answer)
 
 
+@pytest.mark.parametrize("columns", [70, 120])
+def test_the_console_wraps_the_citation_line_too(monkeypatch, columns):
+    from dataclasses import replace
+
+    monkeypatch.setenv("COLUMNS", str(columns))  # what shutil.get_terminal_size reads first
+    url = "https://www.aljazeera.com/news/2022/3/24/nato-allies-agree-to-bolster-the-eastern-flank"
+    cited = replace(_citation("Allies agreed to send four more battlegroups.", None),
+                    title="NATO allies agree to bolster the eastern flank and send more help to Ukraine",
+                    source="Al Jazeera (machine-paraphrased republication)", published="2022-03-24", url=url)
+    text = render_text(Answer("q", False, (cited,), "hybrid"))
+    lines = text.splitlines()
+    meta = lines[lines.index(next(x for x in lines if x.startswith("    — "))):]
+    assert all(len(x) <= columns or x.strip() == url for x in meta), "no line runs past the terminal"
+    assert all(x.startswith("      ") for x in meta[1:]), "continued lines keep the indent, the URL too"
+    words = " ".join(x.strip() for x in meta).split()
+    assert "republication)" in words and url in words, "no word or address broken in two"
+
+
 @pytest.mark.parametrize("env, expected", [
     ({"CITEBOT_FUSION": "bogus"}, "CITEBOT_FUSION must be one of convex, rrf, not 'bogus'"),
     ({"CITEBOT_ALPHA": "7"}, "CITEBOT_ALPHA must be between 0 and 1"),
@@ -161,3 +179,45 @@ def test_the_bot_settings_share_the_engines_checks(monkeypatch, name, value, exp
     with pytest.raises(ConfigurationError) as failure:
         BotConfig.from_env()
     assert str(failure.value) == expected + "."
+
+
+def test_every_setting_the_code_reads_is_a_known_one():
+    """A setting the code reads but the lists lack would be called a typo (and left out of --help)."""
+    import re
+
+    from bot.config import BOT_SETTINGS
+    from index.config import ENGINE_SETTINGS
+
+    from .conftest import ROOT
+
+    read = {name for folder in ("index", "bot") for path in (ROOT / folder).rglob("*.py")
+            for name in re.findall(r"CITEBOT_[A-Z][A-Z_]*[A-Z]", path.read_text(encoding="utf-8"))}
+    assert read and read <= set(ENGINE_SETTINGS) | BOT_SETTINGS, read - set(ENGINE_SETTINGS) - BOT_SETTINGS
+
+
+def test_a_finished_stage_closes_its_bar_so_the_next_wait_is_not_blamed_on_it(monkeypatch, capsys):
+    """`make run`: loading the model after the files are read must not show as time spent reading."""
+    from bot.cli import ProgressBars
+
+    clock = [1000.0]
+    monkeypatch.setattr("tqdm.std.time", lambda: clock[0])
+    bars = ProgressBars(terminal=True)
+    bars("read", 1, 2)
+    bars("read", 2, 2)
+    clock[0] += 7  # the embedding model loads
+    bars("embed", 1, 10)
+    bars.close()
+    reading = [x for x in capsys.readouterr().err.replace("\r", "\n").splitlines() if x.startswith("reading files")]
+    assert reading and all("00:07" not in x for x in reading), reading[-1]
+
+
+@pytest.mark.parametrize("path", ["corpus/fetched/example.org/2026-03-03-tram.json", "corpus/uploads/copper.txt"])
+def test_what_feeds_and_uploads_write_into_the_default_corpus_is_not_part_of_the_clone(path):
+    import shutil
+    import subprocess
+
+    from .conftest import ROOT
+
+    if shutil.which("git") is None or subprocess.run(["git", "rev-parse"], cwd=ROOT, capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    assert subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT).returncode == 0, f"{path} would dirty the clone"

@@ -134,6 +134,37 @@ def test_feeds_and_pages_from_the_command_line_reach_the_answers(tmp_path, site)
     assert len(list((corpus / "fetched").rglob("*.json"))) == 3
 
 
+def test_feed_list_keeps_the_last_items_and_the_last_error_with_their_times(tmp_path):
+    corpus, data = tmp_path / "corpus", tmp_path / "data"
+    with news_server() as (httpd, base):
+        feed = base + "/live-feed"
+        assert citebot("feed", "add", feed, "--no-build", data_dir=data, corpus_dir=corpus).returncode == 0
+        httpd.live_feed = "gone"
+        failed = citebot("refresh", "--no-build", data_dir=data, corpus_dir=corpus)
+        assert failed.returncode == 0 and "404" in failed.stdout
+        httpd.live_feed = "ok"
+        assert citebot("refresh", "--no-build", data_dir=data, corpus_dir=corpus).returncode == 0  # 304
+        listed = citebot("feed", "list", data_dir=data, corpus_dir=corpus).stdout.splitlines()
+    assert listed[0] == f"{feed} (Local RSS)"
+    fetched, items, error = listed[1:4]
+    assert fetched.startswith("  last fetched 20") and fetched.endswith(" UTC: not modified")
+    assert items.startswith("  last items 20") and items.endswith(" UTC: 2 items, 2 new")
+    assert error.startswith("  last error 20") and "404" in error
+    times = [line.split(" UTC")[0].split(" ", 4)[-1] for line in (fetched, items, error)]
+    assert times[1] <= times[2] <= times[0], "each with its own time"
+
+
+def test_refresh_says_its_summary_once(tmp_path, site):
+    corpus, data = tmp_path / "corpus", tmp_path / "data"
+    assert citebot("feed", "add", site + "/atom", "--no-build", data_dir=data, corpus_dir=corpus).returncode == 0
+    env = {**os.environ, "CITEBOT_DATA_DIR": str(data), "CITEBOT_CORPUS_DIR": str(corpus),
+           "CITEBOT_FETCH_ALLOW_PRIVATE": "1"}
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "refresh", "--no-build"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)  # not -q: what a user sees
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout + done.stderr).count("1 feed, 1 item, 0 new articles, 0 errors.") == 1, done.stderr
+
+
 # -- Telegram ------------------------------------------------------------------------------------
 
 def test_admins_add_feeds_pages_and_files_in_telegram_and_others_cannot(tmp_path, embedder, site, monkeypatch):

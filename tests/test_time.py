@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import date
 
 import pytest
@@ -11,7 +14,7 @@ from index.engine import Engine
 from index.errors import QuestionError
 from index.timeframe import parse_timeframe
 
-from .conftest import write_corpus
+from .conftest import ROOT, write_corpus
 
 TODAY = date(2022, 3, 25)  # a Friday
 
@@ -33,6 +36,8 @@ TODAY = date(2022, 3, 25)  # a Friday
     ("How many battlegroups did NATO agree?", None, None, False),
     ("When will the line open in 2029?", None, None, False),  # an event to come, not a publication date
     ("What did they say in may?", None, None, False),  # "may" alone is not a month
+    ("What happened to the Zorblax festival in March?", date(2022, 3, 1), date(2022, 3, 31), True),
+    ("What happened at the festival in Oct?", date(2021, 10, 1), date(2021, 10, 31), True),
 ])
 def test_time_words_set_the_window(question, since, until, latest):
     text, frame = parse_timeframe(question, TODAY)
@@ -137,3 +142,87 @@ def test_telegram_shows_the_date_note_first_and_a_filter_abstention_in_its_own_w
         {"source": s, "articles": 1} for s in ("UN Wire", "Coastal Times", "BBC", "AP", "Reuters")]}) == (
         "I know 4 news articles from UN Wire, Coastal Times, BBC and 2 other sources, "
         "published from 1 June 2021 to 20 March 2022.")
+
+
+# Running stories over four years: the Varna bridge's cost as it changed, and a festival in two seasons.
+STORIES = {
+    "varna/2022-03-15.json": ("2022-03-15", "Varna bridge budget approved",
+                              "The new Varna bridge will cost 40 million euros, the city council said."),
+    "varna/2023-06-01.json": ("2023-06-01", "Varna bridge costs rise",
+                              "The Varna bridge will now cost 55 million euros after steel prices rose."),
+    "varna/2026-12-01.json": ("2026-12-01", "Varna bridge opens",
+                              "The Varna bridge opened on Monday; its final cost was 71 million euros."),
+    "zorblax/2021-12-10.json": ("2021-12-10", "What happened to the Zorblax festival",
+                                "What happened to the Zorblax festival? Its winter edition was called off "
+                                "after heavy snow closed the roads to the valley."),
+    "zorblax/2022-03-20.json": ("2022-03-20", "Zorblax festival draws crowds",
+                                "The Zorblax festival drew 12,000 visitors to the valley for its spring edition."),
+}
+
+
+@pytest.fixture(scope="module")
+def stories(tmp_path_factory, embedder):
+    base = tmp_path_factory.mktemp("stories")
+    corpus = write_corpus(base / "corpus", {
+        name: json.dumps({"title": title, "source": "Black Sea Herald", "published": day, "text": text})
+        for name, (day, title, text) in STORIES.items()})
+    engine = Engine(Settings(data_dir=base / "data", corpus_dir=corpus), embedder, today=lambda: date(2026, 12, 2))
+    engine.build()
+    return engine
+
+
+@pytest.mark.parametrize("question, asked", [
+    ("What did the Varna bridge cost in March 2022?", {}),
+    ("What did the Varna bridge cost in 2022?", {}),
+    ("What did the Varna bridge cost last month?", {"today": date(2022, 4, 10)}),
+    ("What did the Varna bridge cost?", {"since": date(2022, 3, 1), "until": date(2022, 3, 31)}),
+])
+def test_a_question_about_a_window_gets_no_note_about_the_latest_article(stories, question, asked):
+    answer = stories.ask(question, **asked)
+    assert "40 million" in answer.citations[0].excerpt
+    assert answer.note == ""  # the newest article on the bridge is from 2026: "newest" would be untrue
+
+
+def test_a_latest_question_still_says_how_old_its_newest_article_is(stories):
+    answer = stories.ask("What is the latest cost of the Varna bridge?", today=date(2027, 6, 1))
+    assert "71 million" in answer.citations[0].excerpt
+    assert answer.note == "The newest article I have on this is from 1 December 2026."
+
+
+def test_a_bare_month_is_the_last_one_not_in_the_future(stories):
+    answer = stories.ask("What happened to the Zorblax festival in March?", today=date(2022, 4, 10))
+    assert answer.timeframe == "in March 2022"
+    assert answer.citations[0].published == "2022-03-20" and "12,000" in answer.citations[0].excerpt
+
+
+def test_today_bounds_what_latest_and_since_can_cite(stories):
+    latest = stories.ask("What is the latest cost of the Varna bridge?", today=date(2022, 3, 16))
+    assert "40 million" in latest.citations[0].excerpt
+    assert all(c.published <= "2022-03-16" for c in latest.citations)
+    assert latest.note == ""  # a day old on that day
+    since = stories.ask("What has the Varna bridge cost since 1 March?", today=date(2022, 3, 16))
+    assert all(c.published <= "2022-03-16" for c in since.citations) and "40 million" in since.citations[0].excerpt
+    mid = stories.ask("What is the latest cost of the Varna bridge?", today=date(2024, 1, 1))
+    assert "55 million" in mid.citations[0].excerpt and all(c.published <= "2024-01-01" for c in mid.citations)
+    # A question without time in it is not bounded: "today" is for time words.
+    plain = stories.ask("How much did the Varna bridge finally cost when it opened?", today=date(2022, 3, 16))
+    assert "71 million" in plain.citations[0].excerpt
+
+
+def test_the_clocks_today_allows_a_day_for_time_zones_ahead_of_utc(stories):
+    stories.today = lambda: date(2026, 11, 30)  # an article dated 1 December is already out in Sofia
+    try:
+        answer = stories.ask("What is the latest cost of the Varna bridge?")
+    finally:
+        stories.today = lambda: date(2026, 12, 2)
+    assert "71 million" in answer.citations[0].excerpt
+
+
+def test_citebot_ask_today_bounds_latest(stories):
+    settings = stories.settings
+    out = subprocess.run([sys.executable, "-m", "bot.cli", "ask", "--json", "--today", "2022-03-16",
+                          "What is the latest cost of the Varna bridge?"], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "CITEBOT_DATA_DIR": str(settings.data_dir)}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    cited = json.loads(out.stdout)["citations"]
+    assert cited and all(c["published"] <= "2022-03-16" for c in cited)
