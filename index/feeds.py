@@ -14,6 +14,7 @@ import sqlite3
 import tempfile
 import threading
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -397,45 +398,47 @@ def _entry_fallback(entry: Any, link: str, feed_title: str) -> PageArticle | Non
                        source=feed_title or host_of(link), published=_entry_date(entry))
 
 
-def _refresh_one(feed: FeedState, store: FeedStore, corpus_dir: Path, fetcher: Fetcher,
-                 now: datetime, report: RefreshReport) -> None:
-    etag, last_modified = feed.etag, feed.last_modified
-    fetched_at = _utc_iso(now)
+@dataclass
+class FeedFetch:
+    """One feed's document, fetched and parsed: its entries, or the one sentence saying why not."""
+
+    url: str
+    fetched: Fetched | None = None
+    entries: list[Any] = field(default_factory=list)
+    title: str = ""
+    error: str = ""
+
+
+def fetch_feed(url: str, fetcher: Fetcher, etag: str = "", last_modified: str = "") -> FeedFetch:
+    """Fetch and parse one feed (conditionally when etag or last_modified is given); never raises
+    for what the site did: FeedFetch.error says it in one sentence."""
     try:
-        fetched = fetcher.get(feed.url, kinds=("xml", "html"), etag=feed.etag,
-                              last_modified=feed.last_modified)
+        fetched = fetcher.get(url, kinds=("xml", "html"), etag=etag, last_modified=last_modified)
     except FetchError as exc:
-        report.errors.append((feed.url, str(exc)))
-        store.record_fetch(feed.url, etag=etag, last_modified=last_modified, items=0, new=0,
-                           error=str(exc), fetched_at=fetched_at)
-        return
+        return FeedFetch(url, error=str(exc))
     if fetched.not_modified:
-        log.info("feed %s not modified", feed.url)
-        store.record_fetch(feed.url, etag=fetched.etag or etag,
-                           last_modified=fetched.last_modified or last_modified, items=0, new=0,
-                           error="", fetched_at=fetched_at)
-        return
+        return FeedFetch(url, fetched)
     parsed = feedparser.parse(fetched.body, response_headers={
         "content-location": fetched.url, "content-type": fetched.content_type or "application/xml"})
     entries = list(parsed.get("entries") or [])
     if not entries and (parsed.get("bozo") or not parsed.get("feed")):
-        log.info("feed %s unparseable: %r", feed.url, parsed.get("bozo_exception"))
-        message = f"{feed.url} is not an RSS or Atom feed."
-        report.errors.append((feed.url, message))
-        store.record_fetch(feed.url, etag=etag, last_modified=last_modified, items=0, new=0,
-                           error=message, fetched_at=fetched_at)
-        return
-    feed_title = (parsed.get("feed", {}).get("title") or "").strip()
-    report.items += len(entries)
-    todo: list[tuple[Any, str, str]] = []     # (entry, key, link)
-    for entry in entries:
-        link = (entry.get("link") or "").strip()
-        key = link or (entry.get("id") or "").strip()
-        if not key or store.known(key) or store.tries(key) >= MAX_ITEM_TRIES:
-            continue
-        todo.append((entry, key, link))
-    page_links = [link for _, _, link in todo if link.lower().startswith(("http://", "https://"))]
-    pages = dict(zip(page_links, fetcher.fetch_many(page_links, kinds=("html",))))
+        log.info("feed %s unparseable: %r", url, parsed.get("bozo_exception"))
+        return FeedFetch(url, fetched, error=f"{url} is not an RSS or Atom feed.")
+    return FeedFetch(url, fetched, entries, (parsed.get("feed", {}).get("title") or "").strip())
+
+
+def _fetch_feeds(feeds: list[FeedState], fetcher: Fetcher) -> list[FeedFetch]:
+    """Every feed's document at once (policy.concurrency at a time): a slow feed costs its own
+    deadline, not the others' time."""
+    if not feeds:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(fetcher.policy.concurrency, len(feeds)))) as pool:
+        return list(pool.map(lambda f: fetch_feed(f.url, fetcher, f.etag, f.last_modified), feeds))
+
+
+def _take_items(feed: FeedState, got: FeedFetch, todo: list[tuple[Any, str, str]], pages: dict[str, Any],
+                store: FeedStore, corpus_dir: Path, now: datetime, report: RefreshReport) -> int:
+    """Write the articles of a feed's new items (their pages already fetched); how many were new."""
     new = 0
     for entry, key, link in todo:
         try:
@@ -452,7 +455,7 @@ def _refresh_one(feed: FeedState, store: FeedStore, corpus_dir: Path, fetcher: F
             else:
                 problem = f"The item {key} has no web address."
             if article is None:
-                article = _entry_fallback(entry, link or key, feed_title)
+                article = _entry_fallback(entry, link or key, got.title)
                 if article is None:
                     message = problem or f"No article text for {key}."
                     if store.failed(key, message) >= MAX_ITEM_TRIES:
@@ -465,7 +468,7 @@ def _refresh_one(feed: FeedState, store: FeedStore, corpus_dir: Path, fetcher: F
             if not article.title:
                 article.title = (entry.get("title") or "").strip()
             if not article.source:
-                article.source = feed_title
+                article.source = got.title
             path, reason = _store_article(article, key, feed.url, corpus_dir, store, now)
             if path is not None:
                 report.new.append(path)
@@ -476,23 +479,62 @@ def _refresh_one(feed: FeedState, store: FeedStore, corpus_dir: Path, fetcher: F
             log.warning("item %s of %s failed: %r", key, feed.url, exc)
             report.errors.append((link or key, str(exc) if isinstance(exc, CitebotError)
                                   else f"The article from {key} cannot be written."))
-    store.record_fetch(feed.url, etag=fetched.etag, last_modified=fetched.last_modified,
-                       items=len(entries), new=new, error="", title=feed_title or None,
-                       fetched_at=fetched_at)
+    return new
 
 
-def refresh_feeds(store: FeedStore, corpus_dir: Path, fetcher: Fetcher,
-                  now: datetime | None = None, only: list[str] | None = None) -> RefreshReport:
-    """Fetch every feed (or those in `only`) and write its new articles; one feed's or item's
-    failure stops no other."""
+def refresh_feeds(store: FeedStore, corpus_dir: Path, fetcher: Fetcher, now: datetime | None = None,
+                  only: list[str] | None = None, fetched: dict[str, FeedFetch] | None = None) -> RefreshReport:
+    """Fetch every feed (or those in `only`; `fetched` holds feeds already fetched) and write its new
+    articles; one feed's or item's failure stops no other.
+
+    The feeds are fetched at once, then the pages of every feed's new items in one pool, each
+    within the fetcher's total deadline, so a slow site delays neither the others nor the build."""
     now = now or datetime.now(timezone.utc)
+    fetched_at = _utc_iso(now)
     report = RefreshReport()
-    for feed in store.list():
-        if only is not None and feed.url not in only:
-            continue
-        report.feeds += 1
+    feeds = [f for f in store.list() if only is None or f.url in only]
+    report.feeds = len(feeds)
+    known = dict(fetched or {})
+    for got in _fetch_feeds([f for f in feeds if f.url not in known], fetcher):
+        known[got.url] = got
+    plans: list[tuple[FeedState, FeedFetch, list[tuple[Any, str, str]]]] = []
+    for feed in feeds:
+        got = known[feed.url]
         try:
-            _refresh_one(feed, store, corpus_dir, fetcher, now, report)
+            if got.error:
+                report.errors.append((feed.url, got.error))
+                store.record_fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified, items=0, new=0,
+                                   error=got.error, fetched_at=fetched_at)
+                continue
+            assert got.fetched is not None
+            if got.fetched.not_modified:
+                log.info("feed %s not modified", feed.url)
+                store.record_fetch(feed.url, etag=got.fetched.etag or feed.etag,
+                                   last_modified=got.fetched.last_modified or feed.last_modified, items=0, new=0,
+                                   error="", fetched_at=fetched_at)
+                continue
+            report.items += len(got.entries)
+            todo: list[tuple[Any, str, str]] = []     # (entry, key, link)
+            for entry in got.entries:
+                link = (entry.get("link") or "").strip()
+                key = link or (entry.get("id") or "").strip()
+                if not key or store.known(key) or store.tries(key) >= MAX_ITEM_TRIES:
+                    continue
+                todo.append((entry, key, link))
+            plans.append((feed, got, todo))
+        except CitebotError as exc:
+            log.warning("feed %s failed: %r", feed.url, exc)
+            report.errors.append((feed.url, str(exc)))
+    page_links = list(dict.fromkeys(link for _, _, todo in plans for _, _, link in todo
+                                    if link.lower().startswith(("http://", "https://"))))
+    pages = dict(zip(page_links, fetcher.fetch_many(page_links, kinds=("html",))))
+    for feed, got, todo in plans:
+        try:
+            new = _take_items(feed, got, todo, pages, store, corpus_dir, now, report)
+            assert got.fetched is not None
+            store.record_fetch(feed.url, etag=got.fetched.etag, last_modified=got.fetched.last_modified,
+                               items=len(got.entries), new=new, error="", title=got.title or None,
+                               fetched_at=fetched_at)
         except CitebotError as exc:
             log.warning("feed %s failed: %r", feed.url, exc)
             report.errors.append((feed.url, str(exc)))
@@ -500,6 +542,6 @@ def refresh_feeds(store: FeedStore, corpus_dir: Path, fetcher: Fetcher,
     return report
 
 
-__all__ = ["AddResult", "FeedState", "FeedStore", "FeedStoreError", "NoArticleText", "PageArticle",
-           "RefreshReport", "add_url", "content_hash", "extract_article", "html_to_text",
+__all__ = ["AddResult", "FeedFetch", "FeedState", "FeedStore", "FeedStoreError", "NoArticleText", "PageArticle",
+           "RefreshReport", "add_url", "content_hash", "extract_article", "fetch_feed", "html_to_text",
            "refresh_feeds", "slugify", "validate_url", "write_article"]

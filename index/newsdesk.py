@@ -14,14 +14,15 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .builder import BuildReport
 from .engine import Engine
 from .documents import SkippedFile, UnreadableFile, file_documents
 from .errors import BuildInProgress, FetchError, UploadRefused
-from .feeds import FEEDS_FILE, AddResult, FeedState, FeedStore, RefreshReport, add_url, refresh_feeds, validate_url
+from .feeds import (FEEDS_FILE, AddResult, FeedState, FeedStore, RefreshReport, add_url, fetch_feed, refresh_feeds,
+                    validate_url)
 from .fetch import Fetcher, FetchPolicy
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class Newsdesk:
 
     def __init__(self, engine: Engine, policy: FetchPolicy | None = None) -> None:
         self.engine = engine
-        self.policy = policy or FetchPolicy.from_env()
+        self.policy = policy or replace(FetchPolicy.from_env(), timeout_s=engine.settings.fetch_timeout)
         self._update = threading.Lock()  # one update at a time: a refresh and an /add never interleave
 
     @property
@@ -103,23 +104,23 @@ class Newsdesk:
     def add_feed(self, url: str, build: bool = True) -> DeskReport:
         """Check that URL is a feed (fetch and parse it), keep it, and add its items' articles.
 
-        A feed that cannot be fetched or parsed is not kept: FetchError says why."""
+        A feed that cannot be fetched or parsed is not kept: FetchError says why. The feed is saved
+        only once its first fetch has succeeded, so a fetch that is killed midway leaves nothing."""
         url = validate_url(url)
         with self._update, self._store() as store:
             if store.get(url) is not None:
                 report = DeskReport(notes=[f"{url} is already one of my feeds."])
                 return report
-            store.add(url)
-            try:
-                with Fetcher(self.policy) as fetcher:
-                    refresh = refresh_feeds(store, self.corpus_dir, fetcher, only=[url])
-            except BaseException:
-                store.remove(url)
-                raise
-            feed_error = [m for u, m in refresh.errors if u == url]
-            if feed_error:  # the feed itself failed, not one of its items: do not keep it
-                store.remove(url)
-                raise FetchError(feed_error[0])
+            with Fetcher(self.policy) as fetcher:
+                first = fetch_feed(url, fetcher)
+                if first.error:
+                    raise FetchError(first.error)
+                store.add(url)
+                try:
+                    refresh = refresh_feeds(store, self.corpus_dir, fetcher, only=[url], fetched={url: first})
+                except BaseException:
+                    store.remove(url)
+                    raise
             report = DeskReport(added=[self._rel(p) for p in refresh.new], errors=refresh.errors,
                                 refresh=refresh)
             return self._index(report, build)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -46,6 +47,19 @@ def test_allowed_with_allow_private_and_user_agent(server, fetcher):
 def test_refused_responses(server, fetcher, path, says):
     with pytest.raises(FetchError, match=says):
         fetcher.get(server[1] + path)
+
+
+@pytest.mark.parametrize("path", [
+    "/drip?head=20",             # the headers one byte at a time: every read is quick, the whole is not
+    "/drip?head=0.8&body=20",    # slow headers, then a slow body: one deadline covers both
+    "/drip?body=20",             # the body one byte at a time
+])
+def test_every_fetch_ends_by_one_total_deadline_from_connect_to_last_byte(server, path):
+    with Fetcher(FetchPolicy(allow_private=True, timeout_s=1.0)) as slow_client:
+        began = time.monotonic()
+        with pytest.raises(FetchError, match=r"within 1 s"):
+            slow_client.get(server[1] + path)
+        assert time.monotonic() - began < 1.7
 
 
 def test_conditional_get(server, fetcher):
@@ -100,6 +114,21 @@ def test_refresh(server, fetcher, tmp_path):
     assert states[base + "/atom"].last_fetched
     # add_url of an article already taken from a feed, and of a page twice
     assert not add_url(base + "/a1", corpus, store, fetcher).added
+
+
+def test_slow_feeds_delay_neither_the_other_feeds_nor_the_refresh(server, tmp_path):
+    _, base = server
+    store = FeedStore(tmp_path / "feeds.sqlite")
+    for n in range(3):
+        store.add(f"{base}/drip?head=6&kind=feed&n={n}")
+    store.add(base + "/rss")
+    began = time.monotonic()
+    with Fetcher(FetchPolicy(allow_private=True, timeout_s=1.0)) as slow_client:
+        report = refresh_feeds(store, tmp_path / "corpus", slow_client)
+    assert time.monotonic() - began < 2.8, "the feeds are fetched at once, each within its deadline"
+    assert len(report.new) == 2 and report.feeds == 4
+    assert sorted(u for u, _ in report.errors) == [f"{base}/drip?head=6&kind=feed&n={n}" for n in range(3)]
+    assert all("did not answer within 1 s" in m for _, m in report.errors)
 
 
 def test_add_url_twice(server, fetcher, tmp_path):

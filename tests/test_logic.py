@@ -102,6 +102,8 @@ def test_the_console_bolds_the_answer_only_on_a_terminal():
     ({"CITEBOT_READER": "maybe"}, "CITEBOT_READER must be 1 or 0, not 'maybe'"),
     ({"CITEBOT_ALPHA": "half"}, "CITEBOT_ALPHA must be a number, not 'half'"),
     ({"CITEBOT_MAX_FILE_MB": "0"}, "CITEBOT_MAX_FILE_MB must be a size in MB above 0"),
+    ({"CITEBOT_FETCH_TIMEOUT": "0"}, "CITEBOT_FETCH_TIMEOUT must be a number of seconds above 0 and at most 600"),
+    ({"CITEBOT_FETCH_TIMEOUT": "soon"}, "CITEBOT_FETCH_TIMEOUT must be a number, not 'soon'"),
 ])
 def test_a_wrong_setting_is_refused_when_settings_are_made(monkeypatch, env, expected):
     for name, value in env.items():

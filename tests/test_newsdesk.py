@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -29,19 +30,30 @@ ALLOW = FetchPolicy(allow_private=True, timeout_s=5)
 
 
 @pytest.fixture(scope="module")
-def site():
-    with news_server() as (_, base):
-        yield base
+def news():
+    with news_server() as running:
+        yield running
 
 
-def citebot(*args: str, data_dir, corpus_dir, private: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CITEBOT_DATA_DIR": str(data_dir), "CITEBOT_CORPUS_DIR": str(corpus_dir)}
+@pytest.fixture(scope="module")
+def site(news):
+    return news[1]
+
+
+def citebot_env(data_dir, corpus_dir, private: bool = True, **settings: str) -> dict:
+    env = {**os.environ, "CITEBOT_DATA_DIR": str(data_dir), "CITEBOT_CORPUS_DIR": str(corpus_dir), **settings}
     env.pop("TELEGRAM_BOT_TOKEN", None)
     env.pop("CITEBOT_FETCH_ALLOW_PRIVATE", None)
     if private:
         env["CITEBOT_FETCH_ALLOW_PRIVATE"] = "1"
-    return subprocess.run([sys.executable, "-m", "bot.cli", "-q", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    return env
+
+
+def citebot(*args: str, data_dir, corpus_dir, private: bool = True, timeout: int = 300,
+            **settings: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bot.cli", "-q", *args], cwd=ROOT,
+                          env=citebot_env(data_dir, corpus_dir, private, **settings),
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 # -- pure logic ----------------------------------------------------------------------------------
@@ -91,6 +103,36 @@ def test_a_page_that_is_not_a_feed_is_not_kept(tmp_path, site):
 
 
 # -- the command line ----------------------------------------------------------------------------
+
+def test_a_feed_add_killed_while_the_feed_drips_keeps_no_feed_and_refresh_does_not_hang(tmp_path, news):
+    httpd, site = news
+    corpus, data = tmp_path / "corpus", tmp_path / "data"
+    drip = f"{site}/drip?head=25&kind=feed&n=killed"
+    adding = subprocess.Popen([sys.executable, "-m", "bot.cli", "-q", "feed", "add", drip, "--no-build"], cwd=ROOT,
+                              env=citebot_env(data, corpus), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        waited = time.monotonic()
+        while drip.removeprefix(site) not in httpd.paths and time.monotonic() - waited < 60:
+            time.sleep(0.1)
+        assert drip.removeprefix(site) in httpd.paths, "the feed was never asked for"
+        time.sleep(0.5)  # well inside the feed's first fetch
+    finally:
+        adding.kill()
+        adding.wait()
+    assert "No feeds yet" in citebot("feed", "list", data_dir=data, corpus_dir=corpus).stdout
+
+    # A feed that turned slow after it was added (as one kept by an older version) costs one deadline.
+    with FeedStore(data / FEEDS_FILE) as store:
+        store.add(f"{site}/drip?head=25&kind=feed&n=kept")
+        store.add(site + "/rss")
+    began = time.monotonic()
+    refreshed = citebot("refresh", "--no-build", data_dir=data, corpus_dir=corpus, timeout=60,
+                        CITEBOT_FETCH_TIMEOUT="1")
+    assert time.monotonic() - began < 15
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert "2 feeds, 2 items, 2 new articles, 1 error" in refreshed.stdout
+    assert "did not answer within 1 s" in refreshed.stdout
+
 
 @pytest.mark.model
 def test_feeds_and_pages_from_the_command_line_reach_the_answers(tmp_path, site):
