@@ -131,7 +131,8 @@ class Newsdesk:
             return store.remove(url)
 
     def refresh(self, build: bool = True) -> DeskReport:
-        """Fetch every feed, write the new items' articles and update the index if any were new."""
+        """Fetch every feed, write the new items' articles and update the index if the corpus
+        differs from it (new articles, or articles an interrupted update left unindexed)."""
         with self._update:
             with self._store() as store, Fetcher(self.policy) as fetcher:
                 refresh = refresh_feeds(store, self.corpus_dir, fetcher)
@@ -148,7 +149,7 @@ class Newsdesk:
                 result: AddResult = add_url(url, self.corpus_dir, store, fetcher)
             if not result.added:
                 what = f"“{result.title}”" if result.title else result.url
-                return DeskReport(notes=[f"{what}: {result.reason}, nothing added."])
+                return self._index(DeskReport(notes=[f"{what}: {result.reason}, nothing added."]), build)
             return self._index(DeskReport(added=[self._rel(Path(result.path))]), build)
 
     def add_file(self, name: str, data: bytes, build: bool = True) -> DeskReport:
@@ -172,7 +173,7 @@ class Newsdesk:
             n = 1
             while path.exists():
                 if path.read_bytes() == data:
-                    return DeskReport(notes=[f"{safe} is already in the corpus, nothing added."])
+                    return self._index(DeskReport(notes=[f"{safe} is already in the corpus, nothing added."]), build)
                 n += 1
                 path = folder / f"{Path(safe).stem}-{n}{Path(safe).suffix}"
             tmp = path.with_name(f".{path.name}.part")  # the loader skips dot files: no half file is read
@@ -198,11 +199,15 @@ class Newsdesk:
             return str(path)
 
     def _index(self, report: DeskReport, build: bool) -> DeskReport:
-        if build and report.added:
+        """Update the index whenever the corpus differs from it, not only when this call added
+        something: articles written by an update whose build was killed (or run with --no-build)
+        are taken by the next one. An unchanged corpus costs a fingerprint check, no new build."""
+        if build:
             try:
                 report.build = self.engine.build()
             except BuildInProgress:  # the articles are saved; that build or the next one takes them
-                report.notes.append("Another index update is running; the next one includes these articles.")
+                report.notes.append("Another index update is running; the next one includes these articles."
+                                    if report.added else "Another index update is running.")
         return report
 
 

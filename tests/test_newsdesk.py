@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -174,6 +176,39 @@ def test_feeds_and_pages_from_the_command_line_reach_the_answers(tmp_path, site)
     assert removed.returncode == 0 and "its articles stay" in removed.stdout
     assert citebot("feed", "remove", site + "/rss", data_dir=data, corpus_dir=corpus).returncode == 2
     assert len(list((corpus / "fetched").rglob("*.json"))) == 3
+
+
+def test_articles_written_before_a_killed_build_are_indexed_by_the_next_refresh(tmp_path, embedder, site):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": "Title: Rates\n\nThe central bank raised rates to 5.25% on Thursday."})
+    settings = Settings(data_dir=tmp_path / "data", corpus_dir=corpus)
+    engine = Engine(settings, embedder)
+    engine.build()
+    with FeedStore(settings.data_dir / FEEDS_FILE) as store:
+        store.add(site + "/rss")
+    # A real refresh, killed with SIGKILL once its articles are written and its build has begun.
+    script = textwrap.dedent(f"""
+        import os, signal
+        from index import builder
+        from index.config import Settings
+        from index.engine import Engine
+        from index.fetch import FetchPolicy
+        from index.newsdesk import Newsdesk
+        builder.read_corpus = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+        settings = Settings(data_dir={str(settings.data_dir)!r}, corpus_dir={str(corpus)!r})
+        Newsdesk(Engine(settings), FetchPolicy(allow_private=True, timeout_s=5)).refresh()
+    """)
+    killed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert len(list((corpus / "fetched").rglob("*.json"))) == 2 and engine.stats()["documents"] == 1
+
+    desk = Newsdesk(engine, ALLOW)
+    report = desk.refresh()
+    assert report.refresh.new == [], "the articles were taken before"
+    assert report.build is not None and report.build.documents == 3, report.summary()
+    assert engine.stats()["documents"] == 3
+    assert "2029" in engine.ask(TRAM).citations[0].excerpt
+    again = desk.refresh()  # nothing new, the index up to date: said so, nothing written
+    assert again.build.unchanged and "Index is up to date" in again.summary()
 
 
 # -- Telegram ------------------------------------------------------------------------------------
