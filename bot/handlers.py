@@ -569,7 +569,11 @@ async def scheduled_refresh(context: CitebotContext) -> None:
     desk: Newsdesk = context.citebot.desk
     if not await asyncio.to_thread(desk.feeds):
         return
-    report = await asyncio.to_thread(desk.refresh)
+    try:
+        report = await asyncio.to_thread(desk.refresh)
+    except CitebotError as exc:  # a full disk, a damaged feed database: one line, tried again next time
+        log.warning("Scheduled refresh failed: %s", exc)
+        return
     log.info("Scheduled refresh: %s", report.summary().replace("\n", "; "))
 
 

@@ -1,7 +1,6 @@
 """Build the index: corpus folder -> documents -> chunks -> vectors (reused when unchanged) -> store."""
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
@@ -20,7 +19,7 @@ from .chunking import Chunk, chunk_document, embedding_text
 from .config import Settings
 from .documents import Corpus, SkippedFile, load_corpus
 from .embedding import BulkEmbedder
-from .errors import BuildError
+from .errors import BuildError, is_disk_full
 from .language import main_language
 from .store import (BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, intact_builds,
                     prune_builds, read_manifest)
@@ -265,7 +264,7 @@ def write_build(root: Path, plan: BuildPlan, vectors: BuildVectors, settings: Se
     try:
         writer = IndexWriter(root)
     except (OSError, sqlite3.Error) as exc:
-        if _disk_full(exc):
+        if is_disk_full(exc):
             raise _disk_full_error(root, vectors, corpus) from exc
         raise
     try:
@@ -289,7 +288,7 @@ def write_build(root: Path, plan: BuildPlan, vectors: BuildVectors, settings: Se
         return build_dir
     except BaseException as exc:
         writer.abort()
-        if _disk_full(exc):
+        if is_disk_full(exc):
             raise _disk_full_error(root, vectors, corpus) from exc
         raise
 
@@ -336,15 +335,6 @@ def _doc_chunks(doc, language: str, settings: Settings, cache: BuildCache) -> li
     ]
     cache.put_chunks(key, [[c.chunk_id, c.ordinal, c.start, c.end, c.sentences, tk] for c, tk in out])
     return out
-
-
-def _disk_full(exc: BaseException) -> bool:
-    """Whether a write failed for want of space (numpy says it as "N requested and M written")."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(exc)
-    return (isinstance(exc, sqlite3.Error) and "disk is full" in text) or (
-        isinstance(exc, OSError) and "requested and" in text and "written" in text)
 
 
 def _disk_full_error(root: Path, vectors: "BuildVectors", corpus: Corpus) -> BuildError:

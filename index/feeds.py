@@ -27,7 +27,7 @@ import lxml.html
 import trafilatura
 
 from .documents import iso_date, text_key
-from .errors import CitebotError, FetchError
+from .errors import CitebotError, DiskFull, FetchError, is_disk_full
 from .fetch import Fetched, Fetcher, host_of
 
 log = logging.getLogger(__name__)
@@ -134,9 +134,17 @@ class FeedStore:
             self._db.executescript(SCHEMA)
             self._db.commit()
         except (sqlite3.DatabaseError, OSError) as exc:
+            if is_disk_full(exc):
+                log.info("cannot create feed database %s: %r", self.path, exc)
+                raise self._full() from None
             log.error("cannot open feed database %s: %r", self.path, exc)
             raise FeedStoreError(f"The feed database {self.path} cannot be opened; move it "
                                  "away and add the feeds again.") from None
+
+    def _full(self) -> DiskFull:
+        # The database is fine; the disk is not: moving it away would be the wrong advice.
+        return DiskFull(f"The disk holding {self.path.parent} is full, so the feed database {self.path.name} "
+                        "cannot be written; free some space and try again.")
 
     def __enter__(self) -> "FeedStore":
         return self
@@ -148,13 +156,19 @@ class FeedStore:
         with self._lock:
             self._db.close()
 
-    def _run(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+    def _run(self, sql: str, args: tuple = (), many: bool = False) -> sqlite3.Cursor:
+        """One statement (or one statement over many rows, `many`) in one transaction."""
         with self._lock:
             try:
-                cursor = self._db.execute(sql, args)
+                cursor = self._db.executemany(sql, args) if many else self._db.execute(sql, args)
                 self._db.commit()
                 return cursor
             except sqlite3.DatabaseError as exc:
+                if self._db.in_transaction:
+                    self._db.rollback()
+                if is_disk_full(exc):
+                    log.info("feed database %s: %r on %s", self.path, exc, sql)
+                    raise self._full() from None
                 log.error("feed database %s: %r on %s", self.path, exc, sql)
                 raise FeedStoreError(f"The feed database {self.path} cannot be used; move it "
                                      "away and add the feeds again.") from None
@@ -200,10 +214,13 @@ class FeedStore:
         row = self._run("SELECT tries FROM failures WHERE key = ?", (canonical_key(key),)).fetchone()
         return row[0] if row else 0
 
-    def remember(self, key: str, feed_url: str, url: str, content_hash: str, path: str) -> None:
+    def remember(self, keys: str | list[str], feed_url: str, url: str, content_hash: str, path: str) -> None:
+        """Record an item as taken under each of its keys, all or none."""
+        now = _utc_iso()
+        rows = [(canonical_key(k), feed_url, url, content_hash, str(path), now)
+                for k in dict.fromkeys([keys] if isinstance(keys, str) else keys)]
         self._run("INSERT OR REPLACE INTO items(key, feed_url, url, content_hash, path, added_at) "
-                  "VALUES (?, ?, ?, ?, ?, ?)",
-                  (canonical_key(key), feed_url, url, content_hash, str(path), _utc_iso()))
+                  "VALUES (?, ?, ?, ?, ?, ?)", rows, many=True)
 
 
 # -- articles -------------------------------------------------------------------------------------
@@ -265,7 +282,13 @@ def _same_article(path: Path, url: str) -> bool:
 def write_article(corpus_dir: Path, article: PageArticle, fetched_at: datetime) -> Path:
     """Write the article atomically as corpus_dir/fetched/<site>/<date>-<slug>.json; its path."""
     folder = Path(corpus_dir) / "fetched" / _site_dir(article.url)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFull(f"The disk holding {corpus_dir} is full, so a new article cannot be written; "
+                           "free some space and try again.") from None
+        raise
     date = article.published or fetched_at.date().isoformat()
     stem = f"{date}-{slugify(article.title)}"
     path = folder / f"{stem}.json"
@@ -276,16 +299,21 @@ def write_article(corpus_dir: Path, article: PageArticle, fetched_at: datetime) 
     payload = {"title": article.title, "text": article.text, "url": article.url,
                "source": article.source, "published": article.published,
                "fetched_at": _utc_iso(fetched_at)}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(payload, out, ensure_ascii=False, indent=1)
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    except BaseException as exc:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if is_disk_full(exc):
+            raise DiskFull(f"The disk holding {corpus_dir} is full, so a new article cannot be written; "
+                           "free some space and try again.") from None
         raise
     return path
 
@@ -311,9 +339,13 @@ def _store_article(article: PageArticle, key: str, feed_url: str, corpus_dir: Pa
         store.remember(key, feed_url, article.url, digest, "")
         return None, "same text as a known article"
     path = write_article(corpus_dir, article, now)
-    store.remember(key, feed_url, article.url, digest, str(path))
-    if canonical_key(article.url) != canonical_key(key):
-        store.remember(article.url, feed_url, article.url, digest, str(path))
+    try:
+        store.remember([key, article.url], feed_url, article.url, digest, str(path))
+    except BaseException:
+        # An article on disk but not recorded would be fetched and written again, and its record
+        # would disagree with the corpus: without its record it goes.
+        path.unlink(missing_ok=True)
+        raise
     return path, ""
 
 
@@ -475,6 +507,8 @@ def _take_items(feed: FeedState, got: FeedFetch, todo: list[tuple[Any, str, str]
                 new += 1
             else:
                 log.debug("skipped %s: %s", key, reason)
+        except DiskFull:  # every later item would fail the same way: one sentence, not one per item
+            raise
         except (CitebotError, OSError) as exc:
             log.warning("item %s of %s failed: %r", key, feed.url, exc)
             report.errors.append((link or key, str(exc) if isinstance(exc, CitebotError)
@@ -522,6 +556,8 @@ def refresh_feeds(store: FeedStore, corpus_dir: Path, fetcher: Fetcher, now: dat
                     continue
                 todo.append((entry, key, link))
             plans.append((feed, got, todo))
+        except DiskFull:
+            raise
         except CitebotError as exc:
             log.warning("feed %s failed: %r", feed.url, exc)
             report.errors.append((feed.url, str(exc)))
@@ -535,6 +571,8 @@ def refresh_feeds(store: FeedStore, corpus_dir: Path, fetcher: Fetcher, now: dat
             store.record_fetch(feed.url, etag=got.fetched.etag, last_modified=got.fetched.last_modified,
                                items=len(got.entries), new=new, error="", title=got.title or None,
                                fetched_at=fetched_at)
+        except DiskFull:
+            raise
         except CitebotError as exc:
             log.warning("feed %s failed: %r", feed.url, exc)
             report.errors.append((feed.url, str(exc)))

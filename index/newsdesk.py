@@ -20,7 +20,7 @@ from pathlib import Path
 from .builder import BuildReport
 from .engine import Engine
 from .documents import SkippedFile, UnreadableFile, file_documents
-from .errors import BuildInProgress, FetchError, UploadRefused
+from .errors import BuildInProgress, DiskFull, FetchError, UploadRefused, is_disk_full
 from .feeds import (FEEDS_FILE, AddResult, FeedState, FeedStore, RefreshReport, add_url, fetch_feed, refresh_feeds,
                     validate_url)
 from .fetch import Fetcher, FetchPolicy
@@ -177,8 +177,15 @@ class Newsdesk:
                 n += 1
                 path = folder / f"{Path(safe).stem}-{n}{Path(safe).suffix}"
             tmp = path.with_name(f".{path.name}.part")  # the loader skips dot files: no half file is read
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            try:
+                tmp.write_bytes(data)
+                tmp.replace(path)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                if is_disk_full(exc):
+                    raise DiskFull(f"The disk holding {self.corpus_dir} is full, so {safe} cannot be written; "
+                                   "free some space and try again.") from None
+                raise
             try:
                 documents = file_documents(path, self._rel(path), self.engine.settings.max_file_bytes)
             except (UnreadableFile, OSError) as exc:

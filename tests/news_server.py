@@ -56,6 +56,14 @@ def summary_feed(base: str) -> bytes:
 </channel></rss>""".encode()
 
 
+def many_items_feed(base: str, n: int) -> bytes:
+    """A feed of n items, each with its own page (/item/K), as a site that dumps its archive."""
+    items = "".join(f"<item><title>Tram story {k}</title><link>{base}/item/{k}</link><guid>i{k}</guid></item>"
+                    for k in range(n))
+    return f"""<?xml version="1.0"?><rss version="2.0"><channel><title>Archive</title>
+<link>{base}/</link><description>d</description>{items}</channel></rss>""".encode()
+
+
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -107,6 +115,11 @@ class Handler(BaseHTTPRequestHandler):
         p = self.path
         if p.startswith("/drip"):
             self.send_dripped(base, parse_qs(urlsplit(p).query))
+        elif p.startswith("/many?"):
+            self.send(200, many_items_feed(base, int(parse_qs(urlsplit(p).query)["n"][0])), "application/rss+xml")
+        elif p.startswith("/item/"):
+            k = p.removeprefix("/item/")
+            self.send(200, page(f"Tram story {k}", "2026-03-01", f"Item number {k}."))
         elif p == "/rss":
             self.send(200, rss(base), "application/rss+xml")
         elif p == "/broken-item-feed":

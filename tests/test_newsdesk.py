@@ -178,6 +178,78 @@ def test_feeds_and_pages_from_the_command_line_reach_the_answers(tmp_path, site)
     assert len(list((corpus / "fetched").rglob("*.json"))) == 3
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs (root only, as the build's full-disk test); filled with fill()."""
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def fill(disk) -> None:
+    """Write to the disk until not one more byte fits."""
+    with open(disk / "filler", "wb", buffering=0) as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 4096)
+        except OSError:
+            pass
+        try:
+            while True:
+                filler.write(b"\0")
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("full", ["data", "corpus"])
+def test_a_full_disk_during_a_refresh_is_one_sentence_a_failure_and_leaves_no_unrecorded_article(
+        tmp_path, site, small_disk, full):
+    data = small_disk / "data" if full == "data" else tmp_path / "data"
+    corpus = small_disk / "corpus" if full == "corpus" else tmp_path / "corpus"
+    with FeedStore(data / FEEDS_FILE) as store:
+        store.add(site + "/many?n=30")
+    (corpus / "fetched").mkdir(parents=True)
+    fill(small_disk)
+    result = citebot("refresh", "--no-build", data_dir=data, corpus_dir=corpus, timeout=120)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    where = data if full == "data" else corpus
+    assert result.stderr.splitlines() == [f"citebot: The disk holding {where} is full, so "
+                                          + ("the feed database feeds.sqlite" if full == "data" else "a new article")
+                                          + " cannot be written; free some space and try again."]
+    written = sorted((corpus / "fetched").rglob("*.json"))
+    assert not list((corpus / "fetched").rglob(".tmp-*")), "no half-written article"
+    with FeedStore(data / FEEDS_FILE) as store:
+        unrecorded = [p for p in written if not store.known(json.loads(p.read_text())["url"])]
+    assert unrecorded == [], "every article file left is recorded as taken"
+
+
+def test_a_scheduled_refresh_that_fails_says_so_in_one_log_line_and_the_bot_goes_on(caplog):
+    import logging
+    from types import SimpleNamespace
+
+    from bot.handlers import scheduled_refresh
+    from index.errors import DiskFull
+
+    class FullDesk:
+        def feeds(self):
+            return ["a feed"]
+
+        def refresh(self):
+            raise DiskFull("The disk holding var is full, so a new article cannot be written; free some space "
+                           "and try again.")
+
+    with caplog.at_level(logging.INFO):
+        run(scheduled_refresh(SimpleNamespace(citebot=SimpleNamespace(desk=FullDesk()))))
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "Scheduled refresh failed: The disk holding var is full, so a new article cannot be written; free some "
+        "space and try again."]
+
+
 def test_articles_written_before_a_killed_build_are_indexed_by_the_next_refresh(tmp_path, embedder, site):
     corpus = write_corpus(tmp_path / "corpus", {"a.txt": "Title: Rates\n\nThe central bank raised rates to 5.25% on Thursday."})
     settings = Settings(data_dir=tmp_path / "data", corpus_dir=corpus)
