@@ -334,3 +334,30 @@ def test_every_file_of_a_live_build_damaged_is_named_and_a_build_repairs_it(tmp_
         assert not report.unchanged or noticed is None, f"{name} {damage}: the damaged build was taken as up to date"
         assert "5.25%" in repairing.ask("What did the central bank do to rates?").citations[0].excerpt, name
         build = current_build_dir(engine.settings.index_root)  # the next file is damaged in a sound build
+
+
+def _random_numbers_under_the_header(path, rows: int, dim: int) -> None:
+    """Keep the file's header (it still loads) and fill its vectors with random numbers."""
+    data = path.read_bytes()
+    if path.suffix == ".npy":
+        dtype = np.load(path, mmap_mode="r").dtype
+        body = np.random.default_rng(1).normal(size=(rows, dim)).astype(dtype).tobytes()
+    else:  # dense.faiss: a flat index ends with its vectors
+        body = np.random.default_rng(1).normal(size=(rows, dim)).astype(np.float32).tobytes()
+    path.write_bytes(data[: len(data) - len(body)] + body)
+
+
+@pytest.mark.parametrize("name", ["vectors.npy", "sentences.npy", "dense.faiss"])
+def test_vectors_with_an_intact_header_and_random_numbers_are_refused_when_served(tmp_path, make_engine, embedder,
+                                                                                 name):
+    engine = make_engine(write_corpus(tmp_path / "corpus", MARKETS))
+    stats = engine.stats()
+    build = current_build_dir(engine.settings.index_root)
+    _random_numbers_under_the_header(build / name, stats["sentences"] if name == "sentences.npy" else stats["chunks"],
+                                     stats["dim"])
+    with pytest.raises(IndexCorrupt, match=rf"damaged \({name} holds vectors that are not unit length\); "
+                                           r"run `citebot build`"):
+        Engine(engine.settings, embedder).ask("What did the central bank do to rates?")
+    repairing = Engine(engine.settings, embedder)
+    assert not repairing.build().unchanged
+    assert "5.25%" in repairing.ask("What did the central bank do to rates?").citations[0].excerpt
