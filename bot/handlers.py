@@ -453,16 +453,24 @@ UPDATE_FAILED = "That did not work because of an internal error (see the log); n
 
 
 async def _desk_update(update: Update, context: CitebotContext, working: str, call) -> None:
-    """Say what is being done, run the news-desk call in a thread, then edit in its result."""
+    """Say what is being done, run the news-desk call in a thread, then edit in its result. A long
+    index update is announced with its estimate as soon as the build has measured its rate."""
     status = await update.effective_message.reply_text(working)
+    loop = asyncio.get_running_loop()
+    pending: list[Future] = []
+
+    def announce(sentence: str) -> None:  # called from the build's thread
+        pending.append(asyncio.run_coroutine_threadsafe(status.edit_text(html.escape(f"{working} {sentence}")), loop))
+
     try:
-        report: DeskReport = await asyncio.to_thread(call)
+        report: DeskReport = await asyncio.to_thread(functools.partial(call, announce=announce))
         text = html.escape(report.summary())
     except CitebotError as exc:
         text = html.escape(str(exc))
     except Exception:
         log.exception("News desk update failed")
         text = UPDATE_FAILED
+    await asyncio.gather(*map(asyncio.wrap_future, pending), return_exceptions=True)  # the result comes last
     await status.edit_text(text[:4000])
 
 

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # progress(stage, done, total): stage is "read", "embed" or "write".
 Progress = Callable[[str, int, int], None]
+# announce(sentence): said once, early, when the embedding will take long (EmbeddingWatch).
+Announce = Callable[[str], None]
 
 
 @dataclass
@@ -126,6 +128,7 @@ def build_index(
     embedder: BulkEmbedder | None = None,
     progress: Progress | None = None,
     force: bool = False,
+    announce: Announce | None = None,
 ) -> BuildReport:
     """Build the index for a corpus folder and make it live atomically.
 
@@ -138,7 +141,7 @@ def build_index(
     with BuildLock(root):
         cache = BuildCache(cache_path(root))
         try:
-            return _build(settings, corpus_dir, embedder, progress, force, cache, began)
+            return _build(settings, corpus_dir, embedder, progress, force, cache, began, announce)
         finally:
             cache.save()
             cache.close()
@@ -186,7 +189,8 @@ class BuildVectors:
     sentences_embedded: int
 
 
-def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, began: float) -> BuildReport:
+def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, began: float,
+           announce: Announce | None = None) -> BuildReport:
     """build_index under the lock: read -> (up to date?) -> plan -> vectors -> write."""
     root = settings.index_root
     read = read_corpus(corpus_dir, settings, progress, cache)
@@ -203,7 +207,7 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
             report.seconds = time.perf_counter() - began
             return report
         plan = plan_build(read, settings, cache)
-        vectors = build_vectors(plan, settings, previous, embedder, progress)
+        vectors = build_vectors(plan, settings, previous, embedder, progress, announce)
     finally:
         if previous is not None:
             previous.close()
@@ -353,7 +357,8 @@ def _disk_full_error(root: Path, vectors: "BuildVectors", corpus: Corpus) -> Bui
 
 
 def build_vectors(plan: BuildPlan, settings: Settings, previous: IndexSnapshot | None,
-                  embedder: BulkEmbedder | None, progress: Progress | None) -> BuildVectors:
+                  embedder: BulkEmbedder | None, progress: Progress | None,
+                  announce: Announce | None = None) -> BuildVectors:
     """Stage 2: vectors for every chunk and sentence: copied from an earlier build when the text's
     hash matches, else embedded once per distinct text, straight into the final arrays (one
     progress bar covers chunks and sentences)."""
@@ -382,7 +387,7 @@ def build_vectors(plan: BuildPlan, settings: Settings, previous: IndexSnapshot |
     if total:
         log.info("Embedding %d new chunks (%d reused, %d duplicates) and %d new sentences",
                  len(todo), reused, len(copies), len(todo_sentences))
-        watch = EmbeddingWatch(total)
+        watch = EmbeddingWatch(total, announce=announce)
 
         def step(offset: int):
             def report(done: int, _: int) -> None:
@@ -410,11 +415,12 @@ class EmbeddingWatch:
     """Measures the embedding rate as a build goes and warns once, early, when the rest will take
     long (a 50 MB file of unique text is many hours on two cores): the admin can stop it then."""
 
-    def __init__(self, total: int, clock=time.perf_counter):
+    def __init__(self, total: int, clock=time.perf_counter, announce: Announce | None = None):
         self.total = total
         self.clock = clock
         self.began = clock()
         self.warned = False
+        self.announce = announce  # also told (the bot edits its status message with it)
 
     def update(self, done: int) -> None:
         elapsed = self.clock() - self.began
@@ -428,6 +434,10 @@ class EmbeddingWatch:
                         "Stop it with Ctrl-C if that is not what you meant (the live index is untouched); "
                         "CITEBOT_MAX_FILE_MB caps the size of a corpus file.", f"{self.total:,}", say_duration(left),
                         rate)
+            if self.announce is not None:
+                self.announce(f"This index update embeds {self.total:,} passages and sentences: about "
+                              f"{say_duration(left)} more at the measured {rate:.0f} a second; questions are "
+                              "answered from the current index meanwhile.")
 
 
 def say_duration(seconds: float) -> str:

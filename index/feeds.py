@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS failures (
 );
 """
 MAX_ITEM_TRIES = 3  # an item whose article cannot be had is tried on this many refreshes, then left
+MAX_FEED_ITEMS = 100  # new items taken from one feed in one refresh (Settings.max_feed_items)
 
 
 def _utc_iso(now: datetime | None = None) -> str:
@@ -373,17 +374,22 @@ class RefreshReport:
     items: int = 0
     new: list[Path] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    waiting: int = 0  # new items over the per-feed limit, left for the next refreshes
+    limit: int = 0  # that limit (CITEBOT_MAX_FEED_ITEMS)
 
     def summary(self) -> str:
         head = (f"{self.feeds} feed{'s' if self.feeds != 1 else ''}, {self.items} item"
                 f"{'s' if self.items != 1 else ''}, {len(self.new)} new article"
                 f"{'s' if len(self.new) != 1 else ''}, {len(self.errors)} error"
-                f"{'s' if len(self.errors) != 1 else ''}.")
-        return "\n".join([head] + [f"{url}: {message}" for url, message in self.errors])
+                f"{'s' if len(self.errors) != 1 else ''}")
+        if self.waiting:
+            head += (f"; {self.waiting:,} more new item{'s wait' if self.waiting != 1 else ' waits'} for the next "
+                     f"refreshes (at most {self.limit:,} a feed each time: CITEBOT_MAX_FEED_ITEMS)")
+        return "\n".join([head + "."] + [f"{url}: {message}" for url, message in self.errors])
 
     def to_json(self) -> dict:
         return {"feeds": self.feeds, "items": self.items, "new": [str(p) for p in self.new],
-                "errors": [{"url": u, "message": m} for u, m in self.errors]}
+                "errors": [{"url": u, "message": m} for u, m in self.errors], "waiting": self.waiting}
 
 
 def html_to_text(fragment: str) -> str:
@@ -517,15 +523,17 @@ def _take_items(feed: FeedState, got: FeedFetch, todo: list[tuple[Any, str, str]
 
 
 def refresh_feeds(store: FeedStore, corpus_dir: Path, fetcher: Fetcher, now: datetime | None = None,
-                  only: list[str] | None = None, fetched: dict[str, FeedFetch] | None = None) -> RefreshReport:
+                  only: list[str] | None = None, fetched: dict[str, FeedFetch] | None = None,
+                  max_items: int = MAX_FEED_ITEMS) -> RefreshReport:
     """Fetch every feed (or those in `only`; `fetched` holds feeds already fetched) and write its new
-    articles; one feed's or item's failure stops no other.
+    articles, at most max_items a feed (in the feed's order; the rest wait for the next refresh);
+    one feed's or item's failure stops no other.
 
     The feeds are fetched at once, then the pages of every feed's new items in one pool, each
     within the fetcher's total deadline, so a slow site delays neither the others nor the build."""
     now = now or datetime.now(timezone.utc)
     fetched_at = _utc_iso(now)
-    report = RefreshReport()
+    report = RefreshReport(limit=max_items)
     feeds = [f for f in store.list() if only is None or f.url in only]
     report.feeds = len(feeds)
     known = dict(fetched or {})
@@ -555,6 +563,10 @@ def refresh_feeds(store: FeedStore, corpus_dir: Path, fetcher: Fetcher, now: dat
                 if not key or store.known(key) or store.tries(key) >= MAX_ITEM_TRIES:
                     continue
                 todo.append((entry, key, link))
+            if len(todo) > max_items:
+                log.info("feed %s: %d new items, %d taken now", feed.url, len(todo), max_items)
+                report.waiting += len(todo) - max_items
+                todo = todo[:max_items]
             plans.append((feed, got, todo))
         except DiskFull:
             raise

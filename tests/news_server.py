@@ -64,6 +64,15 @@ def many_items_feed(base: str, n: int) -> bytes:
 <link>{base}/</link><description>d</description>{items}</channel></rss>""".encode()
 
 
+def articles_jsonl(n: int) -> bytes:
+    """n distinct articles, one JSON object a line, about 95 bytes each (200,000 are about 19 MB): an
+    archive someone sends as one upload."""
+    import json
+
+    return "".join(json.dumps({"title": f"Council note {k}", "text": f"The council approved motion {k} "
+                               "on Monday."}) + "\n" for k in range(n)).encode()
+
+
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass

@@ -131,6 +131,23 @@ def test_slow_feeds_delay_neither_the_other_feeds_nor_the_refresh(server, tmp_pa
     assert all("did not answer within 1 s" in m for _, m in report.errors)
 
 
+def test_a_feed_of_5000_items_gives_at_most_the_limit_per_refresh_and_says_how_many_wait(server, tmp_path):
+    httpd, base = server
+    store = FeedStore(tmp_path / "feeds.sqlite")
+    store.add(base + "/many?n=5000")
+    asked = len(httpd.paths)
+    with Fetcher(FetchPolicy(allow_private=True, timeout_s=5)) as fetcher:  # the feed is 0.4 MB
+        report = refresh_feeds(store, tmp_path / "corpus", fetcher, max_items=20)
+        pages = [p for p in httpd.paths[asked:] if p.startswith("/item/")]
+        assert sorted(pages) == sorted(f"/item/{k}" for k in range(20)), "20 page requests, not 5,000"
+        assert report.items == 5000 and len(report.new) == 20 and report.waiting == 4980
+        assert report.summary().splitlines()[0] == (
+            "1 feed, 5000 items, 20 new articles, 0 errors; 4,980 more new items wait for the next refreshes "
+            "(at most 20 a feed each time: CITEBOT_MAX_FEED_ITEMS).")
+        again = refresh_feeds(store, tmp_path / "corpus", fetcher, max_items=20)
+        assert len(again.new) == 20 and again.waiting == 4960, "the next refresh takes the next items"
+
+
 def test_add_url_twice(server, fetcher, tmp_path):
     store = FeedStore(tmp_path / "feeds.sqlite")
     first = add_url(server[1] + "/a2", tmp_path / "c", store, fetcher)

@@ -24,7 +24,7 @@ from index.newsdesk import DeskReport, Newsdesk, _upload_name
 
 from .conftest import ROOT, SAMPLE_CORPUS, write_corpus
 from .fake_telegram import FakeTelegram
-from .news_server import news_server
+from .news_server import articles_jsonl, news_server
 from .test_bot import ADMIN, ALICE, answer_text, message, run, running_bot
 
 TRAM = "When is the first section of the tram line expected to open?"
@@ -93,6 +93,33 @@ def test_an_unusable_upload_is_refused_in_one_sentence_and_leaves_nothing(tmp_pa
     with pytest.raises(UploadRefused, match=says):
         desk.add_file(name, data, build=False)
     assert not list((tmp_path / "corpus").rglob("*.*"))
+
+
+def test_an_upload_over_the_article_limit_is_refused_at_once_and_one_within_it_is_counted(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", corpus_dir=tmp_path / "corpus", max_upload_articles=1000)
+    desk = Newsdesk(Engine(settings), ALLOW)
+    huge = articles_jsonl(200_000)
+    assert 15 * 2**20 < len(huge) < 20 * 2**20
+    began = time.monotonic()
+    with pytest.raises(UploadRefused) as refused:
+        desk.add_file("archive.jsonl", huge, build=False)
+    assert str(refused.value) == ("'archive.jsonl' holds 200,000 articles; uploads of up to 1,000 are taken "
+                                  "(CITEBOT_MAX_UPLOAD_ARTICLES): split it, or put it in the corpus folder and "
+                                  "run `citebot build`.")
+    assert time.monotonic() - began < 30, "counted, not cleaned article by article"
+    assert not list((tmp_path / "corpus").rglob("*.jsonl")), "nothing is left of it"
+    report = desk.add_file("week.jsonl", articles_jsonl(30), build=False)
+    assert report.summary() == "Added 30 articles from uploads/week.jsonl"
+    assert report.to_json()["articles"] == 30
+
+
+def test_the_desk_takes_at_most_the_configured_items_from_a_feed_and_says_so(tmp_path, site):
+    settings = Settings(data_dir=tmp_path / "data", corpus_dir=tmp_path / "corpus", max_feed_items=3)
+    report = Newsdesk(Engine(settings), ALLOW).add_feed(site + "/many?n=50", build=False)
+    assert len(report.added) == 3 and report.refresh.waiting == 47
+    assert report.summary().splitlines()[0] == ("1 feed, 50 items, 3 new articles, 0 errors; 47 more new items wait "
+                                                "for the next refreshes (at most 3 a feed each time: "
+                                                "CITEBOT_MAX_FEED_ITEMS).")
 
 
 def test_a_page_that_is_not_a_feed_is_not_kept(tmp_path, site):
@@ -286,7 +313,12 @@ def test_articles_written_before_a_killed_build_are_indexed_by_the_next_refresh(
 # -- Telegram ------------------------------------------------------------------------------------
 
 def test_admins_add_feeds_pages_and_files_in_telegram_and_others_cannot(tmp_path, embedder, site, monkeypatch):
+    from index import builder
+
     monkeypatch.setenv("CITEBOT_FETCH_ALLOW_PRIVATE", "1")
+    # Every embedding counts as long here, so the admin is told its estimate as a long build would.
+    monkeypatch.setattr(builder, "LONG_BUILD_S", -1)
+    monkeypatch.setattr(builder, "RATE_AFTER_S", 0.0)
     corpus = write_corpus(tmp_path / "corpus", {"a.txt": "Title: Rates\n\nThe central bank raised rates to 5.25% on Thursday."})
     engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus), embedder)
     engine.build()
@@ -331,7 +363,9 @@ def test_admins_add_feeds_pages_and_files_in_telegram_and_others_cannot(tmp_path
                 m = message("", chat_id=ADMIN, uid=ADMIN, document=upload)
                 del m["text"]
                 fake.push(message=m)
-                assert "uploads/copper.txt" in await final_edit(fake, "copper")
+                assert "Indexed" in await final_edit(fake, "uploads/copper.txt")
+                estimates = [answer_text(e) for e in fake.sent("editMessageText") if "This index update" in answer_text(e)]
+                assert estimates and estimates[-1].startswith("Adding copper.txt… This index update embeds 2 passages")
 
                 # Anyone else's file is not added; its caption is a question like any other.
                 m = message("", chat_id=ALICE, uid=ALICE, document={"file_name": "x.txt", **fake.add_file(b"x")})
