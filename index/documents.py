@@ -298,18 +298,34 @@ def _not_a_file(path: Path) -> str | None:
 def corpus_files(corpus_dir: Path, problems: list[SkippedFile] | None = None) -> list[Path]:
     """Article files under the corpus folder, in a stable order; README files are notes, not news.
 
-    Linked folders are followed (a corpus may gather feeds kept elsewhere), each real folder once.
+    Links are followed only where they lead inside the corpus folder, each real folder once: a link
+    out of it (to /etc/passwd, to a home folder) would put files nobody chose into the answers.
     Names that look like articles but are not regular files (pipes, dangling links, link loops,
-    folders named x.txt) are added to problems, relative to the corpus folder.
+    folders named x.txt) and links out of the folder are added to problems, relative to the corpus
+    folder.
     """
     found: list[Path] = []
     seen: set[str] = set()
+    root = os.path.realpath(corpus_dir)
+
+    def outside(path: str) -> bool:
+        real = os.path.realpath(path)
+        return real != root and not real.startswith(root.rstrip(os.sep) + os.sep)
+
+    def skip(path: Path, why: str) -> None:
+        if problems is not None:
+            problems.append(SkippedFile(path.relative_to(corpus_dir).as_posix(), why))
+
     for folder, dirs, files in os.walk(corpus_dir, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:
             dirs[:] = []  # a link loop, or the same folder linked twice
             continue
         seen.add(real)
+        for d in [d for d in dirs if not d.startswith(".") and os.path.islink(os.path.join(folder, d))]:
+            if outside(os.path.join(folder, d)):
+                dirs.remove(d)
+                skip(Path(folder) / d, "a link to a folder outside the corpus folder (not followed)")
         # Sorted, real folders before links: a folder reachable twice always gets the same path.
         dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=lambda d: (os.path.islink(os.path.join(folder, d)), d))
         looks_like_article = lambda n: (  # noqa: E731
@@ -319,10 +335,12 @@ def corpus_files(corpus_dir: Path, problems: list[SkippedFile] | None = None) ->
             if not looks_like_article(name):
                 continue
             why = _not_a_file(p)
+            if why is None and outside(str(p)):
+                why = "a link to a file outside the corpus folder"
             if why is None:
                 found.append(p)
-            elif problems is not None:
-                problems.append(SkippedFile(p.relative_to(corpus_dir).as_posix(), why))
+            else:
+                skip(p, why)
     if problems is not None:
         problems.sort(key=lambda s: s.path)
     return sorted(found)
