@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
 from .cleaning import clean_paragraphs, clean_title, normalize_text
 from .language import detect_language
@@ -131,6 +132,17 @@ def iso_date(value) -> str:
         except ValueError:
             continue
     return ""
+
+
+def web_address(url: str) -> str:
+    """url stripped if it is an http(s) address with a host, else "": an article's link is shown
+    and followed, and javascript:, data: and file: addresses must be neither."""
+    url = (url or "").strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    return url if parts.scheme.lower() in ("http", "https") and parts.netloc else ""
 
 
 def normalize_date(value: str) -> str:
@@ -275,7 +287,7 @@ def make_document(article: RawArticle, path: str) -> Document | None:
         paragraphs=tuple(spans),
         path=path,
         source=normalize_text(article.source).strip(),
-        url=article.url.strip(),
+        url=web_address(article.url),
         published=normalize_date(article.published),
     )
 

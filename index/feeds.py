@@ -26,7 +26,7 @@ import lxml.etree
 import lxml.html
 import trafilatura
 
-from .documents import iso_date, text_key
+from .documents import iso_date, text_key, web_address
 from .errors import CitebotError, DiskFull, FetchError, is_disk_full
 from .fetch import Fetched, Fetcher, host_of
 
@@ -219,7 +219,7 @@ class FeedStore:
         """Record an item as taken under each of its keys, all or none."""
         now = _utc_iso()
         rows = [(canonical_key(k), feed_url, url, content_hash, str(path), now)
-                for k in dict.fromkeys([keys] if isinstance(keys, str) else keys)]
+                for k in dict.fromkeys([keys] if isinstance(keys, str) else keys) if k.strip()]
         self._run("INSERT OR REPLACE INTO items(key, feed_url, url, content_hash, path, added_at) "
                   "VALUES (?, ?, ?, ?, ?, ?)", rows, many=True)
 
@@ -297,9 +297,9 @@ def write_article(corpus_dir: Path, article: PageArticle, fetched_at: datetime) 
     while path.exists() and not _same_article(path, article.url):
         path = folder / f"{stem}-{n}.json"
         n += 1
-    payload = {"title": article.title, "text": article.text, "url": article.url,
-               "source": article.source, "published": article.published,
-               "fetched_at": _utc_iso(fetched_at)}
+    payload = {"title": plain(article.title, one_line=True), "text": plain(article.text),
+               "url": web_address(article.url), "source": plain(article.source, one_line=True),
+               "published": article.published, "fetched_at": _utc_iso(fetched_at)}
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
@@ -334,7 +334,7 @@ def _store_article(article: PageArticle, key: str, feed_url: str, corpus_dir: Pa
                    store: FeedStore, now: datetime) -> tuple[Path | None, str]:
     """Write and remember the article unless known; (path, '') or (None, reason)."""
     digest = content_hash(article.text)
-    if store.known(article.url) or store.known(key):
+    if (article.url and store.known(article.url)) or store.known(key):
         return None, "already known"
     if store.known_hash(digest):
         store.remember(key, feed_url, article.url, digest, "")
@@ -432,8 +432,46 @@ def _entry_fallback(entry: Any, link: str, feed_title: str) -> PageArticle | Non
     text = html_to_text(value)
     if len(text.split()) < MIN_SUMMARY_WORDS:
         return None
-    return PageArticle(title=(entry.get("title") or "").strip(), text=text, url=link,
+    return PageArticle(title=(entry.get("title") or "").strip(), text=text, url=web_address(link),
                        source=feed_title or host_of(link), published=_entry_date(entry))
+
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_XML_ENCODING = re.compile(rb"""^(\s*<\?xml[^>]*?encoding\s*=\s*["'])([A-Za-z0-9._:-]+)(["'])""")
+
+
+def plain(text: str, one_line: bool = False) -> str:
+    """text without control characters (a bell or a terminal escape in a title reaches terminals
+    and chats); one_line also turns line breaks and tabs into spaces."""
+    text = _CONTROLS.sub("", text or "")
+    return re.sub(r"\s+", " ", text).strip() if one_line else text
+
+
+def feed_as_utf8(body: bytes, content_type: str) -> tuple[bytes, str]:
+    """The feed re-encoded as UTF-8, and a content type saying so. The charset the server or the
+    XML declaration gives is used when the bytes really are in it; when they are not (Shift_JIS
+    labelled UTF-8), the encoding is detected (charset-normalizer) instead of guessed as Latin-1."""
+    media = content_type.split(";", 1)[0].strip() or "application/xml"
+    header = re.search(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", content_type or "", re.I)
+    declared = _XML_ENCODING.match(body[:200])
+    labels = [m.group(1) if isinstance(m.group(1), str) else m.group(1).decode("ascii")
+              for m in (header, declared) if m] or ["utf-8"]
+    text = None
+    for label in dict.fromkeys(label.lower() for label in labels):
+        try:
+            text = body.decode(label)
+            break
+        except (LookupError, UnicodeDecodeError):
+            continue
+    if text is None:
+        import charset_normalizer
+
+        best = charset_normalizer.from_bytes(body).best()
+        log.info("feed labelled %s is not; read as %s", "/".join(labels), best.encoding if best else "utf-8")
+        text = str(best) if best is not None else body.decode("utf-8", errors="replace")
+    data = text.lstrip("\ufeff").encode("utf-8")
+    data = _XML_ENCODING.sub(rb"\1utf-8\3", data, count=1)
+    return data, f"{media}; charset=utf-8"
 
 
 @dataclass
@@ -456,13 +494,13 @@ def fetch_feed(url: str, fetcher: Fetcher, etag: str = "", last_modified: str = 
         return FeedFetch(url, error=str(exc))
     if fetched.not_modified:
         return FeedFetch(url, fetched)
-    parsed = feedparser.parse(fetched.body, response_headers={
-        "content-location": fetched.url, "content-type": fetched.content_type or "application/xml"})
+    body, content_type = feed_as_utf8(fetched.body, fetched.content_type)
+    parsed = feedparser.parse(body, response_headers={"content-location": fetched.url, "content-type": content_type})
     entries = list(parsed.get("entries") or [])
     if not entries and (parsed.get("bozo") or not parsed.get("feed")):
         log.info("feed %s unparseable: %r", url, parsed.get("bozo_exception"))
         return FeedFetch(url, fetched, error=f"{url} is not an RSS or Atom feed.")
-    return FeedFetch(url, fetched, entries, (parsed.get("feed", {}).get("title") or "").strip())
+    return FeedFetch(url, fetched, entries, plain(parsed.get("feed", {}).get("title") or "", one_line=True))
 
 
 def _fetch_feeds(feeds: list[FeedState], fetcher: Fetcher) -> list[FeedFetch]:

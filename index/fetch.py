@@ -296,8 +296,8 @@ class Fetcher:
             port = parsed.port or (443 if parsed.scheme == "https" else 80)
             try:
                 _checked_addresses(parsed.host, port)
-            except _AddressRefused as exc:
-                log.warning("refused %s: %s is %s", original, exc.host, exc.address)
+            except _AddressRefused as exc:  # the sentence says it; a log warning would say it twice
+                log.info("refused %s: %s is %s", original, exc.host, exc.address)
                 raise FetchError(f"{original} is refused: {exc.host} is a private or local "
                                  "address (set CITEBOT_FETCH_ALLOW_PRIVATE=1 to allow it).") from None
             except (OSError, UnicodeError) as exc:
@@ -369,7 +369,7 @@ class Fetcher:
                 log.info("cannot fetch %s: %r", original, exc)
                 raise FetchError(f"{original} cannot be reached.") from None
             except _AddressRefused as exc:   # the connection-time check (DNS changed after the first)
-                log.warning("refused %s at connect: %s is %s", original, exc.host, exc.address)
+                log.info("refused %s at connect: %s is %s", original, exc.host, exc.address)
                 raise FetchError(f"{original} is refused: {exc.host} is a private or local "
                                  "address (set CITEBOT_FETCH_ALLOW_PRIVATE=1 to allow it).") from None
 

@@ -56,6 +56,23 @@ def summary_feed(base: str) -> bytes:
 </channel></rss>""".encode()
 
 
+TRAM_JA = "東京都は火曜日、新しい路面電車の路線を承認した。"
+
+
+def mislabelled_feed(base: str) -> bytes:
+    """A feed in Shift_JIS that calls itself UTF-8 (served with charset=utf-8 too), with control
+    characters in its titles and items whose links are javascript:, data: and file: addresses."""
+    english = " ".join(PROSE)
+    items = [("路面電車の延伸を承認\x07", f"{base}/gone-ja", f"{TRAM_JA} {english}"),
+             ("Script\x1f link", "javascript:alert(document.cookie)", f"Script. {english}"),
+             ("Data link", "data:text/html,<b>x</b>", f"Data. {english}"),
+             ("File link", "file:///etc/passwd", f"File. {english}")]
+    body = "".join(f"<item><title>{t}</title><link>{link.replace('&', '&amp;').replace('<', '&lt;')}</link>"
+                   f"<description>{d}</description></item>" for t, link, d in items)
+    return (f"""<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>地方ニュース\x07</title>
+<link>{base}/</link><description>d</description>{body}</channel></rss>""").encode("shift_jis")
+
+
 def many_items_feed(base: str, n: int) -> bytes:
     """A feed of n items, each with its own page (/item/K), as a site that dumps its archive."""
     items = "".join(f"<item><title>Tram story {k}</title><link>{base}/item/{k}</link><guid>i{k}</guid></item>"
@@ -124,6 +141,8 @@ class Handler(BaseHTTPRequestHandler):
         p = self.path
         if p.startswith("/drip"):
             self.send_dripped(base, parse_qs(urlsplit(p).query))
+        elif p == "/mislabelled-feed":
+            self.send(200, mislabelled_feed(base), "application/rss+xml; charset=utf-8")
         elif p.startswith("/many?"):
             self.send(200, many_items_feed(base, int(parse_qs(urlsplit(p).query)["n"][0])), "application/rss+xml")
         elif p.startswith("/item/"):

@@ -151,6 +151,21 @@ def test_a_link_out_of_the_corpus_folder_is_skipped_with_why(tmp_path, link, tar
     assert "root:x:0:0" not in " ".join(d.text for d in loaded.documents)
 
 
+@pytest.mark.parametrize("given, kept", [
+    ("javascript:alert(document.cookie)", ""),
+    ("data:text/html,<script>alert(1)</script>", ""),
+    ("file:///etc/passwd", ""),
+    ("  https://news.example/story  ", "https://news.example/story"),
+    ("HTTP://News.example/old", "HTTP://News.example/old"),
+])
+def test_only_a_web_address_is_kept_as_an_articles_url(tmp_path, given, kept):
+    corpus = write_corpus(tmp_path / "corpus", {
+        "a.json": json.dumps({"title": "Tides", "text": "The spring tide flooded the promenade.", "url": given}),
+        "b.txt": f"Title: Winds\nURL: {given}\n\nGales closed the bridge overnight.",
+    })
+    assert {d.title: d.url for d in load_corpus(corpus).documents} == {"Tides": kept, "Winds": kept}
+
+
 def test_a_one_line_text_file_is_an_article_not_a_bare_title(tmp_path):
     from index.documents import parse_text_article
 

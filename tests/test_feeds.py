@@ -10,7 +10,7 @@ from index.errors import CitebotError, FetchError
 from index.feeds import FeedStore, add_url, refresh_feeds
 from index.fetch import Fetcher, FetchPolicy
 
-from .news_server import news_server
+from .news_server import TRAM_JA, news_server
 
 @pytest.fixture(scope="module")
 def server():
@@ -165,6 +165,20 @@ def test_an_item_whose_page_is_gone_keeps_the_feeds_own_text(server, fetcher, tm
     assert data["title"] == "Tram vote, in brief" and data["published"] == "2026-03-04"
     assert data["text"].startswith("The city council voted on Tuesday") and data["source"] == "Summaries"
     assert report.errors == []
+
+
+def test_a_mislabelled_feed_is_read_in_its_real_encoding_without_control_characters_or_script_links(
+        server, fetcher, tmp_path):
+    store = FeedStore(tmp_path / "feeds.sqlite")
+    store.add(server[1] + "/mislabelled-feed")
+    report = refresh_feeds(store, tmp_path / "corpus", fetcher)
+    stored = {d["title"]: d for d in (json.loads(p.read_text()) for p in report.new)}
+    assert set(stored) == {"路面電車の延伸を承認", "Script link", "Data link", "File link"}, report.summary()
+    tram = stored["路面電車の延伸を承認"]
+    assert tram["text"].startswith(TRAM_JA) and tram["source"] == "地方ニュース"
+    assert tram["url"] == server[1] + "/gone-ja"
+    assert [stored[t]["url"] for t in ("Script link", "Data link", "File link")] == ["", "", ""]
+    assert store.list()[0].title == "地方ニュース"
 
 
 def test_an_item_that_keeps_failing_is_given_up_after_three_refreshes(server, fetcher, tmp_path):

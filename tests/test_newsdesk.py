@@ -133,6 +133,15 @@ def test_a_page_that_is_not_a_feed_is_not_kept(tmp_path, site):
 
 # -- the command line ----------------------------------------------------------------------------
 
+@pytest.mark.parametrize("command", [["add", "/a3", "--no-build"], ["feed", "add", "/rss", "--no-build"]])
+def test_a_refused_address_is_said_in_one_sentence_and_nothing_else(tmp_path, site, command):
+    args = [site + a if a.startswith("/") else a for a in command]
+    refused = citebot(*args, data_dir=tmp_path / "data", corpus_dir=tmp_path / "corpus", private=False)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [f"citebot: {site}{command[-2]} is refused: 127.0.0.1 is a private or "
+                                           "local address (set CITEBOT_FETCH_ALLOW_PRIVATE=1 to allow it)."]
+
+
 def test_a_feed_add_killed_while_the_feed_drips_keeps_no_feed_and_refresh_does_not_hang(tmp_path, news):
     httpd, site = news
     corpus, data = tmp_path / "corpus", tmp_path / "data"
