@@ -195,6 +195,8 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
     root = settings.index_root
     read = read_corpus(corpus_dir, settings, progress, cache)
     previous_manifest, previous = _previous(root, settings.model)
+    if previous is not None:
+        _keep_in_cache(previous, cache)
     corpus = read.corpus
     report = BuildReport(
         build_dir=None, documents=len(corpus.documents), chunks=0, embedded=0, reused=0, seconds=0.0,
@@ -207,7 +209,7 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
             report.seconds = time.perf_counter() - began
             return report
         plan = plan_build(read, settings, cache)
-        vectors = build_vectors(plan, settings, previous, embedder, progress, announce)
+        vectors = build_vectors(plan, settings, previous, embedder, progress, announce, cache)
     finally:
         if previous is not None:
             previous.close()
@@ -215,6 +217,9 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
     report.duplicate_chunks, report.sentences_embedded = vectors.duplicate_chunks, vectors.sentences_embedded
     report.chunks = len(plan.chunks)
     report.build_dir = write_build(root, plan, vectors, settings, progress, began)
+    # Live now: the cache keeps this build's vectors and forgets older ones.
+    cache.keep_vectors("chunk", plan.hashes)
+    cache.keep_vectors("sentence", plan.sentence_hashes)
     report.seconds = time.perf_counter() - began
     log.info("Built index %s", report.build_dir.name)
     return report
@@ -356,12 +361,24 @@ def _disk_full_error(root: Path, vectors: "BuildVectors", corpus: Corpus) -> Bui
     )
 
 
+def _keep_in_cache(previous: IndexSnapshot, cache: BuildCache) -> None:
+    """Put the vectors of an intact build that the cache lacks into it (once: a build from before
+    the cache kept vectors, or a cache that was damaged and started again)."""
+    for kind, (known, old) in (("chunk", previous.vectors_by_hash()),
+                               ("sentence", previous.sentence_vectors_by_hash())):
+        have = cache.vector_hashes(kind)
+        missing = sorted((row, h) for h, row in known.items() if h not in have)
+        if missing:
+            log.info("Keeping %d %s vectors of %s in the build cache", len(missing), kind, previous.build_dir.name)
+            cache.put_vectors(kind, ((h, old[row]) for row, h in missing))
+
+
 def build_vectors(plan: BuildPlan, settings: Settings, previous: IndexSnapshot | None,
                   embedder: BulkEmbedder | None, progress: Progress | None,
-                  announce: Announce | None = None) -> BuildVectors:
+                  announce: Announce | None = None, cache: BuildCache | None = None) -> BuildVectors:
     """Stage 2: vectors for every chunk and sentence: copied from an earlier build when the text's
-    hash matches, else embedded once per distinct text, straight into the final arrays (one
-    progress bar covers chunks and sentences)."""
+    hash matches, else from the build cache, else embedded once per distinct text, straight into
+    the final arrays (one progress bar covers chunks and sentences)."""
     hashes, sentence_hashes = plan.hashes, plan.sentence_hashes
     known: dict[str, int] = {}
     known_sentences: dict[str, int] = {}
@@ -369,20 +386,36 @@ def build_vectors(plan: BuildPlan, settings: Settings, previous: IndexSnapshot |
     if previous is not None:
         known, old = previous.vectors_by_hash()
         known_sentences, old_sentences = previous.sentence_vectors_by_hash()
-    todo, copies = _plan(hashes, known)
-    todo_sentences, _ = _plan(sentence_hashes, known_sentences)  # sentence texts are distinct already
-    reused = len(hashes) - len(todo) - len(copies)
+    dim_hint = old.shape[1] if old is not None else None
+    cached = cache.vectors("chunk", (h for h in hashes if h not in known), dim_hint) if cache else {}
+    cached_sentences = cache.vectors("sentence", (h for h in sentence_hashes if h not in known_sentences),
+                                     dim_hint) if cache else {}
+    todo, copies = _plan(hashes, known.keys() | cached.keys())
+    todo_sentences, _ = _plan(sentence_hashes, known_sentences.keys() | cached_sentences.keys())  # distinct already
     if todo or todo_sentences:
         embedder = embedder or BulkEmbedder(settings.model, precision=settings.precision)
         dim = embedder.dim
+        if any(len(v) != dim for v in (*cached.values(), *cached_sentences.values())):  # another model's
+            cached, cached_sentences = {}, {}
+            todo, copies = _plan(hashes, known.keys())
+            todo_sentences, _ = _plan(sentence_hashes, known_sentences.keys())
     elif old is not None:
         dim = old.shape[1]
+    elif cached:
+        dim = len(next(iter(cached.values())))
     else:
         raise BuildError("There is nothing to embed and no previous index to copy vectors from.")
+    reused = len(hashes) - len(todo) - len(copies)
     vectors = np.empty((len(hashes), dim), dtype=np.float32)
     sentence_vectors = np.empty((len(sentence_hashes), dim), dtype=np.float32)
     _copy_known(vectors, hashes, known, old)
     _copy_known(sentence_vectors, sentence_hashes, known_sentences, old_sentences)
+    for out, wanted, found in ((vectors, hashes, cached), (sentence_vectors, sentence_hashes, cached_sentences)):
+        for row, h in enumerate(wanted):
+            if h in found:
+                out[row] = found[h]
+    if cached or cached_sentences:
+        log.info("%d chunk and %d sentence vectors came from the build cache", len(cached), len(cached_sentences))
     total = len(todo) + len(todo_sentences)
     if total:
         log.info("Embedding %d new chunks (%d reused, %d duplicates) and %d new sentences",
@@ -404,6 +437,9 @@ def build_vectors(plan: BuildPlan, settings: Settings, previous: IndexSnapshot |
         progress("embed", 0, 0)
     for row, first in copies:
         vectors[row] = vectors[first]
+    if cache is not None:  # the new vectors outlive this build: a damaged build is rewritten, not re-embedded
+        cache.put_vectors("chunk", ((hashes[i], vectors[i]) for i in todo))
+        cache.put_vectors("sentence", ((sentence_hashes[i], sentence_vectors[i]) for i in todo_sentences))
     return BuildVectors(vectors, sentence_vectors, len(todo), reused, len(copies), len(todo_sentences))
 
 
@@ -449,7 +485,7 @@ def say_duration(seconds: float) -> str:
     return f"{round(seconds)} s"
 
 
-def _plan(hashes: list[str], known: dict[str, int]) -> tuple[list[int], list[tuple[int, int]]]:
+def _plan(hashes: list[str], known) -> tuple[list[int], list[tuple[int, int]]]:
     """Rows to embed (the first of each new text) and (row, first row) pairs that repeat a new text."""
     first_row: dict[str, int] = {}
     todo, copies = [], []

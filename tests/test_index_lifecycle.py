@@ -173,7 +173,7 @@ def test_missing_corrupt_and_mismatched_indexes_get_one_clear_sentence(tmp_path,
     # Doing what the message says repairs it: the damaged build is not taken as up to date.
     repaired = Engine(engine.settings, embedder)
     report = repaired.build()
-    assert not report.unchanged and report.embedded == report.chunks
+    assert not report.unchanged and report.embedded == 0, "the build cache lends its vectors: a rewrite, no embedding"
     assert "5.25%" in repaired.ask("What did the central bank do to rates?").citations[0].excerpt
 
 
@@ -243,10 +243,18 @@ def test_vectors_damaged_in_place_are_not_spread_by_the_next_build(tmp_path, mak
     np.save(vectors_file, garbage)  # a valid header, the wrong numbers
     fresh = Engine(engine.settings, embedder)
     report = fresh.build(force=True)
-    assert report.embedded == report.chunks, "nothing reused from the damaged vectors"
+    assert report.embedded == 0, "the build cache's copies, not the damaged file's"
     rebuilt = np.load(current_build_dir(engine.settings.index_root) / "vectors.npy")
     assert np.allclose(rebuilt, good, atol=1e-3)
     assert "5.25%" in fresh.ask("What did the central bank do to rates?").citations[0].excerpt
+
+    # Damaged again, and the cache gone too: embedded again, never copied from the damage.
+    vectors_file = current_build_dir(engine.settings.index_root) / "vectors.npy"
+    np.save(vectors_file, garbage)
+    (engine.settings.index_root / "cache.sqlite").unlink()
+    report = Engine(engine.settings, embedder).build(force=True)
+    assert report.embedded == report.chunks, "nothing reused from the damaged vectors"
+    assert np.allclose(np.load(current_build_dir(engine.settings.index_root) / "vectors.npy"), good, atol=1e-3)
 
 
 def test_a_full_disk_gets_one_sentence_leaves_nothing_behind_and_the_old_index_serving(tmp_path, embedder):
@@ -332,6 +340,8 @@ def test_every_file_of_a_live_build_damaged_is_named_and_a_build_repairs_it(tmp_
         repairing = Engine(engine.settings, embedder)
         report = repairing.build()
         assert not report.unchanged or noticed is None, f"{name} {damage}: the damaged build was taken as up to date"
+        assert report.embedded == 0 and report.sentences_embedded == 0, \
+            f"{name} {damage}: the repair embedded again what the build cache holds"
         assert "5.25%" in repairing.ask("What did the central bank do to rates?").citations[0].excerpt, name
         build = current_build_dir(engine.settings.index_root)  # the next file is damaged in a sound build
 
