@@ -168,6 +168,8 @@ class BuildCache:
             return
         try:
             for table, column, seen in (("files", "path", self._seen_files), ("chunks", "key", self._seen_chunks)):
+                if not seen:  # a build that found the corpus up to date chunked nothing: nothing is stale
+                    continue
                 stored = {r[0] for r in self._db.execute(f"SELECT {column} FROM {table}")}
                 self._db.executemany(f"DELETE FROM {table} WHERE {column} = ?", ((k,) for k in stored - seen))
             for kind, keep in self._keep_vectors.items():

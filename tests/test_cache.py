@@ -71,3 +71,14 @@ def test_vectors_are_kept_by_content_hash_and_damaged_ones_are_not_handed_back(t
     cache.keep_vectors("chunk", ["a"])  # what the build that just went live holds
     cache.save()
     assert set(BuildCache(tmp_path / "cache.sqlite").vectors("chunk", ["a", "b"])) == {"a"}
+
+
+def test_a_build_that_planned_no_chunks_forgets_none(tmp_path):
+    cache = BuildCache(tmp_path / "cache.sqlite")
+    cache.put_chunks("doc|title|en|120|30", [["c1", 0, 0, 10, [], ["tram"]]])
+    cache.save()
+    cache.close()
+    up_to_date = BuildCache(tmp_path / "cache.sqlite")  # found the corpus unchanged: it chunked nothing
+    up_to_date.save()
+    up_to_date.close()
+    assert BuildCache(tmp_path / "cache.sqlite").chunks("doc|title|en|120|30") is not None
