@@ -347,7 +347,7 @@ def corpus_files(corpus_dir: Path, problems: list[SkippedFile] | None = None) ->
             if not looks_like_article(name):
                 continue
             why = _not_a_file(p)
-            if why is None and outside(str(p)):
+            if why is None and os.path.islink(p) and outside(str(p)):  # folders out were not entered
                 why = "a link to a file outside the corpus folder"
             if why is None:
                 found.append(p)
