@@ -17,7 +17,7 @@ from bot.app import build_application
 from bot.config import BotConfig
 from index.config import Settings
 from index.engine import Engine
-from index.errors import FetchError, UploadRefused
+from index.errors import DiskFull, FetchError, UploadRefused
 from index.feeds import FEEDS_FILE, FeedStore
 from index.fetch import FetchPolicy
 from index.newsdesk import DeskReport, Newsdesk, _upload_name
@@ -262,6 +262,18 @@ def test_a_full_disk_during_a_refresh_is_one_sentence_a_failure_and_leaves_no_un
     with FeedStore(data / FEEDS_FILE) as store:
         unrecorded = [p for p in written if not store.known(json.loads(p.read_text())["url"])]
     assert unrecorded == [], "every article file left is recorded as taken"
+
+
+def test_an_upload_to_a_full_corpus_disk_is_one_sentence_and_leaves_no_part_file(tmp_path, small_disk):
+    corpus = small_disk / "corpus"
+    (corpus / "uploads").mkdir(parents=True)
+    fill(small_disk)
+    desk = Newsdesk(Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus)), ALLOW)
+    with pytest.raises(DiskFull) as full:
+        desk.add_file("week.jsonl", articles_jsonl(3000), build=False)
+    assert str(full.value) == (f"The disk holding {corpus} is full, so week.jsonl cannot be written; free some "
+                               "space and try again.")
+    assert [p.name for p in (corpus / "uploads").iterdir()] == []
 
 
 def test_a_scheduled_refresh_that_fails_says_so_in_one_log_line_and_the_bot_goes_on(caplog):
