@@ -280,6 +280,11 @@ def _same_article(path: Path, url: str) -> bool:
         return False
 
 
+def _corpus_full(corpus_dir: Path) -> DiskFull:
+    return DiskFull(f"The disk holding {corpus_dir} is full, so a new article cannot be written; "
+                    "free some space and try again.")
+
+
 def write_article(corpus_dir: Path, article: PageArticle, fetched_at: datetime) -> Path:
     """Write the article atomically as corpus_dir/fetched/<site>/<date>-<slug>.json; its path."""
     folder = Path(corpus_dir) / "fetched" / _site_dir(article.url)
@@ -287,8 +292,7 @@ def write_article(corpus_dir: Path, article: PageArticle, fetched_at: datetime) 
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         if is_disk_full(exc):
-            raise DiskFull(f"The disk holding {corpus_dir} is full, so a new article cannot be written; "
-                           "free some space and try again.") from None
+            raise _corpus_full(corpus_dir) from None
         raise
     date = article.published or fetched_at.date().isoformat()
     stem = f"{date}-{slugify(article.title)}"
@@ -313,8 +317,7 @@ def write_article(corpus_dir: Path, article: PageArticle, fetched_at: datetime) 
             except OSError:
                 pass
         if is_disk_full(exc):
-            raise DiskFull(f"The disk holding {corpus_dir} is full, so a new article cannot be written; "
-                           "free some space and try again.") from None
+            raise _corpus_full(corpus_dir) from None
         raise
     return path
 
