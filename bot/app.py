@@ -114,7 +114,7 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
         engine=engine,
         config=config,
         history=History(Path(engine.settings.data_dir) / "bot.sqlite", config.history_days, config.log_days,
-                        config.log_questions),
+                        config.log_questions, repair=True),  # a damaged memory must not keep the bot down
         limiter=UserRateLimiter(config.rate_limit, config.rate_window),
         inline_limiter=UserRateLimiter(3 * config.rate_limit, config.rate_window),
         more_limiter=UserRateLimiter(config.rate_limit, config.rate_window),

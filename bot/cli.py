@@ -492,7 +492,8 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("add", parents=[common], help="add a web page or an article file", description=
                        "URL: fetch the page, extract its article (title, source, date, canonical address) and "
                        "write it to CORPUS_DIR/fetched/<site>/<date>-<slug>.json. FILE: copy a .txt, .md, "
-                       ".html, .json or .jsonl article file (up to 20 MB) to CORPUS_DIR/uploads/. Then update "
+                       ".html, .json or .jsonl article file (up to 20 MB and CITEBOT_MAX_UPLOAD_ARTICLES articles) "
+                       "to CORPUS_DIR/uploads/. Then update "
                        "the index (only the new text is embedded). Pages already added, by address or by "
                        "text, are not added twice. Private and loopback addresses are refused unless "
                        "CITEBOT_FETCH_ALLOW_PRIVATE=1.")
@@ -503,7 +504,8 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("refresh", parents=[common], help="fetch every feed and update the index", description=
                        "Fetch every feed (conditional GET: unchanged feeds cost one small request), fetch the "
-                       "pages of new items, write them to CORPUS_DIR/fetched/ and update the index. One feed's "
+                       "pages of new items (at most CITEBOT_MAX_FEED_ITEMS a feed), write them to CORPUS_DIR/fetched/ "
+                       "and update the index whenever the corpus differs from it. One feed's "
                        "failure stops no other; each is reported in one line. The bot does this every "
                        "CITEBOT_REFRESH_MINUTES (default 30).")
     r.add_argument("--no-build", action="store_true", help="write the articles but do not update the index")

@@ -440,16 +440,24 @@ UPDATE_FAILED = "That did not work because of an internal error (see the log); n
 
 
 async def _desk_update(update: Update, context: CitebotContext, working: str, call) -> None:
-    """Say what is being done, run the news-desk call in a thread, then edit in its result."""
+    """Say what is being done, run the news-desk call in a thread, then edit in its result. A long
+    index update is announced with its estimate as soon as the build has measured its rate."""
     status = await update.effective_message.reply_text(working)
+    loop = asyncio.get_running_loop()
+    pending: list[Future] = []
+
+    def announce(sentence: str) -> None:  # called from the build's thread
+        pending.append(asyncio.run_coroutine_threadsafe(status.edit_text(html.escape(f"{working} {sentence}")), loop))
+
     try:
-        report: DeskReport = await asyncio.to_thread(call)
+        report: DeskReport = await asyncio.to_thread(functools.partial(call, announce=announce))
         text = html.escape(report.summary())
     except CitebotError as exc:
         text = html.escape(str(exc))
     except Exception:
         log.exception("News desk update failed")
         text = UPDATE_FAILED
+    await asyncio.gather(*map(asyncio.wrap_future, pending), return_exceptions=True)  # the result comes last
     await status.edit_text(text[:4000])
 
 
@@ -556,7 +564,11 @@ async def scheduled_refresh(context: CitebotContext) -> None:
     desk: Newsdesk = context.citebot.desk
     if not await asyncio.to_thread(desk.feeds):
         return
-    report = await asyncio.to_thread(desk.refresh)
+    try:
+        report = await asyncio.to_thread(desk.refresh)
+    except CitebotError as exc:  # a full disk, a damaged feed database: one line, tried again next time
+        log.warning("Scheduled refresh failed: %s", exc)
+        return
     log.info("Scheduled refresh: %s", report.summary().replace("\n", "; "))
 
 

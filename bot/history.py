@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import secrets
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+
+from index.errors import CitebotError
+
+log = logging.getLogger(__name__)
 
 DAY = 24 * 3600
 MORE, VOTE = "more", "vote"
@@ -39,6 +45,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
 
+class HistoryDamaged(CitebotError, RuntimeError):
+    """bot.sqlite cannot be read as a database; the message says how it is repaired."""
+
+
 @dataclass(frozen=True)
 class Remembered:
     """An answer the bot sent: the question, the citations it had, how many were shown."""
@@ -57,21 +67,62 @@ def normalise_question(text: str) -> str:
 class History:
     """The bot's SQLite memory. Thread-safe; one connection shared under a lock."""
 
-    def __init__(self, path: Path, history_days: int = 7, log_days: int = 30, log_questions: bool = True):
+    def __init__(self, path: Path, history_days: int = 7, log_days: int = 30, log_questions: bool = True,
+                 repair: bool = False):
+        """Open (or create) the memory at path. A damaged file raises HistoryDamaged, or with repair
+        (the bot) is set aside as bot.sqlite.damaged-<time> and a new, empty memory started."""
+        path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False)
-        self._db.executescript(SCHEMA)
+        self.path = path
         self._lock = threading.Lock()
         self.history_days = history_days
         self.log_days = log_days
         self.log_questions = log_questions
-        with self._lock, self._db:
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
-            if row is None:
-                row = (secrets.token_hex(16),)
-                self._db.execute("INSERT INTO meta VALUES ('salt', ?)", row)
-        self._salt = row[0]
+        try:
+            self._db, self._salt = self._open(path)
+        except sqlite3.DatabaseError as exc:
+            if not repair:
+                log.info("bot memory %s: %r", path, exc)
+                raise HistoryDamaged(f"The bot's memory {path} is damaged (it cannot be read as a database); "
+                                     "`citebot serve` sets it aside and starts a new one, or move it away "
+                                     "yourself.") from None
+            aside = self._set_aside(path)
+            log.warning("The bot's memory %s was damaged (%s); it is kept as %s and the memory was reset: "
+                        "earlier answers, votes and the question log are not in the new one.", path, exc, aside.name)
+            self._db, self._salt = self._open(path)
         self.prune()
+
+    @staticmethod
+    def _open(path: Path) -> tuple[sqlite3.Connection, str]:
+        """The connection and the voters' salt; sqlite3.DatabaseError when the file is damaged
+        (quick_check reads every page: a file whose header survived can still be broken)."""
+        db = sqlite3.connect(path, check_same_thread=False)
+        try:
+            (verdict,) = db.execute("PRAGMA quick_check").fetchone()
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {verdict}")
+            db.executescript(SCHEMA)
+            with db:
+                row = db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
+                if row is None:
+                    row = (secrets.token_hex(16),)
+                    db.execute("INSERT INTO meta VALUES ('salt', ?)", row)
+        except BaseException:
+            db.close()
+            raise
+        return db, row[0]
+
+    @staticmethod
+    def _set_aside(path: Path) -> Path:
+        """Move the damaged file (and its journal) away, kept for whoever wants to look at it."""
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        aside = path.with_name(f"{path.name}.damaged-{stamp}")
+        path.replace(aside)
+        for suffix in ("-journal", "-wal", "-shm"):
+            leftover = path.with_name(path.name + suffix)
+            if leftover.exists():
+                leftover.replace(aside.with_name(aside.name + suffix))
+        return aside
 
     # -- answers ---------------------------------------------------------------------------------
 

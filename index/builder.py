@@ -1,7 +1,6 @@
 """Build the index: corpus folder -> documents -> chunks -> vectors (reused when unchanged) -> store."""
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
@@ -20,7 +19,7 @@ from .chunking import Chunk, chunk_document, embedding_text
 from .config import Settings
 from .documents import Corpus, SkippedFile, load_corpus
 from .embedding import BulkEmbedder
-from .errors import BuildError
+from .errors import BuildError, is_disk_full
 from .language import main_language
 from .store import (BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, indexed_paths,
                     intact_builds, prune_builds, read_manifest)
@@ -30,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # progress(stage, done, total): stage is "read", "embed" or "write".
 Progress = Callable[[str, int, int], None]
+# announce(sentence): said once, early, when the embedding will take long (EmbeddingWatch).
+Announce = Callable[[str], None]
 
 
 @dataclass
@@ -127,6 +128,7 @@ def build_index(
     embedder: BulkEmbedder | None = None,
     progress: Progress | None = None,
     force: bool = False,
+    announce: Announce | None = None,
 ) -> BuildReport:
     """Build the index for a corpus folder and make it live atomically.
 
@@ -139,7 +141,7 @@ def build_index(
     with BuildLock(root):
         cache = BuildCache(cache_path(root))
         try:
-            return _build(settings, corpus_dir, embedder, progress, force, cache, began)
+            return _build(settings, corpus_dir, embedder, progress, force, cache, began, announce)
         finally:
             cache.save()
             cache.close()
@@ -187,11 +189,14 @@ class BuildVectors:
     sentences_embedded: int
 
 
-def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, began: float) -> BuildReport:
+def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, began: float,
+           announce: Announce | None = None) -> BuildReport:
     """build_index under the lock: read -> (up to date?) -> plan -> vectors -> write."""
     root = settings.index_root
     read = read_corpus(corpus_dir, settings, progress, cache)
     previous_manifest, previous = _previous(root, settings.model)
+    if previous is not None:
+        _keep_in_cache(previous, cache)
     corpus = read.corpus
     report = BuildReport(
         build_dir=None, documents=len(corpus.documents), chunks=0, embedded=0, reused=0, seconds=0.0,
@@ -204,7 +209,7 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
             report.seconds = time.perf_counter() - began
             return report
         plan = plan_build(read, settings, cache)
-        vectors = build_vectors(plan, settings, previous, embedder, progress)
+        vectors = build_vectors(plan, settings, previous, embedder, progress, announce, cache)
     finally:
         if previous is not None:
             previous.close()
@@ -212,6 +217,9 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
     report.duplicate_chunks, report.sentences_embedded = vectors.duplicate_chunks, vectors.sentences_embedded
     report.chunks = len(plan.chunks)
     report.build_dir = write_build(root, plan, vectors, settings, progress, began)
+    # Live now: the cache keeps this build's vectors and forgets older ones.
+    cache.keep_vectors("chunk", plan.hashes)
+    cache.keep_vectors("sentence", plan.sentence_hashes)
     report.seconds = time.perf_counter() - began
     log.info("Built index %s", report.build_dir.name)
     return report
@@ -266,7 +274,7 @@ def write_build(root: Path, plan: BuildPlan, vectors: BuildVectors, settings: Se
     try:
         writer = IndexWriter(root)
     except (OSError, sqlite3.Error) as exc:
-        if _disk_full(exc):
+        if is_disk_full(exc):
             raise _disk_full_error(root, vectors, corpus) from exc
         raise
     try:
@@ -290,7 +298,7 @@ def write_build(root: Path, plan: BuildPlan, vectors: BuildVectors, settings: Se
         return build_dir
     except BaseException as exc:
         writer.abort()
-        if _disk_full(exc):
+        if is_disk_full(exc):
             raise _disk_full_error(root, vectors, corpus) from exc
         raise
 
@@ -339,15 +347,6 @@ def _doc_chunks(doc, language: str, settings: Settings, cache: BuildCache) -> li
     return out
 
 
-def _disk_full(exc: BaseException) -> bool:
-    """Whether a write failed for want of space (numpy says it as "N requested and M written")."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(exc)
-    return (isinstance(exc, sqlite3.Error) and "disk is full" in text) or (
-        isinstance(exc, OSError) and "requested and" in text and "written" in text)
-
-
 def _disk_full_error(root: Path, vectors: "BuildVectors", corpus: Corpus) -> BuildError:
     """One sentence: which disk, about how much the build needs, how much is free."""
     # vectors.npy and dense.faiss, float16 sentences, and the text in SQLite and BM25 (about 3x).
@@ -363,11 +362,24 @@ def _disk_full_error(root: Path, vectors: "BuildVectors", corpus: Corpus) -> Bui
     )
 
 
+def _keep_in_cache(previous: IndexSnapshot, cache: BuildCache) -> None:
+    """Put the vectors of an intact build that the cache lacks into it (once: a build from before
+    the cache kept vectors, or a cache that was damaged and started again)."""
+    for kind, (known, old) in (("chunk", previous.vectors_by_hash()),
+                               ("sentence", previous.sentence_vectors_by_hash())):
+        have = cache.vector_hashes(kind)
+        missing = sorted((row, h) for h, row in known.items() if h not in have)
+        if missing:
+            log.info("Keeping %d %s vectors of %s in the build cache", len(missing), kind, previous.build_dir.name)
+            cache.put_vectors(kind, ((h, old[row]) for row, h in missing))
+
+
 def build_vectors(plan: BuildPlan, settings: Settings, previous: IndexSnapshot | None,
-                  embedder: BulkEmbedder | None, progress: Progress | None) -> BuildVectors:
+                  embedder: BulkEmbedder | None, progress: Progress | None,
+                  announce: Announce | None = None, cache: BuildCache | None = None) -> BuildVectors:
     """Stage 2: vectors for every chunk and sentence: copied from an earlier build when the text's
-    hash matches, else embedded once per distinct text, straight into the final arrays (one
-    progress bar covers chunks and sentences)."""
+    hash matches, else from the build cache, else embedded once per distinct text, straight into
+    the final arrays (one progress bar covers chunks and sentences)."""
     hashes, sentence_hashes = plan.hashes, plan.sentence_hashes
     known: dict[str, int] = {}
     known_sentences: dict[str, int] = {}
@@ -375,25 +387,41 @@ def build_vectors(plan: BuildPlan, settings: Settings, previous: IndexSnapshot |
     if previous is not None:
         known, old = previous.vectors_by_hash()
         known_sentences, old_sentences = previous.sentence_vectors_by_hash()
-    todo, copies = _plan(hashes, known)
-    todo_sentences, _ = _plan(sentence_hashes, known_sentences)  # sentence texts are distinct already
-    reused = len(hashes) - len(todo) - len(copies)
+    dim_hint = old.shape[1] if old is not None else None
+    cached = cache.vectors("chunk", (h for h in hashes if h not in known), dim_hint) if cache else {}
+    cached_sentences = cache.vectors("sentence", (h for h in sentence_hashes if h not in known_sentences),
+                                     dim_hint) if cache else {}
+    todo, copies = _plan(hashes, known.keys() | cached.keys())
+    todo_sentences, _ = _plan(sentence_hashes, known_sentences.keys() | cached_sentences.keys())  # distinct already
     if todo or todo_sentences:
         embedder = embedder or BulkEmbedder(settings.model, precision=settings.precision)
         dim = embedder.dim
+        if any(len(v) != dim for v in (*cached.values(), *cached_sentences.values())):  # another model's
+            cached, cached_sentences = {}, {}
+            todo, copies = _plan(hashes, known.keys())
+            todo_sentences, _ = _plan(sentence_hashes, known_sentences.keys())
     elif old is not None:
         dim = old.shape[1]
+    elif cached:
+        dim = len(next(iter(cached.values())))
     else:
         raise BuildError("There is nothing to embed and no previous index to copy vectors from.")
+    reused = len(hashes) - len(todo) - len(copies)
     vectors = np.empty((len(hashes), dim), dtype=np.float32)
     sentence_vectors = np.empty((len(sentence_hashes), dim), dtype=np.float32)
     _copy_known(vectors, hashes, known, old)
     _copy_known(sentence_vectors, sentence_hashes, known_sentences, old_sentences)
+    for out, wanted, found in ((vectors, hashes, cached), (sentence_vectors, sentence_hashes, cached_sentences)):
+        for row, h in enumerate(wanted):
+            if h in found:
+                out[row] = found[h]
+    if cached or cached_sentences:
+        log.info("%d chunk and %d sentence vectors came from the build cache", len(cached), len(cached_sentences))
     total = len(todo) + len(todo_sentences)
     if total:
         log.info("Embedding %d new chunks (%d reused, %d duplicates) and %d new sentences",
                  len(todo), reused, len(copies), len(todo_sentences))
-        watch = EmbeddingWatch(total)
+        watch = EmbeddingWatch(total, announce=announce)
 
         def step(offset: int):
             def report(done: int, _: int) -> None:
@@ -410,6 +438,9 @@ def build_vectors(plan: BuildPlan, settings: Settings, previous: IndexSnapshot |
         progress("embed", 0, 0)
     for row, first in copies:
         vectors[row] = vectors[first]
+    if cache is not None:  # the new vectors outlive this build: a damaged build is rewritten, not re-embedded
+        cache.put_vectors("chunk", ((hashes[i], vectors[i]) for i in todo))
+        cache.put_vectors("sentence", ((sentence_hashes[i], sentence_vectors[i]) for i in todo_sentences))
     return BuildVectors(vectors, sentence_vectors, len(todo), reused, len(copies), len(todo_sentences))
 
 
@@ -421,11 +452,12 @@ class EmbeddingWatch:
     """Measures the embedding rate as a build goes and warns once, early, when the rest will take
     long (a 50 MB file of unique text is many hours on two cores): the admin can stop it then."""
 
-    def __init__(self, total: int, clock=time.perf_counter):
+    def __init__(self, total: int, clock=time.perf_counter, announce: Announce | None = None):
         self.total = total
         self.clock = clock
         self.began = clock()
         self.warned = False
+        self.announce = announce  # also told (the bot edits its status message with it)
 
     def update(self, done: int) -> None:
         elapsed = self.clock() - self.began
@@ -439,6 +471,10 @@ class EmbeddingWatch:
                         "Stop it with Ctrl-C if that is not what you meant (the live index is untouched); "
                         "CITEBOT_MAX_FILE_MB caps the size of a corpus file.", f"{self.total:,}", say_duration(left),
                         rate)
+            if self.announce is not None:
+                self.announce(f"This index update embeds {self.total:,} passages and sentences: about "
+                              f"{say_duration(left)} more at the measured {rate:.0f} a second; questions are "
+                              "answered from the current index meanwhile.")
 
 
 def say_duration(seconds: float) -> str:
@@ -450,7 +486,7 @@ def say_duration(seconds: float) -> str:
     return f"{round(seconds)} s"
 
 
-def _plan(hashes: list[str], known: dict[str, int]) -> tuple[list[int], list[tuple[int, int]]]:
+def _plan(hashes: list[str], known) -> tuple[list[int], list[tuple[int, int]]]:
     """Rows to embed (the first of each new text) and (row, first row) pairs that repeat a new text."""
     first_row: dict[str, int] = {}
     todo, copies = [], []

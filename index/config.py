@@ -39,6 +39,10 @@ ENGINE_SETTINGS = {
     "CITEBOT_QUERY_BACKEND": "questions through onnx (default, no torch in the bot) or torch",
     "CITEBOT_DENSE_INDEX": "auto (exact up to 50,000 chunks, HNSW beyond), flat or hnsw",
     "CITEBOT_FETCH_ALLOW_PRIVATE": "1 lets feeds and pages come from private addresses (tests, intranets)",
+    "CITEBOT_FETCH_TIMEOUT": "seconds one feed or page fetch may take in all, connect to last byte (default 15)",
+    "CITEBOT_MAX_FEED_ITEMS": "new items taken from one feed in one refresh (default 100; the rest wait for "
+                              "the next refreshes)",
+    "CITEBOT_MAX_UPLOAD_ARTICLES": "articles taken from one uploaded file (default 1000)",
 }
 
 
@@ -135,6 +139,14 @@ class Settings:
     # A corpus file larger than this is skipped with its size said (a 50 MB file of unique text
     # is a build of many hours on two cores).
     max_file_mb: float = 50.0
+    # Live news: one fetch (a feed or a page), from connecting to its last byte, ends within this
+    # many seconds, however slowly the site sends.
+    fetch_timeout: float = 15.0
+    # What one source may queue at once: new items taken from one feed in one refresh (the rest
+    # wait for the next ones; a 5,000-item feed must not cost 5,000 page requests and an hour's
+    # build), and articles in one uploaded file (a bigger archive belongs in the corpus folder).
+    max_feed_items: int = 100
+    max_upload_articles: int = 1000
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -155,6 +167,9 @@ class Settings:
             reader=env_flag("CITEBOT_READER", True),
             answer_foreign=env_flag("CITEBOT_ANSWER_FOREIGN", True),
             max_file_mb=env_float("CITEBOT_MAX_FILE_MB", cls.max_file_mb),
+            fetch_timeout=env_float("CITEBOT_FETCH_TIMEOUT", cls.fetch_timeout),
+            max_feed_items=env_int("CITEBOT_MAX_FEED_ITEMS", cls.max_feed_items),
+            max_upload_articles=env_int("CITEBOT_MAX_UPLOAD_ARTICLES", cls.max_upload_articles),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -187,6 +202,11 @@ class Settings:
             fail("rrf_k", "at least 1", self.rrf_k)
         if not self.max_file_mb > 0:
             fail("max_file_mb", "a size in MB above 0", self.max_file_mb)
+        if not 0 < self.fetch_timeout <= 600:
+            fail("fetch_timeout", "a number of seconds above 0 and at most 600", self.fetch_timeout)
+        for name in ("max_feed_items", "max_upload_articles"):
+            if getattr(self, name) < 1:
+                fail(name, "a whole number of at least 1", getattr(self, name))
 
     @property
     def max_file_bytes(self) -> int:

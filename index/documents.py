@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
 from .cleaning import clean_paragraphs, clean_title, normalize_text
 from .language import detect_language
@@ -135,6 +136,17 @@ def iso_date(value) -> str:
         except ValueError:
             continue
     return ""
+
+
+def web_address(url: str) -> str:
+    """url stripped if it is an http(s) address with a host, else "": an article's link is shown
+    and followed, and javascript:, data: and file: addresses must be neither."""
+    url = (url or "").strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    return url if parts.scheme.lower() in ("http", "https") and parts.netloc else ""
 
 
 def normalize_date(value: str) -> str:
@@ -279,7 +291,7 @@ def make_document(article: RawArticle, path: str) -> Document | None:
         paragraphs=tuple(spans),
         path=path,
         source=normalize_text(article.source).strip(),
-        url=article.url.strip(),
+        url=web_address(article.url),
         published=normalize_date(article.published),
     )
 
@@ -334,18 +346,34 @@ def _not_a_file(path: Path) -> str | None:
 def corpus_files(corpus_dir: Path, problems: list[SkippedFile] | None = None) -> list[Path]:
     """Article files under the corpus folder, in a stable order; README files are notes, not news.
 
-    Linked folders are followed (a corpus may gather feeds kept elsewhere), each real folder once.
+    Links are followed only where they lead inside the corpus folder, each real folder once: a link
+    out of it (to /etc/passwd, to a home folder) would put files nobody chose into the answers.
     Names that look like articles but are not regular files (pipes, dangling links, link loops,
-    folders named x.txt) are added to problems, relative to the corpus folder.
+    folders named x.txt) and links out of the folder are added to problems, relative to the corpus
+    folder.
     """
     found: list[Path] = []
     seen: set[str] = set()
+    root = os.path.realpath(corpus_dir)
+
+    def outside(path: str) -> bool:
+        real = os.path.realpath(path)
+        return real != root and not real.startswith(root.rstrip(os.sep) + os.sep)
+
+    def skip(path: Path, why: str) -> None:
+        if problems is not None:
+            problems.append(SkippedFile(path.relative_to(corpus_dir).as_posix(), why))
+
     for folder, dirs, files in os.walk(corpus_dir, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:
             dirs[:] = []  # a link loop, or the same folder linked twice
             continue
         seen.add(real)
+        for d in [d for d in dirs if not d.startswith(".") and os.path.islink(os.path.join(folder, d))]:
+            if outside(os.path.join(folder, d)):
+                dirs.remove(d)
+                skip(Path(folder) / d, "a link to a folder outside the corpus folder (not followed)")
         # Sorted, real folders before links: a folder reachable twice always gets the same path.
         dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=lambda d: (os.path.islink(os.path.join(folder, d)), d))
         looks_like_article = lambda n: (  # noqa: E731
@@ -356,10 +384,12 @@ def corpus_files(corpus_dir: Path, problems: list[SkippedFile] | None = None) ->
             if not looks_like_article(name):
                 continue
             why = _not_a_file(p)
+            if why is None and os.path.islink(p) and outside(str(p)):  # folders out were not entered
+                why = "a link to a file outside the corpus folder"
             if why is None:
                 found.append(p)
-            elif problems is not None:
-                problems.append(SkippedFile(p.relative_to(corpus_dir).as_posix(), why))
+            else:
+                skip(p, why)
     if problems is not None:
         problems.sort(key=lambda s: s.path)
     return sorted(found)

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from .answer import Answer, collapse_near_duplicates, make_citation
-from .builder import BuildReport, Progress, build_index
+from .builder import Announce, BuildReport, Progress, build_index
 from .config import Settings
 from .embedding import Embedder
 from .language import detect_language
@@ -149,9 +149,11 @@ class Engine:
     def snapshot(self) -> IndexSnapshot:
         return self._current().snapshot
 
-    def build(self, corpus_dir: Path | None = None, progress: Progress | None = None, force: bool = False) -> BuildReport:
-        """Rebuild the index from the corpus; queries keep using the old one until the new one is live."""
-        report = build_index(self.settings, corpus_dir, self.embedder.bulk, progress, force)
+    def build(self, corpus_dir: Path | None = None, progress: Progress | None = None, force: bool = False,
+              announce: Announce | None = None) -> BuildReport:
+        """Rebuild the index from the corpus; queries keep using the old one until the new one is live.
+        announce hears, once and early, how long the embedding will take when that is long."""
+        report = build_index(self.settings, corpus_dir, self.embedder.bulk, progress, force, announce)
         self.embedder.queries.prepare()  # export for ONNX Runtime now, while torch is loaded anyway
         self._current()
         return report

@@ -6,6 +6,9 @@ derives from the built-in it refines, so `except ValueError` in older callers st
 """
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 
 class CitebotError(Exception):
     """Base of every error whose message is meant for a user."""
@@ -61,3 +64,18 @@ class FetchError(CitebotError, RuntimeError):
 
 class UploadRefused(CitebotError, ValueError):
     """An article file sent to be added is of a kind or size the corpus does not take."""
+
+
+class DiskFull(CitebotError, RuntimeError):
+    """A write failed for want of space; the message names the disk and what could not be written."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a write failed for want of space: ENOSPC or a quota, SQLite's SQLITE_FULL, or numpy's
+    short write ("N requested and M written")."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    text = str(exc)
+    return isinstance(exc, OSError) and "requested and" in text and "written" in text

@@ -14,6 +14,7 @@ import sqlite3
 import tempfile
 import threading
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,8 +26,8 @@ import lxml.etree
 import lxml.html
 import trafilatura
 
-from .documents import iso_date, text_key
-from .errors import CitebotError, FetchError
+from .documents import iso_date, text_key, web_address
+from .errors import CitebotError, DiskFull, FetchError, is_disk_full
 from .fetch import Fetched, Fetcher, host_of
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ CREATE TABLE IF NOT EXISTS failures (
 );
 """
 MAX_ITEM_TRIES = 3  # an item whose article cannot be had is tried on this many refreshes, then left
+MAX_FEED_ITEMS = 100  # new items taken from one feed in one refresh (Settings.max_feed_items)
 
 
 def _utc_iso(now: datetime | None = None) -> str:
@@ -149,9 +151,17 @@ class FeedStore:
                     "UPDATE feeds SET error_at = last_fetched, last_status = 'failed' WHERE last_error != '';")
             self._db.commit()
         except (sqlite3.DatabaseError, OSError) as exc:
+            if is_disk_full(exc):
+                log.info("cannot create feed database %s: %r", self.path, exc)
+                raise self._full() from None
             log.error("cannot open feed database %s: %r", self.path, exc)
             raise FeedStoreError(f"The feed database {self.path} cannot be opened; move it "
                                  "away and add the feeds again.") from None
+
+    def _full(self) -> DiskFull:
+        # The database is fine; the disk is not: moving it away would be the wrong advice.
+        return DiskFull(f"The disk holding {self.path.parent} is full, so the feed database {self.path.name} "
+                        "cannot be written; free some space and try again.")
 
     def __enter__(self) -> "FeedStore":
         return self
@@ -163,13 +173,19 @@ class FeedStore:
         with self._lock:
             self._db.close()
 
-    def _run(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+    def _run(self, sql: str, args: tuple = (), many: bool = False) -> sqlite3.Cursor:
+        """One statement (or one statement over many rows, `many`) in one transaction."""
         with self._lock:
             try:
-                cursor = self._db.execute(sql, args)
+                cursor = self._db.executemany(sql, args) if many else self._db.execute(sql, args)
                 self._db.commit()
                 return cursor
             except sqlite3.DatabaseError as exc:
+                if self._db.in_transaction:
+                    self._db.rollback()
+                if is_disk_full(exc):
+                    log.info("feed database %s: %r on %s", self.path, exc, sql)
+                    raise self._full() from None
                 log.error("feed database %s: %r on %s", self.path, exc, sql)
                 raise FeedStoreError(f"The feed database {self.path} cannot be used; move it "
                                      "away and add the feeds again.") from None
@@ -225,10 +241,13 @@ class FeedStore:
         row = self._run("SELECT tries FROM failures WHERE key = ?", (canonical_key(key),)).fetchone()
         return row[0] if row else 0
 
-    def remember(self, key: str, feed_url: str, url: str, content_hash: str, path: str) -> None:
+    def remember(self, keys: str | list[str], feed_url: str, url: str, content_hash: str, path: str) -> None:
+        """Record an item as taken under each of its keys, all or none."""
+        now = _utc_iso()
+        rows = [(canonical_key(k), feed_url, url, content_hash, str(path), now)
+                for k in dict.fromkeys([keys] if isinstance(keys, str) else keys) if k.strip()]
         self._run("INSERT OR REPLACE INTO items(key, feed_url, url, content_hash, path, added_at) "
-                  "VALUES (?, ?, ?, ?, ?, ?)",
-                  (canonical_key(key), feed_url, url, content_hash, str(path), _utc_iso()))
+                  "VALUES (?, ?, ?, ?, ?, ?)", rows, many=True)
 
 
 # -- articles -------------------------------------------------------------------------------------
@@ -287,10 +306,20 @@ def _same_article(path: Path, url: str) -> bool:
         return False
 
 
+def _corpus_full(corpus_dir: Path) -> DiskFull:
+    return DiskFull(f"The disk holding {corpus_dir} is full, so a new article cannot be written; "
+                    "free some space and try again.")
+
+
 def write_article(corpus_dir: Path, article: PageArticle, fetched_at: datetime) -> Path:
     """Write the article atomically as corpus_dir/fetched/<site>/<date>-<slug>.json; its path."""
     folder = Path(corpus_dir) / "fetched" / _site_dir(article.url)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise _corpus_full(corpus_dir) from None
+        raise
     date = article.published or fetched_at.date().isoformat()
     stem = f"{date}-{slugify(article.title)}"
     path = folder / f"{stem}.json"
@@ -298,19 +327,23 @@ def write_article(corpus_dir: Path, article: PageArticle, fetched_at: datetime) 
     while path.exists() and not _same_article(path, article.url):
         path = folder / f"{stem}-{n}.json"
         n += 1
-    payload = {"title": article.title, "text": article.text, "url": article.url,
-               "source": article.source, "published": article.published,
-               "fetched_at": _utc_iso(fetched_at)}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    payload = {"title": plain(article.title, one_line=True), "text": plain(article.text),
+               "url": web_address(article.url), "source": plain(article.source, one_line=True),
+               "published": article.published, "fetched_at": _utc_iso(fetched_at)}
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(payload, out, ensure_ascii=False, indent=1)
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    except BaseException as exc:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if is_disk_full(exc):
+            raise _corpus_full(corpus_dir) from None
         raise
     return path
 
@@ -330,15 +363,19 @@ def _store_article(article: PageArticle, key: str, feed_url: str, corpus_dir: Pa
                    store: FeedStore, now: datetime) -> tuple[Path | None, str]:
     """Write and remember the article unless known; (path, '') or (None, reason)."""
     digest = content_hash(article.text)
-    if store.known(article.url) or store.known(key):
+    if (article.url and store.known(article.url)) or store.known(key):
         return None, "already known"
     if store.known_hash(digest):
         store.remember(key, feed_url, article.url, digest, "")
         return None, "same text as a known article"
     path = write_article(corpus_dir, article, now)
-    store.remember(key, feed_url, article.url, digest, str(path))
-    if canonical_key(article.url) != canonical_key(key):
-        store.remember(article.url, feed_url, article.url, digest, str(path))
+    try:
+        store.remember([key, article.url], feed_url, article.url, digest, str(path))
+    except BaseException:
+        # An article on disk but not recorded would be fetched and written again, and its record
+        # would disagree with the corpus: without its record it goes.
+        path.unlink(missing_ok=True)
+        raise
     return path, ""
 
 
@@ -366,17 +403,22 @@ class RefreshReport:
     items: int = 0
     new: list[Path] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    waiting: int = 0  # new items over the per-feed limit, left for the next refreshes
+    limit: int = 0  # that limit (CITEBOT_MAX_FEED_ITEMS)
 
     def summary(self) -> str:
         head = (f"{self.feeds} feed{'s' if self.feeds != 1 else ''}, {self.items} item"
                 f"{'s' if self.items != 1 else ''}, {len(self.new)} new article"
                 f"{'s' if len(self.new) != 1 else ''}, {len(self.errors)} error"
-                f"{'s' if len(self.errors) != 1 else ''}.")
-        return "\n".join([head] + [f"{url}: {message}" for url, message in self.errors])
+                f"{'s' if len(self.errors) != 1 else ''}")
+        if self.waiting:
+            head += (f"; {self.waiting:,} more new item{'s wait' if self.waiting != 1 else ' waits'} for the next "
+                     f"refreshes (at most {self.limit:,} a feed each time: CITEBOT_MAX_FEED_ITEMS)")
+        return "\n".join([head + "."] + [f"{url}: {message}" for url, message in self.errors])
 
     def to_json(self) -> dict:
         return {"feeds": self.feeds, "items": self.items, "new": [str(p) for p in self.new],
-                "errors": [{"url": u, "message": m} for u, m in self.errors]}
+                "errors": [{"url": u, "message": m} for u, m in self.errors], "waiting": self.waiting}
 
 
 def html_to_text(fragment: str) -> str:
@@ -419,49 +461,89 @@ def _entry_fallback(entry: Any, link: str, feed_title: str) -> PageArticle | Non
     text = html_to_text(value)
     if len(text.split()) < MIN_SUMMARY_WORDS:
         return None
-    return PageArticle(title=(entry.get("title") or "").strip(), text=text, url=link,
+    return PageArticle(title=(entry.get("title") or "").strip(), text=text, url=web_address(link),
                        source=feed_title or host_of(link), published=_entry_date(entry))
 
 
-def _refresh_one(feed: FeedState, store: FeedStore, corpus_dir: Path, fetcher: Fetcher,
-                 now: datetime, report: RefreshReport) -> None:
-    etag, last_modified = feed.etag, feed.last_modified
-    fetched_at = _utc_iso(now)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_XML_ENCODING = re.compile(rb"""^(\s*<\?xml[^>]*?encoding\s*=\s*["'])([A-Za-z0-9._:-]+)(["'])""")
+
+
+def plain(text: str, one_line: bool = False) -> str:
+    """text without control characters (a bell or a terminal escape in a title reaches terminals
+    and chats); one_line also turns line breaks and tabs into spaces."""
+    text = _CONTROLS.sub("", text or "")
+    return re.sub(r"\s+", " ", text).strip() if one_line else text
+
+
+def feed_as_utf8(body: bytes, content_type: str) -> tuple[bytes, str]:
+    """The feed re-encoded as UTF-8, and a content type saying so. The charset the server or the
+    XML declaration gives is used when the bytes really are in it; when they are not (Shift_JIS
+    labelled UTF-8), the encoding is detected (charset-normalizer) instead of guessed as Latin-1."""
+    media = content_type.split(";", 1)[0].strip() or "application/xml"
+    header = re.search(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", content_type or "", re.I)
+    declared = _XML_ENCODING.match(body[:200])
+    labels = [m.group(1) if isinstance(m.group(1), str) else m.group(1).decode("ascii")
+              for m in (header, declared) if m] or ["utf-8"]
+    text = None
+    for label in dict.fromkeys(label.lower() for label in labels):
+        try:
+            text = body.decode(label)
+            break
+        except (LookupError, UnicodeDecodeError):
+            continue
+    if text is None:
+        import charset_normalizer
+
+        best = charset_normalizer.from_bytes(body).best()
+        log.info("feed labelled %s is not; read as %s", "/".join(labels), best.encoding if best else "utf-8")
+        text = str(best) if best is not None else body.decode("utf-8", errors="replace")
+    data = text.lstrip("\ufeff").encode("utf-8")
+    data = _XML_ENCODING.sub(rb"\1utf-8\3", data, count=1)
+    return data, f"{media}; charset=utf-8"
+
+
+@dataclass
+class FeedFetch:
+    """One feed's document, fetched and parsed: its entries, or the one sentence saying why not."""
+
+    url: str
+    fetched: Fetched | None = None
+    entries: list[Any] = field(default_factory=list)
+    title: str = ""
+    error: str = ""
+
+
+def fetch_feed(url: str, fetcher: Fetcher, etag: str = "", last_modified: str = "") -> FeedFetch:
+    """Fetch and parse one feed (conditionally when etag or last_modified is given); never raises
+    for what the site did: FeedFetch.error says it in one sentence."""
     try:
-        fetched = fetcher.get(feed.url, kinds=("xml", "html"), etag=feed.etag,
-                              last_modified=feed.last_modified)
+        fetched = fetcher.get(url, kinds=("xml", "html"), etag=etag, last_modified=last_modified)
     except FetchError as exc:
-        report.errors.append((feed.url, str(exc)))
-        store.record_fetch(feed.url, etag=etag, last_modified=last_modified, items=None, new=0,
-                           error=str(exc), fetched_at=fetched_at)
-        return
+        return FeedFetch(url, error=str(exc))
     if fetched.not_modified:
-        log.info("feed %s not modified", feed.url)
-        store.record_fetch(feed.url, etag=fetched.etag or etag,
-                           last_modified=fetched.last_modified or last_modified, items=None, new=0,
-                           error="", fetched_at=fetched_at)
-        return
-    parsed = feedparser.parse(fetched.body, response_headers={
-        "content-location": fetched.url, "content-type": fetched.content_type or "application/xml"})
+        return FeedFetch(url, fetched)
+    body, content_type = feed_as_utf8(fetched.body, fetched.content_type)
+    parsed = feedparser.parse(body, response_headers={"content-location": fetched.url, "content-type": content_type})
     entries = list(parsed.get("entries") or [])
     if not entries and (parsed.get("bozo") or not parsed.get("feed")):
-        log.info("feed %s unparseable: %r", feed.url, parsed.get("bozo_exception"))
-        message = f"{feed.url} is not an RSS or Atom feed."
-        report.errors.append((feed.url, message))
-        store.record_fetch(feed.url, etag=etag, last_modified=last_modified, items=None, new=0,
-                           error=message, fetched_at=fetched_at)
-        return
-    feed_title = (parsed.get("feed", {}).get("title") or "").strip()
-    report.items += len(entries)
-    todo: list[tuple[Any, str, str]] = []     # (entry, key, link)
-    for entry in entries:
-        link = (entry.get("link") or "").strip()
-        key = link or (entry.get("id") or "").strip()
-        if not key or store.known(key) or store.tries(key) >= MAX_ITEM_TRIES:
-            continue
-        todo.append((entry, key, link))
-    page_links = [link for _, _, link in todo if link.lower().startswith(("http://", "https://"))]
-    pages = dict(zip(page_links, fetcher.fetch_many(page_links, kinds=("html",))))
+        log.info("feed %s unparseable: %r", url, parsed.get("bozo_exception"))
+        return FeedFetch(url, fetched, error=f"{url} is not an RSS or Atom feed.")
+    return FeedFetch(url, fetched, entries, plain(parsed.get("feed", {}).get("title") or "", one_line=True))
+
+
+def _fetch_feeds(feeds: list[FeedState], fetcher: Fetcher) -> list[FeedFetch]:
+    """Every feed's document at once (policy.concurrency at a time): a slow feed costs its own
+    deadline, not the others' time."""
+    if not feeds:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(fetcher.policy.concurrency, len(feeds)))) as pool:
+        return list(pool.map(lambda f: fetch_feed(f.url, fetcher, f.etag, f.last_modified), feeds))
+
+
+def _take_items(feed: FeedState, got: FeedFetch, todo: list[tuple[Any, str, str]], pages: dict[str, Any],
+                store: FeedStore, corpus_dir: Path, now: datetime, report: RefreshReport) -> int:
+    """Write the articles of a feed's new items (their pages already fetched); how many were new."""
     new = 0
     for entry, key, link in todo:
         try:
@@ -478,7 +560,7 @@ def _refresh_one(feed: FeedState, store: FeedStore, corpus_dir: Path, fetcher: F
             else:
                 problem = f"The item {key} has no web address."
             if article is None:
-                article = _entry_fallback(entry, link or key, feed_title)
+                article = _entry_fallback(entry, link or key, got.title)
                 if article is None:
                     message = problem or f"No article text for {key}."
                     if store.failed(key, message) >= MAX_ITEM_TRIES:
@@ -491,34 +573,85 @@ def _refresh_one(feed: FeedState, store: FeedStore, corpus_dir: Path, fetcher: F
             if not article.title:
                 article.title = (entry.get("title") or "").strip()
             if not article.source:
-                article.source = feed_title
+                article.source = got.title
             path, reason = _store_article(article, key, feed.url, corpus_dir, store, now)
             if path is not None:
                 report.new.append(path)
                 new += 1
             else:
                 log.debug("skipped %s: %s", key, reason)
+        except DiskFull:  # every later item would fail the same way: one sentence, not one per item
+            raise
         except (CitebotError, OSError) as exc:
             log.warning("item %s of %s failed: %r", key, feed.url, exc)
             report.errors.append((link or key, str(exc) if isinstance(exc, CitebotError)
                                   else f"The article from {key} cannot be written."))
-    store.record_fetch(feed.url, etag=fetched.etag, last_modified=fetched.last_modified,
-                       items=len(entries), new=new, error="", title=feed_title or None,
-                       fetched_at=fetched_at)
+    return new
 
 
-def refresh_feeds(store: FeedStore, corpus_dir: Path, fetcher: Fetcher,
-                  now: datetime | None = None, only: list[str] | None = None) -> RefreshReport:
-    """Fetch every feed (or those in `only`) and write its new articles; one feed's or item's
-    failure stops no other."""
+def refresh_feeds(store: FeedStore, corpus_dir: Path, fetcher: Fetcher, now: datetime | None = None,
+                  only: list[str] | None = None, fetched: dict[str, FeedFetch] | None = None,
+                  max_items: int = MAX_FEED_ITEMS) -> RefreshReport:
+    """Fetch every feed (or those in `only`; `fetched` holds feeds already fetched) and write its new
+    articles, at most max_items a feed (in the feed's order; the rest wait for the next refresh);
+    one feed's or item's failure stops no other.
+
+    The feeds are fetched at once, then the pages of every feed's new items in one pool, each
+    within the fetcher's total deadline, so a slow site delays neither the others nor the build."""
     now = now or datetime.now(timezone.utc)
-    report = RefreshReport()
-    for feed in store.list():
-        if only is not None and feed.url not in only:
-            continue
-        report.feeds += 1
+    fetched_at = _utc_iso(now)
+    report = RefreshReport(limit=max_items)
+    feeds = [f for f in store.list() if only is None or f.url in only]
+    report.feeds = len(feeds)
+    known = dict(fetched or {})
+    for got in _fetch_feeds([f for f in feeds if f.url not in known], fetcher):
+        known[got.url] = got
+    plans: list[tuple[FeedState, FeedFetch, list[tuple[Any, str, str]]]] = []
+    for feed in feeds:
+        got = known[feed.url]
         try:
-            _refresh_one(feed, store, corpus_dir, fetcher, now, report)
+            if got.error:
+                report.errors.append((feed.url, got.error))
+                store.record_fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified, items=None, new=0,
+                                   error=got.error, fetched_at=fetched_at)
+                continue
+            assert got.fetched is not None
+            if got.fetched.not_modified:
+                log.info("feed %s not modified", feed.url)
+                store.record_fetch(feed.url, etag=got.fetched.etag or feed.etag,
+                                   last_modified=got.fetched.last_modified or feed.last_modified, items=None, new=0,
+                                   error="", fetched_at=fetched_at)
+                continue
+            report.items += len(got.entries)
+            todo: list[tuple[Any, str, str]] = []     # (entry, key, link)
+            for entry in got.entries:
+                link = (entry.get("link") or "").strip()
+                key = link or (entry.get("id") or "").strip()
+                if not key or store.known(key) or store.tries(key) >= MAX_ITEM_TRIES:
+                    continue
+                todo.append((entry, key, link))
+            if len(todo) > max_items:
+                log.info("feed %s: %d new items, %d taken now", feed.url, len(todo), max_items)
+                report.waiting += len(todo) - max_items
+                todo = todo[:max_items]
+            plans.append((feed, got, todo))
+        except DiskFull:
+            raise
+        except CitebotError as exc:
+            log.warning("feed %s failed: %r", feed.url, exc)
+            report.errors.append((feed.url, str(exc)))
+    page_links = list(dict.fromkeys(link for _, _, todo in plans for _, _, link in todo
+                                    if link.lower().startswith(("http://", "https://"))))
+    pages = dict(zip(page_links, fetcher.fetch_many(page_links, kinds=("html",))))
+    for feed, got, todo in plans:
+        try:
+            new = _take_items(feed, got, todo, pages, store, corpus_dir, now, report)
+            assert got.fetched is not None
+            store.record_fetch(feed.url, etag=got.fetched.etag, last_modified=got.fetched.last_modified,
+                               items=len(got.entries), new=new, error="", title=got.title or None,
+                               fetched_at=fetched_at)
+        except DiskFull:
+            raise
         except CitebotError as exc:
             log.warning("feed %s failed: %r", feed.url, exc)
             report.errors.append((feed.url, str(exc)))
@@ -526,6 +659,6 @@ def refresh_feeds(store: FeedStore, corpus_dir: Path, fetcher: Fetcher,
     return report
 
 
-__all__ = ["AddResult", "FeedState", "FeedStore", "FeedStoreError", "NoArticleText", "PageArticle",
-           "RefreshReport", "add_url", "content_hash", "extract_article", "html_to_text",
+__all__ = ["AddResult", "FeedFetch", "FeedState", "FeedStore", "FeedStoreError", "NoArticleText", "PageArticle",
+           "RefreshReport", "add_url", "content_hash", "extract_article", "fetch_feed", "html_to_text",
            "refresh_feeds", "slugify", "validate_url", "write_article"]

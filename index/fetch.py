@@ -7,6 +7,10 @@ changes between the check and the connection (DNS rebinding) cannot reach a priv
 Only public httpx/httpcore API is used: `_GuardedTransport` is a small httpx transport over an
 `httpcore.ConnectionPool` with that backend. Environment proxies are not used (trust_env=False),
 since a proxy would make the address check meaningless.
+
+Every fetch has one total deadline, from connecting to the last byte (redirects included): the
+backend's streams cut each socket operation's timeout to the time left, so a server that sends its
+headers or body one byte at a time cannot hold a fetch past it (httpx's own timeouts are per read).
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import ipaddress
 import logging
 import os
 import socket
+import threading
 import time
 import typing
 from concurrent.futures import ThreadPoolExecutor
@@ -101,6 +106,44 @@ def _checked_addresses(host: str, port: int) -> list[str]:
     return addresses
 
 
+_deadline = threading.local()  # .at: the monotonic time the current thread's fetch must end by
+
+
+def _time_left(timeout: float | None, late: type[Exception]) -> float | None:
+    """timeout cut to what is left of this thread's fetch deadline; raises late once it has passed."""
+    at = getattr(_deadline, "at", None)
+    if at is None:
+        return timeout
+    left = at - time.monotonic()
+    if left <= 0:
+        raise late("the fetch's total deadline has passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the deadline of the fetch using it."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: typing.Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname,
+                                                     _time_left(timeout, httpcore.ConnectTimeout)))
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self._inner.get_extra_info(info)
+
+
 class _GuardedBackend(httpcore.NetworkBackend):
     """httpcore's sync backend, connecting only to addresses it has just checked."""
 
@@ -111,8 +154,13 @@ class _GuardedBackend(httpcore.NetworkBackend):
     def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                     local_address: str | None = None,
                     socket_options: typing.Iterable[typing.Any] | None = None) -> httpcore.NetworkStream:
+        return _DeadlineStream(self._connect(host, port, timeout, local_address, socket_options))
+
+    def _connect(self, host: str, port: int, timeout: float | None, local_address: str | None,
+                 socket_options: typing.Iterable[typing.Any] | None) -> httpcore.NetworkStream:
         if self._allow_private:
-            return self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+            return self._inner.connect_tcp(host, port, _time_left(timeout, httpcore.ConnectTimeout),
+                                           local_address, socket_options)
         try:
             addresses = _checked_addresses(host, port)
         except OSError as exc:
@@ -120,7 +168,8 @@ class _GuardedBackend(httpcore.NetworkBackend):
         last: Exception | None = None
         for address in addresses:
             try:
-                return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+                return self._inner.connect_tcp(address, port, _time_left(timeout, httpcore.ConnectTimeout),
+                                               local_address, socket_options)
             except httpcore.ConnectError as exc:   # try the next checked address
                 last = exc
         raise last or httpcore.ConnectError(f"no address for {host}")
@@ -247,8 +296,8 @@ class Fetcher:
             port = parsed.port or (443 if parsed.scheme == "https" else 80)
             try:
                 _checked_addresses(parsed.host, port)
-            except _AddressRefused as exc:
-                log.warning("refused %s: %s is %s", original, exc.host, exc.address)
+            except _AddressRefused as exc:  # the sentence says it; a log warning would say it twice
+                log.info("refused %s: %s is %s", original, exc.host, exc.address)
                 raise FetchError(f"{original} is refused: {exc.host} is a private or local "
                                  "address (set CITEBOT_FETCH_ALLOW_PRIVATE=1 to allow it).") from None
             except (OSError, UnicodeError) as exc:
@@ -275,7 +324,16 @@ class Fetcher:
 
     def get(self, url: str, *, kinds: tuple[str, ...] = ("html", "xml"), etag: str = "",
             last_modified: str = "") -> Fetched:
-        """Fetch one URL; raises FetchError with a one-sentence reason for anything refused."""
+        """Fetch one URL within policy.timeout_s in all; raises FetchError with a one-sentence reason
+        for anything refused."""
+        outer = getattr(_deadline, "at", None)
+        _deadline.at = time.monotonic() + self.policy.timeout_s
+        try:
+            return self._get(url, kinds, etag, last_modified)
+        finally:
+            _deadline.at = outer
+
+    def _get(self, url: str, kinds: tuple[str, ...], etag: str, last_modified: str) -> Fetched:
         p = self.policy
         original = url
         current = self._check_url(url, original)
@@ -311,7 +369,7 @@ class Fetcher:
                 log.info("cannot fetch %s: %r", original, exc)
                 raise FetchError(f"{original} cannot be reached.") from None
             except _AddressRefused as exc:   # the connection-time check (DNS changed after the first)
-                log.warning("refused %s at connect: %s is %s", original, exc.host, exc.address)
+                log.info("refused %s at connect: %s is %s", original, exc.host, exc.address)
                 raise FetchError(f"{original} is refused: {exc.host} is a private or local "
                                  "address (set CITEBOT_FETCH_ALLOW_PRIVATE=1 to allow it).") from None
 
@@ -331,14 +389,13 @@ class Fetcher:
         if length.isdigit() and int(length) > p.max_bytes:
             raise FetchError(f"{original} is {_size(int(length))}, over the "
                              f"{_size(p.max_bytes)} limit.")
-        deadline = time.monotonic() + p.timeout_s
         chunks: list[bytes] = []
         total = 0
         for chunk in response.iter_bytes():
             total += len(chunk)
             if total > p.max_bytes:
                 raise FetchError(f"{original} is over the {_size(p.max_bytes)} limit.")
-            if time.monotonic() > deadline:
+            if time.monotonic() > _deadline.at:
                 raise FetchError(f"{original} did not finish within {_seconds(p.timeout_s)}.")
             chunks.append(chunk)
         return Fetched(final, response.status_code, content_type, b"".join(chunks), etag,

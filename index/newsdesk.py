@@ -14,14 +14,15 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .builder import BuildReport
+from .builder import Announce, BuildReport
 from .engine import Engine
-from .documents import SkippedFile, UnreadableFile, file_documents
-from .errors import BuildInProgress, FetchError, UploadRefused
-from .feeds import FEEDS_FILE, AddResult, FeedState, FeedStore, RefreshReport, add_url, refresh_feeds, validate_url
+from .documents import SkippedFile, UnreadableFile, file_documents, read_articles
+from .errors import BuildInProgress, DiskFull, FetchError, UploadRefused, is_disk_full
+from .feeds import (FEEDS_FILE, AddResult, FeedState, FeedStore, RefreshReport, add_url, fetch_feed, refresh_feeds,
+                    validate_url)
 from .fetch import Fetcher, FetchPolicy
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class DeskReport:
     """What an update did: articles written to the corpus, problems met, and the index update."""
 
     added: list[str] = field(default_factory=list)  # corpus paths
+    articles: int = 0  # articles in them, when that is not one a path (an upload of many)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (address, one sentence)
     notes: list[str] = field(default_factory=list)  # e.g. "already known"
     build: BuildReport | None = None
@@ -46,7 +48,8 @@ class DeskReport:
         if self.refresh is not None:
             lines.append(self.refresh.summary().splitlines()[0])
         elif self.added:
-            lines.append(f"Added {len(self.added)} article{'s' if len(self.added) != 1 else ''}: "
+            n = self.articles or len(self.added)
+            lines.append(f"Added {n:,} article{'s' if n != 1 else ''}{' from ' if n != len(self.added) else ': '}"
                          + ", ".join(self.added[:5]) + (" …" if len(self.added) > 5 else ""))
         lines += self.notes
         lines += [f"{where}: {message}" for where, message in self.errors]
@@ -55,8 +58,8 @@ class DeskReport:
         return "\n".join(lines) or "Nothing to do."
 
     def to_json(self) -> dict:
-        out: dict = {"added": self.added, "errors": [{"url": u, "message": m} for u, m in self.errors],
-                     "notes": self.notes}
+        out: dict = {"added": self.added, "articles": self.articles or len(self.added),
+                     "errors": [{"url": u, "message": m} for u, m in self.errors], "notes": self.notes}
         if self.refresh is not None:
             out["feeds"] = self.refresh.feeds
             out["items"] = self.refresh.items
@@ -80,7 +83,7 @@ class Newsdesk:
 
     def __init__(self, engine: Engine, policy: FetchPolicy | None = None) -> None:
         self.engine = engine
-        self.policy = policy or FetchPolicy.from_env()
+        self.policy = policy or replace(FetchPolicy.from_env(), timeout_s=engine.settings.fetch_timeout)
         self._update = threading.Lock()  # one update at a time: a refresh and an /add never interleave
 
     @property
@@ -100,57 +103,60 @@ class Newsdesk:
         with self._store() as store:
             return store.list()
 
-    def add_feed(self, url: str, build: bool = True) -> DeskReport:
+    def add_feed(self, url: str, build: bool = True, announce: Announce | None = None) -> DeskReport:
         """Check that URL is a feed (fetch and parse it), keep it, and add its items' articles.
 
-        A feed that cannot be fetched or parsed is not kept: FetchError says why."""
+        A feed that cannot be fetched or parsed is not kept: FetchError says why. The feed is saved
+        only once its first fetch has succeeded, so a fetch that is killed midway leaves nothing."""
         url = validate_url(url)
         with self._update, self._store() as store:
             if store.get(url) is not None:
                 report = DeskReport(notes=[f"{url} is already one of my feeds."])
                 return report
-            store.add(url)
-            try:
-                with Fetcher(self.policy) as fetcher:
-                    refresh = refresh_feeds(store, self.corpus_dir, fetcher, only=[url])
-            except BaseException:
-                store.remove(url)
-                raise
-            feed_error = [m for u, m in refresh.errors if u == url]
-            if feed_error:  # the feed itself failed, not one of its items: do not keep it
-                store.remove(url)
-                raise FetchError(feed_error[0])
+            with Fetcher(self.policy) as fetcher:
+                first = fetch_feed(url, fetcher)
+                if first.error:
+                    raise FetchError(first.error)
+                store.add(url)
+                try:
+                    refresh = refresh_feeds(store, self.corpus_dir, fetcher, only=[url], fetched={url: first},
+                                            max_items=self.engine.settings.max_feed_items)
+                except BaseException:
+                    store.remove(url)
+                    raise
             report = DeskReport(added=[self._rel(p) for p in refresh.new], errors=refresh.errors,
                                 refresh=refresh)
-            return self._index(report, build)
+            return self._index(report, build, announce)
 
     def remove_feed(self, url: str) -> bool:
         """Stop fetching URL; articles already added stay in the corpus."""
         with self._store() as store:
             return store.remove(url)
 
-    def refresh(self, build: bool = True) -> DeskReport:
-        """Fetch every feed, write the new items' articles and update the index if any were new."""
+    def refresh(self, build: bool = True, announce: Announce | None = None) -> DeskReport:
+        """Fetch every feed, write the new items' articles and update the index if the corpus
+        differs from it (new articles, or articles an interrupted update left unindexed)."""
         with self._update:
             with self._store() as store, Fetcher(self.policy) as fetcher:
-                refresh = refresh_feeds(store, self.corpus_dir, fetcher)
+                refresh = refresh_feeds(store, self.corpus_dir, fetcher,
+                                        max_items=self.engine.settings.max_feed_items)
             report = DeskReport(added=[self._rel(p) for p in refresh.new], errors=refresh.errors,
                                 refresh=refresh)
-            return self._index(report, build)
+            return self._index(report, build, announce)
 
     # -- single articles -------------------------------------------------------------------------
 
-    def add_url(self, url: str, build: bool = True) -> DeskReport:
+    def add_url(self, url: str, build: bool = True, announce: Announce | None = None) -> DeskReport:
         """Fetch one page, extract its article and add it unless its address or text is known."""
         with self._update:
             with self._store() as store, Fetcher(self.policy) as fetcher:
                 result: AddResult = add_url(url, self.corpus_dir, store, fetcher)
             if not result.added:
                 what = f"“{result.title}”" if result.title else result.url
-                return DeskReport(notes=[f"{what}: {result.reason}, nothing added."])
-            return self._index(DeskReport(added=[self._rel(Path(result.path))]), build)
+                return self._index(DeskReport(notes=[f"{what}: {result.reason}, nothing added."]), build, announce)
+            return self._index(DeskReport(added=[self._rel(Path(result.path))]), build, announce)
 
-    def add_file(self, name: str, data: bytes, build: bool = True) -> DeskReport:
+    def add_file(self, name: str, data: bytes, build: bool = True, announce: Announce | None = None) -> DeskReport:
         """Write an uploaded article file into CORPUS_DIR/uploads/ and index it.
 
         The file is read the way the corpus loader reads any file; one that yields no article is
@@ -171,22 +177,43 @@ class Newsdesk:
             n = 1
             while path.exists():
                 if path.read_bytes() == data:
-                    return DeskReport(notes=[f"{safe} is already in the corpus, nothing added."])
+                    return self._index(DeskReport(notes=[f"{safe} is already in the corpus, nothing added."]), build,
+                                       announce)
                 n += 1
                 path = folder / f"{Path(safe).stem}-{n}{Path(safe).suffix}"
             tmp = path.with_name(f".{path.name}.part")  # the loader skips dot files: no half file is read
-            tmp.write_bytes(data)
-            tmp.replace(path)
             try:
+                tmp.write_bytes(data)
+                tmp.replace(path)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                if is_disk_full(exc):
+                    raise DiskFull(f"The disk holding {self.corpus_dir} is full, so {safe} cannot be written; "
+                                   "free some space and try again.") from None
+                raise
+            limit = self.engine.settings.max_upload_articles
+            try:
+                # Counted before any is cleaned (milliseconds each): 200,000 would take minutes to refuse.
+                count = len(read_articles(path, self._rel(path), self.engine.settings.max_file_bytes))
+                if count > limit:
+                    path.unlink(missing_ok=True)
+                    raise UploadRefused(f"{name!r} holds {count:,} articles; uploads of up to {limit:,} are taken "
+                                        "(CITEBOT_MAX_UPLOAD_ARTICLES): split it, or put it in the corpus folder "
+                                        "and run `citebot build`.")
                 documents = file_documents(path, self._rel(path), self.engine.settings.max_file_bytes)
             except (UnreadableFile, OSError) as exc:
                 path.unlink(missing_ok=True)
                 raise UploadRefused(f"{name!r} cannot be read as an article file ({exc}).") from None
-            if not any(not isinstance(d, SkippedFile) for d in documents):
+            usable = [d for d in documents if not isinstance(d, SkippedFile)]
+            if not usable:
                 reason = next((d.reason for d in documents if isinstance(d, SkippedFile)), "no article text")
                 path.unlink(missing_ok=True)
                 raise UploadRefused(f"{name!r} holds no article I can use ({reason}).")
-            return self._index(DeskReport(added=[self._rel(path)]), build)
+            report = DeskReport(added=[self._rel(path)], articles=len(usable))
+            if len(usable) < len(documents):
+                report.notes.append(f"{len(documents) - len(usable)} of its articles had no text left after "
+                                    "cleaning and were left out.")
+            return self._index(report, build, announce)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -196,12 +223,17 @@ class Newsdesk:
         except ValueError:
             return str(path)
 
-    def _index(self, report: DeskReport, build: bool) -> DeskReport:
-        if build and report.added:
+    def _index(self, report: DeskReport, build: bool, announce: Announce | None = None) -> DeskReport:
+        """Update the index whenever the corpus differs from it, not only when this call added
+        something: articles written by an update whose build was killed (or run with --no-build)
+        are taken by the next one. An unchanged corpus costs a fingerprint check, no new build.
+        announce hears the build's estimate when its embedding will take long."""
+        if build:
             try:
-                report.build = self.engine.build()
+                report.build = self.engine.build(announce=announce)
             except BuildInProgress:  # the articles are saved; that build or the next one takes them
-                report.notes.append("Another index update is running; the next one includes these articles.")
+                report.notes.append("Another index update is running; the next one includes these articles."
+                                    if report.added else "Another index update is running.")
         return report
 
 

@@ -27,6 +27,12 @@ def test_every_command_explains_itself(tmp_path, command):
     assert "usage: citebot" in result.stdout and len(result.stdout.splitlines()) > 5
 
 
+def test_the_live_news_limits_are_listed_in_the_help(tmp_path):
+    shown = citebot("--help", data_dir=tmp_path).stdout
+    for name in ("CITEBOT_FETCH_TIMEOUT", "CITEBOT_MAX_FEED_ITEMS", "CITEBOT_MAX_UPLOAD_ARTICLES"):
+        assert name in shown, name
+
+
 def test_ask_before_build_says_what_to_run(tmp_path):
     result = citebot("ask", "Where are the battlegroups?", data_dir=tmp_path / "nothing")
     assert result.returncode == 2

@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
+import sqlite3
+
+import pytest
 
 from bot.cli import main as citebot
 from bot.handlers import app_state
@@ -46,6 +51,74 @@ def test_without_question_logging_no_question_text_is_kept(tmp_path):
     rows = list(history._db.execute("SELECT question FROM asked UNION ALL SELECT question FROM votes"))
     assert rows == [(None,), (None,)]
     assert history.report()["questions"] == 1 and history.report()["top_abstained"] == []
+
+
+def _damaged_memories(path) -> dict:
+    """bot.sqlite damaged in the ways a crash, a bad disk or a stray copy leave it."""
+    good = History(path)
+    for n in range(200):
+        good.log(f"Question number {n} about the tram line?", "private", n % 2 == 0)
+    good.close()
+    whole = path.read_bytes()
+    path.unlink()
+    return {"not a database": b"this is not sqlite" * 300, "truncated": whole[: len(whole) // 2],
+            "its pages overwritten": whole[:4096] + b"\xff" * (len(whole) - 4096)}
+
+
+DAMAGES = ["not a database", "truncated", "its pages overwritten"]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_memory_gets_one_sentence_from_report(tmp_path, capsys, damage):
+    path = tmp_path / "bot.sqlite"
+    path.write_bytes(_damaged_memories(tmp_path / "good.sqlite")[damage])
+    assert citebot(["--data-dir", str(tmp_path), "report"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"citebot: The bot's memory {path} is damaged (it cannot be read as a database); "
+                                "`citebot serve` sets it aside and starts a new one, or move it away yourself."]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_memory_is_set_aside_once_and_a_new_one_started(tmp_path, caplog, damage):
+    path = tmp_path / "bot.sqlite"
+    damaged = _damaged_memories(tmp_path / "good.sqlite")[damage]
+    path.write_bytes(damaged)
+    with caplog.at_level(logging.INFO):
+        history = History(path, repair=True)
+    qid = history.remember("Where will the trams run?")
+    assert history.question(qid) == "Where will the trams run?" and history.report()["questions"] == 0
+    history.close()
+    (aside,) = tmp_path.glob("bot.sqlite.damaged-*")
+    assert aside.read_bytes() == damaged, "the damaged file is kept, untouched"
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(said) == 1 and "memory was reset" in said[0] and aside.name in said[0]
+    History(path, repair=True).close()  # the new memory opens quietly
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
+
+
+def test_the_bot_starts_and_answers_with_a_damaged_memory(tmp_path, sample_engine, caplog):
+    from index.config import Settings
+    from index.engine import Engine
+
+    data = tmp_path / "data"
+    shutil.copytree(sample_engine.settings.data_dir / "index", data / "index")
+    (data / "bot.sqlite").write_bytes(b"this is not sqlite" * 300)
+    engine = Engine(Settings(data_dir=data, corpus_dir=sample_engine.settings.corpus_dir), sample_engine.embedder)
+
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, engine):
+                asked = message("How many new battlegroups did NATO agree to deploy?")
+                fake.push(message=asked)
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, asked["message_id"]))
+                assert "Bulgaria" in answer_text(reply) or "Slovakia" in answer_text(reply)
+
+    with caplog.at_level(logging.INFO):
+        run(scenario())
+    assert len([r for r in caplog.records if "memory was reset" in r.getMessage()]) == 1
+    assert list(data.glob("bot.sqlite.damaged-*")), "the damaged file is kept aside"
+    with sqlite3.connect(data / "bot.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM asked").fetchone() == (1,)
 
 
 def test_a_reply_to_an_answer_is_a_follow_up_and_votes_reach_the_admins(make_engine, tmp_path):

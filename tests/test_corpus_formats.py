@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+
+import pytest
 
 from index.documents import load_corpus
 
@@ -118,14 +121,49 @@ def test_hostile_json_is_skipped_without_stopping_the_build(tmp_path):
 def test_linked_folders_are_read_once_and_link_loops_do_not_hang(tmp_path):
     from index.documents import corpus_files
 
-    feeds = write_corpus(tmp_path / "feeds", {"wire/one.txt": "Title: One\n\nA story from the wire."})
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "a-wire").symlink_to(feeds / "wire", target_is_directory=True)
-    (corpus / "z-wire").symlink_to(feeds / "wire", target_is_directory=True)
-    (feeds / "wire" / "loop").symlink_to(feeds, target_is_directory=True)
+    corpus = write_corpus(tmp_path / "corpus", {"feeds/wire/one.txt": "Title: One\n\nA story from the wire."})
+    (corpus / "a-wire").symlink_to(corpus / "feeds" / "wire", target_is_directory=True)
+    (corpus / "z-wire").symlink_to(corpus / "feeds" / "wire", target_is_directory=True)
+    (corpus / "feeds" / "wire" / "loop").symlink_to(corpus / "feeds", target_is_directory=True)
+    (corpus / "linked.txt").symlink_to(corpus / "feeds" / "wire" / "one.txt")
     found = [p.relative_to(corpus).as_posix() for p in corpus_files(corpus)]
-    assert found == ["a-wire/one.txt"]
+    assert found == ["feeds/wire/one.txt", "linked.txt"], "links inside the corpus are followed, each folder once"
+
+
+@pytest.mark.parametrize("link, target, why", [
+    ("passwd.txt", "/etc/passwd", "a link to a file outside the corpus folder"),
+    ("notes/secret.md", "{outside}/secret.md", "a link to a file outside the corpus folder"),
+    ("elsewhere", "{outside}", "a link to a folder outside the corpus folder (not followed)"),
+    ("up.txt", "{corpus}/../secret.md", "a link to a file outside the corpus folder"),
+])
+def test_a_link_out_of_the_corpus_folder_is_skipped_with_why(tmp_path, link, target, why):
+    outside = write_corpus(tmp_path / "secret", {"secret.md": "Title: Secret\n\nThe root password is hunter2."})
+    (tmp_path / "secret.md").write_text("Title: Secret\n\nThe root password is hunter2.")
+    corpus = write_corpus(tmp_path / "corpus", {"real.txt": "Title: Real\n\nA real article about tides and winds.",
+                                                "notes/keep.txt": "Title: Kept\n\nA note about the harbour."})
+    target = target.format(outside=outside, corpus=corpus)
+    if not os.path.exists(target):
+        pytest.skip(f"{target} does not exist here")
+    (corpus / link).symlink_to(target, target_is_directory=os.path.isdir(target))
+    loaded = load_corpus(corpus)
+    assert sorted(d.title for d in loaded.documents) == ["Kept", "Real"]
+    assert {s.path: s.reason for s in loaded.skipped} == {link: why}
+    assert "root:x:0:0" not in " ".join(d.text for d in loaded.documents)
+
+
+@pytest.mark.parametrize("given, kept", [
+    ("javascript:alert(document.cookie)", ""),
+    ("data:text/html,<script>alert(1)</script>", ""),
+    ("file:///etc/passwd", ""),
+    ("  https://news.example/story  ", "https://news.example/story"),
+    ("HTTP://News.example/old", "HTTP://News.example/old"),
+])
+def test_only_a_web_address_is_kept_as_an_articles_url(tmp_path, given, kept):
+    corpus = write_corpus(tmp_path / "corpus", {
+        "a.json": json.dumps({"title": "Tides", "text": "The spring tide flooded the promenade.", "url": given}),
+        "b.txt": f"Title: Winds\nURL: {given}\n\nGales closed the bridge overnight.",
+    })
+    assert {d.title: d.url for d in load_corpus(corpus).documents} == {"Tides": kept, "Winds": kept}
 
 
 def test_a_one_line_text_file_is_an_article_not_a_bare_title(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -9,7 +10,7 @@ from index.errors import CitebotError, FetchError
 from index.feeds import FeedStore, add_url, refresh_feeds
 from index.fetch import Fetcher, FetchPolicy
 
-from .news_server import news_server
+from .news_server import TRAM_JA, news_server
 
 @pytest.fixture(scope="module")
 def server():
@@ -46,6 +47,19 @@ def test_allowed_with_allow_private_and_user_agent(server, fetcher):
 def test_refused_responses(server, fetcher, path, says):
     with pytest.raises(FetchError, match=says):
         fetcher.get(server[1] + path)
+
+
+@pytest.mark.parametrize("path", [
+    "/drip?head=20",             # the headers one byte at a time: every read is quick, the whole is not
+    "/drip?head=0.8&body=20",    # slow headers, then a slow body: one deadline covers both
+    "/drip?body=20",             # the body one byte at a time
+])
+def test_every_fetch_ends_by_one_total_deadline_from_connect_to_last_byte(server, path):
+    with Fetcher(FetchPolicy(allow_private=True, timeout_s=1.0)) as slow_client:
+        began = time.monotonic()
+        with pytest.raises(FetchError, match=r"within 1 s"):
+            slow_client.get(server[1] + path)
+        assert time.monotonic() - began < 1.7
 
 
 def test_conditional_get(server, fetcher):
@@ -102,6 +116,38 @@ def test_refresh(server, fetcher, tmp_path):
     assert not add_url(base + "/a1", corpus, store, fetcher).added
 
 
+def test_slow_feeds_delay_neither_the_other_feeds_nor_the_refresh(server, tmp_path):
+    _, base = server
+    store = FeedStore(tmp_path / "feeds.sqlite")
+    for n in range(3):
+        store.add(f"{base}/drip?head=6&kind=feed&n={n}")
+    store.add(base + "/rss")
+    began = time.monotonic()
+    with Fetcher(FetchPolicy(allow_private=True, timeout_s=1.0)) as slow_client:
+        report = refresh_feeds(store, tmp_path / "corpus", slow_client)
+    assert time.monotonic() - began < 2.8, "the feeds are fetched at once, each within its deadline"
+    assert len(report.new) == 2 and report.feeds == 4
+    assert sorted(u for u, _ in report.errors) == [f"{base}/drip?head=6&kind=feed&n={n}" for n in range(3)]
+    assert all("did not answer within 1 s" in m for _, m in report.errors)
+
+
+def test_a_feed_of_5000_items_gives_at_most_the_limit_per_refresh_and_says_how_many_wait(server, tmp_path):
+    httpd, base = server
+    store = FeedStore(tmp_path / "feeds.sqlite")
+    store.add(base + "/many?n=5000")
+    asked = len(httpd.paths)
+    with Fetcher(FetchPolicy(allow_private=True, timeout_s=5)) as fetcher:  # the feed is 0.4 MB
+        report = refresh_feeds(store, tmp_path / "corpus", fetcher, max_items=20)
+        pages = [p for p in httpd.paths[asked:] if p.startswith("/item/")]
+        assert sorted(pages) == sorted(f"/item/{k}" for k in range(20)), "20 page requests, not 5,000"
+        assert report.items == 5000 and len(report.new) == 20 and report.waiting == 4980
+        assert report.summary().splitlines()[0] == (
+            "1 feed, 5000 items, 20 new articles, 0 errors; 4,980 more new items wait for the next refreshes "
+            "(at most 20 a feed each time: CITEBOT_MAX_FEED_ITEMS).")
+        again = refresh_feeds(store, tmp_path / "corpus", fetcher, max_items=20)
+        assert len(again.new) == 20 and again.waiting == 4960, "the next refresh takes the next items"
+
+
 def test_add_url_twice(server, fetcher, tmp_path):
     store = FeedStore(tmp_path / "feeds.sqlite")
     first = add_url(server[1] + "/a2", tmp_path / "c", store, fetcher)
@@ -119,6 +165,20 @@ def test_an_item_whose_page_is_gone_keeps_the_feeds_own_text(server, fetcher, tm
     assert data["title"] == "Tram vote, in brief" and data["published"] == "2026-03-04"
     assert data["text"].startswith("The city council voted on Tuesday") and data["source"] == "Summaries"
     assert report.errors == []
+
+
+def test_a_mislabelled_feed_is_read_in_its_real_encoding_without_control_characters_or_script_links(
+        server, fetcher, tmp_path):
+    store = FeedStore(tmp_path / "feeds.sqlite")
+    store.add(server[1] + "/mislabelled-feed")
+    report = refresh_feeds(store, tmp_path / "corpus", fetcher)
+    stored = {d["title"]: d for d in (json.loads(p.read_text()) for p in report.new)}
+    assert set(stored) == {"路面電車の延伸を承認", "Script link", "Data link", "File link"}, report.summary()
+    tram = stored["路面電車の延伸を承認"]
+    assert tram["text"].startswith(TRAM_JA) and tram["source"] == "地方ニュース"
+    assert tram["url"] == server[1] + "/gone-ja"
+    assert [stored[t]["url"] for t in ("Script link", "Data link", "File link")] == ["", "", ""]
+    assert store.list()[0].title == "地方ニュース"
 
 
 def test_an_item_that_keeps_failing_is_given_up_after_three_refreshes(server, fetcher, tmp_path):

@@ -173,7 +173,7 @@ def test_missing_corrupt_and_mismatched_indexes_get_one_clear_sentence(tmp_path,
     # Doing what the message says repairs it: the damaged build is not taken as up to date.
     repaired = Engine(engine.settings, embedder)
     report = repaired.build()
-    assert not report.unchanged and report.embedded == report.chunks
+    assert not report.unchanged and report.embedded == 0, "the build cache lends its vectors: a rewrite, no embedding"
     assert "5.25%" in repaired.ask("What did the central bank do to rates?").citations[0].excerpt
 
 
@@ -243,10 +243,18 @@ def test_vectors_damaged_in_place_are_not_spread_by_the_next_build(tmp_path, mak
     np.save(vectors_file, garbage)  # a valid header, the wrong numbers
     fresh = Engine(engine.settings, embedder)
     report = fresh.build(force=True)
-    assert report.embedded == report.chunks, "nothing reused from the damaged vectors"
+    assert report.embedded == 0, "the build cache's copies, not the damaged file's"
     rebuilt = np.load(current_build_dir(engine.settings.index_root) / "vectors.npy")
     assert np.allclose(rebuilt, good, atol=1e-3)
     assert "5.25%" in fresh.ask("What did the central bank do to rates?").citations[0].excerpt
+
+    # Damaged again, and the cache gone too: embedded again, never copied from the damage.
+    vectors_file = current_build_dir(engine.settings.index_root) / "vectors.npy"
+    np.save(vectors_file, garbage)
+    (engine.settings.index_root / "cache.sqlite").unlink()
+    report = Engine(engine.settings, embedder).build(force=True)
+    assert report.embedded == report.chunks, "nothing reused from the damaged vectors"
+    assert np.allclose(np.load(current_build_dir(engine.settings.index_root) / "vectors.npy"), good, atol=1e-3)
 
 
 def test_a_full_disk_gets_one_sentence_leaves_nothing_behind_and_the_old_index_serving(tmp_path, embedder):
@@ -332,6 +340,8 @@ def test_every_file_of_a_live_build_damaged_is_named_and_a_build_repairs_it(tmp_
         repairing = Engine(engine.settings, embedder)
         report = repairing.build()
         assert not report.unchanged or noticed is None, f"{name} {damage}: the damaged build was taken as up to date"
+        assert report.embedded == 0 and report.sentences_embedded == 0, \
+            f"{name} {damage}: the repair embedded again what the build cache holds"
         assert "5.25%" in repairing.ask("What did the central bank do to rates?").citations[0].excerpt, name
         build = current_build_dir(engine.settings.index_root)  # the next file is damaged in a sound build
 
@@ -350,3 +360,30 @@ def test_a_copy_added_later_is_the_duplicate_whatever_its_name(tmp_path, make_en
     fresh = Engine(replace(engine.settings, data_dir=tmp_path / "fresh"), engine.embedder)
     fresh.build()
     assert [d["path"] for d in fresh.stats()["duplicate_documents"]] == ["wire/rates.txt"]
+
+
+def _random_numbers_under_the_header(path, rows: int, dim: int) -> None:
+    """Keep the file's header (it still loads) and fill its vectors with random numbers."""
+    data = path.read_bytes()
+    if path.suffix == ".npy":
+        dtype = np.load(path, mmap_mode="r").dtype
+        body = np.random.default_rng(1).normal(size=(rows, dim)).astype(dtype).tobytes()
+    else:  # dense.faiss: a flat index ends with its vectors
+        body = np.random.default_rng(1).normal(size=(rows, dim)).astype(np.float32).tobytes()
+    path.write_bytes(data[: len(data) - len(body)] + body)
+
+
+@pytest.mark.parametrize("name", ["vectors.npy", "sentences.npy", "dense.faiss"])
+def test_vectors_with_an_intact_header_and_random_numbers_are_refused_when_served(tmp_path, make_engine, embedder,
+                                                                                 name):
+    engine = make_engine(write_corpus(tmp_path / "corpus", MARKETS))
+    stats = engine.stats()
+    build = current_build_dir(engine.settings.index_root)
+    _random_numbers_under_the_header(build / name, stats["sentences"] if name == "sentences.npy" else stats["chunks"],
+                                     stats["dim"])
+    with pytest.raises(IndexCorrupt, match=rf"damaged \({name} holds vectors that are not unit length\); "
+                                           r"run `citebot build`"):
+        Engine(engine.settings, embedder).ask("What did the central bank do to rates?")
+    repairing = Engine(engine.settings, embedder)
+    assert not repairing.build().unchanged
+    assert "5.25%" in repairing.ask("What did the central bank do to rates?").citations[0].excerpt

@@ -120,6 +120,11 @@ def test_the_console_wraps_the_citation_line_too(monkeypatch, columns):
     ({"CITEBOT_READER": "maybe"}, "CITEBOT_READER must be 1 or 0, not 'maybe'"),
     ({"CITEBOT_ALPHA": "half"}, "CITEBOT_ALPHA must be a number, not 'half'"),
     ({"CITEBOT_MAX_FILE_MB": "0"}, "CITEBOT_MAX_FILE_MB must be a size in MB above 0"),
+    ({"CITEBOT_FETCH_TIMEOUT": "0"}, "CITEBOT_FETCH_TIMEOUT must be a number of seconds above 0 and at most 600"),
+    ({"CITEBOT_FETCH_TIMEOUT": "soon"}, "CITEBOT_FETCH_TIMEOUT must be a number, not 'soon'"),
+    ({"CITEBOT_MAX_FEED_ITEMS": "0"}, "CITEBOT_MAX_FEED_ITEMS must be a whole number of at least 1, not 0"),
+    ({"CITEBOT_MAX_FEED_ITEMS": "all"}, "CITEBOT_MAX_FEED_ITEMS must be a whole number, not 'all'"),
+    ({"CITEBOT_MAX_UPLOAD_ARTICLES": "-5"}, "CITEBOT_MAX_UPLOAD_ARTICLES must be a whole number of at least 1, not -5"),
 ])
 def test_a_wrong_setting_is_refused_when_settings_are_made(monkeypatch, env, expected):
     for name, value in env.items():

@@ -22,7 +22,8 @@ from index.store import ChunkRecord
 
 def test_a_build_that_will_take_long_is_announced_once_with_its_estimate(caplog):
     now = [0.0]
-    watch = EmbeddingWatch(total=100_000, clock=lambda: now[0])
+    told: list[str] = []
+    watch = EmbeddingWatch(total=100_000, clock=lambda: now[0], announce=told.append)
     now[0] = 2.0
     watch.update(40)  # too early to trust the rate
     now[0] = 10.0
@@ -32,6 +33,8 @@ def test_a_build_that_will_take_long_is_announced_once_with_its_estimate(caplog)
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "100,000 passages and sentences" in warnings[0]
     assert "about 2 h 46 min more at the measured 10 a second" in warnings[0] and "Ctrl-C" in warnings[0]
+    assert told == ["This index update embeds 100,000 passages and sentences: about 2 h 46 min more at the "
+                    "measured 10 a second; questions are answered from the current index meanwhile."]
     quick = EmbeddingWatch(total=1_000, clock=lambda: now[0])
     now[0] += 10
     quick.update(500)  # 50 a second: 10 s left
