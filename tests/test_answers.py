@@ -60,7 +60,7 @@ def test_json_answer_has_the_documented_fields(sample_engine):
     assert len(data["citations"]) == 3
     assert set(data["citations"][0]) == {
         "rank", "excerpt", "score", "similarity", "title", "source", "url", "published",
-        "doc_id", "chunk_id", "char_start", "char_end", "also_in", "confidence", "highlight",
+        "doc_id", "chunk_id", "char_start", "char_end", "also_in", "confidence", "highlight", "path",
     }
     first = data["citations"][0]
     if first["highlight"] is not None:  # the answer the reader marked, inside the excerpt
