@@ -229,7 +229,7 @@ def read_corpus(corpus_dir: Path, settings: Settings, progress: Progress | None,
     """Stage 1a: the documents of corpus_dir (files unchanged since the last build come from the cache)."""
     try:
         corpus = load_corpus(corpus_dir, progress=lambda d, t: progress and progress("read", d, t), cache=cache,
-                             max_bytes=settings.max_file_bytes)
+                             max_bytes=settings.max_file_bytes, links_out=settings.corpus_links_out)
     except FileNotFoundError as exc:
         raise BuildError(str(exc)) from None
     if not corpus.documents:
