@@ -189,7 +189,8 @@ def main() -> int:
         write_corpus(corpus / "dated")
         if args.haystack and not (corpus / "haystack").exists():
             os.symlink(args.haystack.resolve(), corpus / "haystack")
-        engine = Engine(Settings.from_env(data_dir=base / "data", corpus_dir=corpus))
+        # corpus_links_out: the haystack is a link to the shared articles, outside the corpus folder.
+        engine = Engine(Settings.from_env(data_dir=base / "data", corpus_dir=corpus, corpus_links_out=True))
         print(engine.build().summary().splitlines()[0])
         items = questions()
         engine.ask(items[0].question)  # load the models before timing

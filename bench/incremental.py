@@ -81,7 +81,8 @@ def main() -> int:
             link = corpus / f.relative_to(args.articles)
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(f.resolve())
-        engine = Engine(Settings.from_env(data_dir=Path(tmp) / "data", corpus_dir=corpus))
+        # corpus_links_out: the corpus is links to the shared articles, which lie outside it.
+        engine = Engine(Settings.from_env(data_dir=Path(tmp) / "data", corpus_dir=corpus, corpus_links_out=True))
         began = time.perf_counter()
         full = engine.build()
         full_s = time.perf_counter() - began

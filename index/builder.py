@@ -230,7 +230,8 @@ def read_corpus(corpus_dir: Path, settings: Settings, progress: Progress | None,
     try:
         # Of two copies, the one the live index holds stays: a new copy never replaces it.
         corpus = load_corpus(corpus_dir, progress=lambda d, t: progress and progress("read", d, t), cache=cache,
-                             max_bytes=settings.max_file_bytes, keep=indexed_paths(settings.index_root))
+                             max_bytes=settings.max_file_bytes, keep=indexed_paths(settings.index_root),
+                             links_out=settings.corpus_links_out)
     except FileNotFoundError as exc:
         raise BuildError(str(exc)) from None
     if not corpus.documents:

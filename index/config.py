@@ -147,6 +147,9 @@ class Settings:
     # build), and articles in one uploaded file (a bigger archive belongs in the corpus folder).
     max_feed_items: int = 100
     max_upload_articles: int = 1000
+    # Follow links that lead out of the corpus folder (never from the environment: only an
+    # evaluation corpus, which is made of links to the folders named on its command line).
+    corpus_links_out: bool = False
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":

@@ -343,20 +343,23 @@ def _not_a_file(path: Path) -> str | None:
     return "not a regular file (a pipe, socket or device)"
 
 
-def corpus_files(corpus_dir: Path, problems: list[SkippedFile] | None = None) -> list[Path]:
+def corpus_files(corpus_dir: Path, problems: list[SkippedFile] | None = None, links_out: bool = False) -> list[Path]:
     """Article files under the corpus folder, in a stable order; README files are notes, not news.
 
     Links are followed only where they lead inside the corpus folder, each real folder once: a link
     out of it (to /etc/passwd, to a home folder) would put files nobody chose into the answers.
     Names that look like articles but are not regular files (pipes, dangling links, link loops,
     folders named x.txt) and links out of the folder are added to problems, relative to the corpus
-    folder.
+    folder. links_out=True follows links out too (an evaluation corpus, made of links to the
+    folders named on its command line).
     """
     found: list[Path] = []
     seen: set[str] = set()
     root = os.path.realpath(corpus_dir)
 
     def outside(path: str) -> bool:
+        if links_out:
+            return False
         real = os.path.realpath(path)
         return real != root and not real.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -409,7 +412,7 @@ def file_documents(path: Path, rel: str, max_bytes: int = MAX_FILE_BYTES) -> lis
 
 
 def load_corpus(corpus_dir: Path, progress=None, cache=None, max_bytes: int = MAX_FILE_BYTES,
-                keep: frozenset[str] = frozenset()) -> Corpus:
+                keep: frozenset[str] = frozenset(), links_out: bool = False) -> Corpus:
     """Read and clean every article; unreadable files are skipped with a warning, never fatal.
 
     cache (an index.cache.BuildCache) hands back what unchanged files gave last time; files over
@@ -426,7 +429,7 @@ def load_corpus(corpus_dir: Path, progress=None, cache=None, max_bytes: int = MA
     corpus = Corpus()
     by_content: dict[str, Document] = {}
     not_files: list[SkippedFile] = []
-    files = corpus_files(corpus_dir, not_files)
+    files = corpus_files(corpus_dir, not_files, links_out)
     for skipped in not_files:
         log.warning("Skipping %s: %s", skipped.path, skipped.reason)
         corpus.skipped.append(skipped)

@@ -137,7 +137,7 @@ def _eval_settings(settings: Settings, key: str) -> Settings:
     """A data directory of its own for an evaluation corpus, reused while the corpus is unchanged."""
     key += f"|{settings.chunk_words}|{settings.overlap_words}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return replace(settings, data_dir=settings.data_dir / "eval" / digest)
+    return replace(settings, data_dir=settings.data_dir / "eval" / digest, corpus_links_out=True)
 
 
 def _assemble_corpus(target: Path, sources: list[Path]) -> None:
