@@ -33,15 +33,29 @@ def test_the_first_excerpt_answers_when_the_answer_is_a_paragraph_away_from_the_
 
 def test_first_cited_excerpt_recall_on_the_fixed_set(engine):
     result = evaluate(engine, load_jsonl(DATA / "questions.jsonl"), "hybrid")
-    # 10 of 15: before excerpts were scored with sentence vectors and title-aware weights, 8 of 15.
-    assert result["recall@1"] >= 0.66
+    # 15 of 15 since the reader also reads the chunks next to the best one (10 before; 8 before
+    # excerpts were scored with sentence vectors and title-aware weights).
+    assert result["recall@1"] >= 0.93
     assert result["chunk_recall@1"] == 1.0
 
 
 def test_off_topic_questions_get_no_answer_and_answerable_ones_do(engine):
     result = evaluate(engine, load_jsonl(DATA / "questions.jsonl"), "hybrid")
-    assert result["abstain_rate_unanswerable"] == 1.0
+    assert result["abstain_rate_by_kind"]["off-topic"] == 1.0
     assert result["abstain_rate_answerable"] == 0.0
+    # The near misses (the story is here, the asked fact is not) are asked too: today the engine
+    # answers all 8 of them (docs/quality.md); this set is where that work is measured.
+    assert "near-miss" in result["abstain_rate_by_kind"]
+
+
+def test_a_bold_answer_is_a_right_one(engine):
+    """Bold only when the reader is sure and the span is of the asked kind: what is bold is right."""
+    result = evaluate(engine, load_jsonl(DATA / "questions.jsonl"), "hybrid")
+    assert result["bold_shown"] > 0
+    assert result["bold_holds_answer"] == 1.0
+    answer = engine.ask("How many bronze statues is the Brussels museum giving back?")
+    first = answer.citations[0]
+    assert first.excerpt[first.highlight[0]:first.highlight[1]] == "14"
 
 
 def test_the_excerpt_is_the_answering_sentences_not_the_whole_article(engine):
