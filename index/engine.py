@@ -325,7 +325,9 @@ class Engine:
             # a question whose words and meaning are far from everything found.
             abstained = confidence < reader.threshold or score < reader.min_relevance
             if foreign:  # the model reads English: its doubt about another language says little,
-                abstained = confidence < FOREIGN_MIN_CONFIDENCE  # and a span it cannot judge is not bold
+                # (the answer head's own probability: the fitted rule weighs English features),
+                head = max(1 / (1 + np.exp(-np.clip(r.answer_logit, -60, 60))) for r in readings)
+                abstained = head < FOREIGN_MIN_CONFIDENCE  # and a span it cannot judge is not bold
                 readings = [replace(r, bold=False) for r in readings]
         else:
             confidence = None
