@@ -13,7 +13,8 @@ from index.evaluate import load_jsonl
 from .conftest import ROOT, write_corpus
 
 METRICS = {"recall@1", "recall@5", "recall@10", "chunk_recall@1", "chunk_recall@5", "chunk_recall@10", "mrr", "abstain_rate_answerable",
-           "abstain_rate_unanswerable", "latency_ms_p50", "latency_ms_p95"}
+           "abstain_rate_unanswerable", "bold_shown", "bold_holds_answer", "bold_exact_match", "latency_ms_p50",
+           "latency_ms_p95"}
 
 SQUAD = {"version": "1.1", "data": [
     {"title": "Port_of_Rotterdam", "paragraphs": [

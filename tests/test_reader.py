@@ -27,9 +27,12 @@ def test_the_first_excerpt_marks_the_answer_the_reader_found(sample_engine):
     answer = sample_engine.ask(BATTLEGROUPS)
     first = answer.citations[0]
     assert answer.confidence is not None and answer.confidence >= Reader(READER_DIR).threshold
-    assert first.confidence is not None and first.highlight is not None
-    a, b = first.highlight
-    assert first.excerpt[a:b].strip() and any(c in first.excerpt for c in ("Bulgaria", "four"))
+    assert first.confidence is not None and any(c in first.excerpt for c in ("Bulgaria", "four"))
+    # Bold only when the reader is sure of a span of the asked kind (a number for "how many"):
+    # when it is shown, it is that answer.
+    if first.highlight is not None:
+        a, b = first.highlight
+        assert any(c in first.excerpt[a:b] for c in ("Bulgaria", "four"))
 
 
 def test_the_reader_tells_a_passage_that_answers_from_one_that_does_not():
