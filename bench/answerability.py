@@ -47,9 +47,8 @@ class RecordingReader:
         return readings
 
 
-def kinds_of(path: Path) -> list[str]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r.get("kind") or ("answerable" if r.get("answers") else "unanswerable") for r in rows]
+def kinds_of(questions: list[EvalQuestion]) -> list[str]:
+    return [q.kind or ("answerable" if q.answers else "unanswerable") for q in questions]
 
 
 def run(engine: Engine, questions: list[EvalQuestion], kinds: list[str], dump) -> dict:
@@ -108,12 +107,13 @@ def main() -> int:
     odd_qs = random.Random(7).sample(odd_qs, min(args.odd, len(odd_qs)))
     news_dev = load_jsonl(data / "news-dev.jsonl")
     _, news_engine = prepare(data / "news-dev.jsonl", settings, [args.squad, args.bbc])
-    sets = [("squad-odd", squad_engine, odd_qs, ["answerable"] * len(odd_qs)),
-            ("unanswerable", squad_engine, load_jsonl(data / "unanswerable.jsonl"), kinds_of(data / "unanswerable.jsonl")),
-            ("news-dev", news_engine, news_dev, ["answerable"] * len(news_dev))]
-    nearmiss = data / "news-nearmiss.jsonl"
-    if nearmiss.exists():
-        sets.append(("news-nearmiss", news_engine, load_jsonl(nearmiss), kinds_of(nearmiss)))
+    unanswerable = load_jsonl(data / "unanswerable.jsonl")
+    sets = [("squad-odd", squad_engine, odd_qs, kinds_of(odd_qs)),
+            ("unanswerable", squad_engine, unanswerable, kinds_of(unanswerable)),
+            ("news-dev", news_engine, news_dev, kinds_of(news_dev))]
+    if (data / "news-nearmiss.jsonl").exists():
+        nearmiss = load_jsonl(data / "news-nearmiss.jsonl")
+        sets.append(("news-nearmiss", news_engine, nearmiss, kinds_of(nearmiss)))
     dump = open(args.dump, "w") if args.dump else None
     print("| reader | set | kind | n | abstained | R@1 | R@5 | bold shown | bold holds answer | span holds answer |")
     print("|---|---|---|---|---|---|---|---|---|---|")

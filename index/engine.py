@@ -324,10 +324,11 @@ class Engine:
             # The rule fitted with the model (index/models/train_reader.py): the reader's doubt, or
             # a question whose words and meaning are far from everything found.
             abstained = confidence < reader.threshold or score < reader.min_relevance
-            if foreign:  # the model reads English: its doubt about another language says little,
-                # (the answer head's own probability: the fitted rule weighs English features),
-                head = max(1 / (1 + np.exp(-np.clip(r.answer_logit, -60, 60))) for r in readings)
-                abstained = head < FOREIGN_MIN_CONFIDENCE  # and a span it cannot judge is not bold
+            if foreign:
+                # The model reads English: its doubt about another language says little, so only the
+                # answer head's own probability (not the rule fitted on English features) can rule the
+                # passages out; and a span it cannot judge is not bold.
+                abstained = max(r.answer_probability for r in readings) < FOREIGN_MIN_CONFIDENCE
                 readings = [replace(r, bold=False) for r in readings]
         else:
             confidence = None

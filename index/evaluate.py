@@ -54,8 +54,8 @@ def bold_holds_answer(bold: str, answers: tuple[str, ...]) -> bool:
     """A bold span is right when it holds a gold answer or lies inside one ("14:32.93" for
     "14:32.93 seconds"), compared as SQuAD compares answers."""
     b = squad_normalize(bold)
-    return bool(b) and any(squad_normalize(a) and (squad_normalize(a) in b or b in squad_normalize(a))
-                           for a in answers)
+    golds = [g for g in map(squad_normalize, answers) if g]
+    return bool(b) and any(g in b or b in g for g in golds)
 
 
 def load_squad(path: Path) -> tuple[list[EvalQuestion], list[dict]]:

@@ -33,6 +33,7 @@ CONFIG_FILE = "reader.json"
 MAX_TOKENS = 256  # question + passage: a 120-word chunk with its title fits
 MAX_QUESTION_TOKENS = 64
 MAX_ANSWER_TOKENS = 30
+MARGIN_CLIP = 20.0  # span margins beyond this say nothing more, and would swamp the other features
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,18 @@ class Reading:
     def span_margin(self) -> float:
         """How much the best span beats "no answer here" in the span head (logits; > 0: a span)."""
         return self.span_score - self.null_score
+
+    @property
+    def answer_probability(self) -> float:
+        """The answer head's own P(the passage holds the answer), before the features are weighed."""
+        return _sigmoid(self.answer_logit)
+
+    @property
+    def features(self) -> tuple[float, float, float]:
+        """What the fitted answerability weighs: the answer logit, the span margin (clipped; no span
+        is the floor) and whether the span fits the question's kind."""
+        margin = max(min(self.span_margin, MARGIN_CLIP), -MARGIN_CLIP) if self.span is not None else -MARGIN_CLIP
+        return self.answer_logit, margin, float(self.fits)
 
 
 @dataclass(frozen=True)
@@ -187,10 +200,10 @@ class Calibration:
     def judge(self, reading: Reading, kind: str, passage: str) -> Reading:
         """The reading with its confidence, fit and bold decided for a question of this kind."""
         fits = reading.span is not None and span_fits(kind, passage[reading.span[0]:reading.span[1]])
-        margin = max(min(reading.span_margin, 20.0), -20.0) if reading.span is not None else -20.0
-        z = self.bias + self.answer_logit * reading.answer_logit + self.span_margin * margin + self.fits * fits
-        bold = fits and reading.span_probability >= self.bold_probability
-        return replace(reading, confidence=_sigmoid(z), fits=fits, bold=bold)
+        judged = replace(reading, fits=fits, bold=fits and reading.span_probability >= self.bold_probability)
+        logit, margin, fit = judged.features
+        z = self.bias + self.answer_logit * logit + self.span_margin * margin + self.fits * fit
+        return replace(judged, confidence=_sigmoid(z))
 
 
 class Reader:

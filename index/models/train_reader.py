@@ -435,8 +435,7 @@ def observe(engine, reader: Reader, questions: list[dict], group: str, answerabl
         answer = eng.ask(q["question"], k=5, abstain=False)
         feats, holds, right, prob = [], [], [], []
         for (title, text), r in recorder.last:
-            margin = max(min(r.span_margin, 20.0), -20.0) if r.span is not None else -20.0
-            feats.append((r.answer_logit, margin, float(r.fits)))
+            feats.append(r.features)
             holds.append(answerable and _contains(text, q["answers"]))
             right.append(answerable and r.span is not None and bold_holds_answer(text[r.span[0]:r.span[1]], q["answers"]))
             prob.append(r.span_probability)
@@ -481,15 +480,17 @@ def fit_rule(observed: list[Observed]) -> tuple[dict, dict]:
         conf = 1 / (1 + np.exp(-(w[0] + o.features @ w[1:]))) if len(o.features) else np.zeros(0)
         best = int(np.argmax(conf)) if len(conf) else -1
         scored.append((o, float(conf.max()) if len(conf) else 0.0, best))
-    groups = sorted({o.group for o in observed})
+    # Per calibration set, once: its questions' best confidences and relevances, and its kind.
+    sets = {}
+    for g in sorted({o.group for o in observed}):
+        rows = [(o, c) for o, c, _ in scored if o.group == g]
+        sets[g] = (rows[0][0].answerable, np.array([c for _, c in rows]), np.array([o.relevance for o, _ in rows]))
     best_rule = None
     for t in np.round(np.linspace(0.02, 0.8, 79), 3):
         for r in np.round(np.linspace(0.0, 0.6, 31), 3):
             refused, caught = {}, {}
-            for g in groups:
-                rows = [(c, o.relevance) for o, c, _ in scored if o.group == g]
-                rate = float(np.mean([(c < t) or (rel < r) for c, rel in rows]))
-                (refused if rows and next(o for o, _, _ in scored if o.group == g).answerable else caught)[g] = rate
+            for g, (answerable, conf, rel) in sets.items():
+                (refused if answerable else caught)[g] = float(np.mean((conf < t) | (rel < r)))
             if max(refused.values()) <= FALSE_ABSTENTION:
                 key = (float(np.mean(list(caught.values()))), t, r)
                 if best_rule is None or key > best_rule[0]:
