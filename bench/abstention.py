@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from index.config import Settings  # noqa: E402
 from index.evaluate import load_jsonl, prepare  # noqa: E402
-from index.relevance import COVERAGE_WEIGHT  # noqa: E402
-from index.tokenize import tokenize  # noqa: E402
+from index.search.relevance import COVERAGE_WEIGHT  # noqa: E402
+from index.search.tokenize import tokenize  # noqa: E402
 
 MAX_WRONG = 0.03
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from index.config import Settings  # noqa: E402
 from index.engine import Engine  # noqa: E402
 from index.evaluate import EvalQuestion, bold_holds_answer, contains_answer, load_jsonl, prepare, squad_half  # noqa: E402
-from index.reader import READER_DIR, Reader  # noqa: E402
+from index.read.reader import READER_DIR, Reader  # noqa: E402
 
 
 class RecordingReader:

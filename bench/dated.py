@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from index.config import Settings  # noqa: E402
 from index.engine import Engine  # noqa: E402
 from index.evaluate import contains_answer  # noqa: E402
-from index.timeframe import say_date  # noqa: E402
+from index.search.timeframe import say_date  # noqa: E402
 
 
 @dataclass(frozen=True)

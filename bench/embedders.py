@@ -2,7 +2,7 @@
 
 Runtimes: sentence-transformers on torch in fp32 (the baseline: every ratio is to it) and with
 precision "auto" (bf16 where the CPU multiplies bfloat16 natively); ONNX Runtime on the model
-exported by index/onnx_export.py, as is (fp32) and dynamically quantised to int8.
+exported by index/encoders/onnx_export.py, as is (fp32) and dynamically quantised to int8.
 
 For each: bulk throughput (texts/s) on news chunks (150-word windows, step 120, of the BBC
 articles in sorted file order), p50 latency of one short question, cosine of its vectors to the
@@ -29,9 +29,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from index.embedding import BulkEmbedder, resolve_model  # noqa: E402
-from index.onnx_encoder import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxEncoder  # noqa: E402
-from index.onnx_export import export, is_exported  # noqa: E402
+from index.encoders.embedding import BulkEmbedder, resolve_model  # noqa: E402
+from index.encoders.onnx_encoder import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxEncoder  # noqa: E402
+from index.encoders.onnx_export import export, is_exported  # noqa: E402
 
 MODEL = "all-MiniLM-L6-v2"
 BATCH = 32  # as BulkEmbedder.embed
@@ -116,7 +116,7 @@ print(json.dumps({{"torch_import_s": t1 - t0, "torch_model_load_s": t2 - t1}}))
 CHILD_ONNX = """
 import json, sys, time
 sys.path.insert(0, {root!r})
-from index.onnx_encoder import OnnxEncoder  # the engine's own import, not the runtime's: untimed
+from index.encoders.onnx_encoder import OnnxEncoder  # the engine's own import, not the runtime's: untimed
 t0 = time.perf_counter()
 import onnxruntime
 t1 = time.perf_counter()

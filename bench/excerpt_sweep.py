@@ -9,7 +9,7 @@ chunk. Two families of excerpt:
     (a number for how many / when, a new capitalised name for who) or a bias to the next sentence;
   - "run": every run of 1-3 sentences in one paragraph scored as a whole (words counted once,
     best cosine), with a credit or penalty per extra sentence and title words weighted down;
-and last the engine's own choice (index/excerpt.py), which also crosses paragraph breaks.
+and last the engine's own choice (index/read/excerpt.py), which also crosses paragraph breaks.
 Sentence vectors come from the index, or with --title-context are embedded after their article
 title (cached under var/bench/).
 
@@ -27,10 +27,10 @@ import numpy as np
 from squad_sample import ROOT, squad_sample  # also puts the project root on sys.path
 
 from index.evaluate import contains_answer
-from index.excerpt import select_excerpt
-from index.fusion import convex_combination
-from index.rerank import TITLE_WORD_WEIGHT
-from index.tokenize import tokenize
+from index.read.excerpt import select_excerpt
+from index.search.fusion import convex_combination
+from index.search.rerank import TITLE_WORD_WEIGHT
+from index.search.tokenize import tokenize
 
 MAX_CHARS = 350
 NUMBER_Q = re.compile(r"\b(how (many|much|long|old|far|large|big|tall|high|often|fast)|what (year|percentage|percent|"
@@ -178,7 +178,7 @@ def main() -> None:
     report("run, +0.001 per extra sentence, rerank γ 1", run_excerpt, 1)
     for w in (0.3, 0.6):
         report(f"run, title words weigh {w}, rerank γ 1", lambda i, r, w=w: run_excerpt(i, r, title_weight=w), 1)
-    report("the engine's excerpt (index/excerpt.py), rerank γ 1", engine_excerpt, 1)
+    report("the engine's excerpt (index/read/excerpt.py), rerank γ 1", engine_excerpt, 1)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Follow-up questions: recall@1 and @5 of the second turn of two-turn conversations, with and
-without the first turn as context (index/followup.py's strategies), over the BBC articles.
+without the first turn as context (index/read/followup.py's strategies), over the BBC articles.
 
 bench/data/followups.jsonl: conversations whose second turn is a fragment ("elliptical": "And
 how much did it cost?"), a question about the first one's subject ("pronoun": "Who runs it?"), a
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from index.config import Settings  # noqa: E402
 from index.engine import Engine  # noqa: E402
 from index.evaluate import contains_answer  # noqa: E402
-from index.followup import STRATEGIES, Turn, answer_followup  # noqa: E402
+from index.read.followup import STRATEGIES, Turn, answer_followup  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "followups.jsonl"
 SHOWN = 3  # citations in the first message; "More" shows the next ones

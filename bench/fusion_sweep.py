@@ -15,8 +15,8 @@ from pathlib import Path
 from squad_sample import squad_sample  # also puts the project root on sys.path
 
 from index.evaluate import contains_answer
-from index.excerpt import select_excerpt
-from index.fusion import convex_combination, reciprocal_rank_fusion
+from index.read.excerpt import select_excerpt
+from index.search.fusion import convex_combination, reciprocal_rank_fusion
 
 
 def main() -> None:

@@ -23,11 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import index.engine as engine_module  # noqa: E402
-import index.excerpt as excerpt_module  # noqa: E402
+import index.read.excerpt as excerpt_module  # noqa: E402
 from index.config import Settings  # noqa: E402
 from index.engine import Engine  # noqa: E402
 from index.evaluate import contains_answer, prepare  # noqa: E402
-from index.reader import READER_DIR, Reader  # noqa: E402
+from index.read.reader import READER_DIR, Reader  # noqa: E402
 
 
 class CachedReader:

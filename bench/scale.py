@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from index.config import Settings  # noqa: E402
-from index.store import IndexSnapshot, IndexWriter  # noqa: E402
-from index.tokenize import tokenize  # noqa: E402
+from index.store.files import IndexSnapshot, IndexWriter  # noqa: E402
+from index.search.tokenize import tokenize  # noqa: E402
 
 NOISE = 0.03  # per dimension: |noise|^2 ~ 384 * 0.03^2 = 0.35, so cosine to the source ~0.85
 
@@ -288,7 +288,7 @@ def main() -> None:
               f"torch loaded: {row['torch_loaded']}", flush=True)
 
     print("\n== FAISS alone: exact search is the baseline; recall@10 against it, one question at a time")
-    from index.embedding import Embedder
+    from index.encoders.embedding import Embedder
 
     embedder = Embedder(cache_dir=data / "models")
     qvecs = np.stack([embedder.queries.embed(q) for q in questions]).astype(np.float32)

@@ -13,8 +13,8 @@ sys.path.insert(0, str(ROOT))
 from index.config import Settings  # noqa: E402
 from index.engine import Engine  # noqa: E402
 from index.evaluate import EvalQuestion, prepare  # noqa: E402
-from index.query import Query  # noqa: E402
-from index.retrieval import Retriever  # noqa: E402
+from index.search.query import Query  # noqa: E402
+from index.search.retrieval import Retriever  # noqa: E402
 
 
 @dataclass

@@ -26,7 +26,7 @@ from telegram.ext import (
 
 from index.engine import Engine
 from index.errors import IndexUnavailable
-from index.newsdesk import Newsdesk
+from index.news.newsdesk import Newsdesk
 
 from . import handlers
 from .config import BotConfig

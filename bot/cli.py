@@ -125,7 +125,7 @@ def cmd_build(args) -> int:
     return 0
 
 
-# Citations `ask` shows at most: the passages the engine re-ranks by their best excerpt (index/rerank.py's
+# Citations `ask` shows at most: the passages the engine re-ranks by their best excerpt (index/search/rerank.py's
 # RERANK_DEPTH); further down they are ranked by fusion alone and soon unrelated.
 MAX_K = 20
 
@@ -208,7 +208,7 @@ def format_table(result: dict) -> str:
 def cmd_eval(args) -> int:
     """Measure retrieval quality, abstention and latency."""
     from index.evaluate import evaluate_retrievers, prepare
-    from index.retrieval import MODES
+    from index.search.retrieval import MODES
 
     bars = ProgressBars(enabled=not args.quiet)
     try:
@@ -237,7 +237,7 @@ def cmd_eval(args) -> int:
 
 
 def _desk(args):
-    from index.newsdesk import Newsdesk
+    from index.news.newsdesk import Newsdesk
 
     return Newsdesk(_engine(args))
 
@@ -373,7 +373,7 @@ def _positive(value: str) -> int:
 
 def _day(value: str):
     """argparse type: a day as 2022-03-01 or 1 March 2022."""
-    from index.timeframe import parse_day
+    from index.search.timeframe import parse_day
 
     day = parse_day(value)
     if day is None:

@@ -6,7 +6,7 @@ import shutil
 import sys
 import textwrap
 
-from index.answer import Answer
+from index.read.answer import Answer
 from index.engine import Engine
 from index.errors import QuestionError
 

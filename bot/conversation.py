@@ -1,5 +1,5 @@
 """One turn of the bot's conversation, the same in Telegram and in the console: a question, or a
-follow-up to the answer before it (index/followup.py), answered, then remembered in
+follow-up to the answer before it (index/read/followup.py), answered, then remembered in
 DATA_DIR/bot.sqlite (bot/history.py) so the next line can follow it up.
 
     turn = answer_turn(engine, "Where will they go?", previous, k=10)
@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.answer import Answer
+from index.read.answer import Answer
 from index.engine import Engine
-from index.followup import Turn, answer_followup
+from index.read.followup import Turn, answer_followup
 
 from .config import BotConfig
 from .history import History, Remembered

@@ -27,10 +27,10 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import Application, CallbackContext, ExtBot
 
-from index.answer import Answer
+from index.read.answer import Answer
 from index.engine import Engine
 from index.errors import BuildError, BuildInProgress, CitebotError, IndexUnavailable, QuestionError
-from index.newsdesk import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, DeskReport, Newsdesk
+from index.news.newsdesk import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, DeskReport, Newsdesk
 
 from .config import BotConfig
 from .conversation import ALL_SHOWN, answer_turn, remember_turn

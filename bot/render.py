@@ -5,7 +5,7 @@ import re
 from html import escape, unescape
 from urllib.parse import urlsplit
 
-from index.answer import Answer, Citation
+from index.read.answer import Answer, Citation
 from index.engine import NO_ANSWER
 
 MAX_MESSAGE_UTF16 = 4096
@@ -14,7 +14,7 @@ MAX_ALSO_IN = 5  # with the caps below, one citation stays far inside a message
 
 def describe_coverage(cover: dict) -> str:
     """What the articles cover, in a sentence: how many, from which sources, from when to when."""
-    from index.timeframe import say_iso
+    from index.search.timeframe import say_iso
 
     n = cover["articles"]
     text = f"I know {n:,} news article{'s' if n != 1 else ''}"

@@ -5,10 +5,10 @@
     engine.build()                      # corpus/ -> index in var/
     answer = engine.ask("How many new battlegroups did NATO agree to deploy?")
 """
-from .answer import Answer, Citation
+from .read.answer import Answer, Citation
 from .config import Settings
 from .engine import Engine
 from .errors import CitebotError, QuestionError
-from .query import Query
+from .search.query import Query
 
 __all__ = ["Answer", "Citation", "CitebotError", "Engine", "Query", "QuestionError", "Settings"]

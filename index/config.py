@@ -17,7 +17,7 @@ DENSE_INDEXES = ("auto", "flat", "hnsw")
 
 log = logging.getLogger(__name__)
 
-# Every CITEBOT_* setting of the engine (read below and, for fetching, in index/fetch.py), with
+# Every CITEBOT_* setting of the engine (read below and, for fetching, in index/news/fetch.py), with
 # what it does: `citebot --help` lists them; bot/config.py has the bot's.
 ENGINE_SETTINGS = {
     "CITEBOT_DATA_DIR": "where indexes, feeds.sqlite and bot.sqlite live (default var/, relative to the "
@@ -113,7 +113,7 @@ class Settings:
     # 256 word pieces, news averages ~1.3 pieces a word, so 120 words plus a title stays well inside.
     chunk_words: int = 120
     overlap_words: int = 30
-    # Abstain when the relevance of what was found (index/relevance.py) is below this;
+    # Abstain when the relevance of what was found (index/search/relevance.py) is below this;
     # chosen with bench/abstention.py (README, "Abstention").
     min_relevance: float = 0.45
     candidates: int = 50  # per retriever, before fusion
@@ -122,15 +122,15 @@ class Settings:
     fusion: str = "convex"
     alpha: float = 0.5
     rrf_k: int = 60
-    # Hybrid re-ranks its top candidates by their best excerpt (index/rerank.py); off = plain fusion.
+    # Hybrid re-ranks its top candidates by their best excerpt (index/search/rerank.py); off = plain fusion.
     rerank: bool = True
-    # Bulk embedding precision: "auto" uses bfloat16 where the CPU has it (index/embedding.py).
+    # Bulk embedding precision: "auto" uses bfloat16 where the CPU has it (index/encoders/embedding.py).
     precision: str = "auto"
     # Questions: "onnx" (ONNX Runtime, no torch in the serving process) or "torch".
     query_backend: str = "onnx"
-    # Dense index: "auto" is exact search up to 50k chunks, an HNSW graph beyond (index/ann.py).
+    # Dense index: "auto" is exact search up to 50k chunks, an HNSW graph beyond (index/store/ann.py).
     dense_index: str = "auto"
-    # The reading model (index/reader.py) chooses excerpts, orders citations and decides abstention;
+    # The reading model (index/read/reader.py) chooses excerpts, orders citations and decides abstention;
     # off = excerpts by word overlap + sentence cosine and abstention on relevance (before issue 14).
     reader: bool = True
     # A question in another language than the corpus's gets the best passages found and a note

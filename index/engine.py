@@ -12,21 +12,21 @@ from typing import Sequence
 
 import numpy as np
 
-from .answer import Answer, collapse_near_duplicates, make_citation
-from .builder import Announce, BuildReport, Progress, build_index
+from .read.answer import Answer, collapse_near_duplicates, make_citation
+from .store.builder import Announce, BuildReport, Progress, build_index
 from .config import Settings
-from .embedding import Embedder
-from .language import detect_language
-from .excerpt import READER_MAX_CHARS, excerpt_by_mass
+from .encoders.embedding import Embedder
+from .ingest.language import detect_language
+from .read.excerpt import READER_MAX_CHARS, excerpt_by_mass
 from .errors import QuestionError
-from .question import clean_question
-from .reader import READER_DIR, Reader, Reading, ReaderUnavailable
-from .relevance import coverage, relevance
-from .query import Query
-from .rerank import RERANK_DEPTH, Ranked, rerank
-from .retrieval import MODES, Hit, Retriever
-from .store import IndexSnapshot, IndexUnavailable, current_build_dir
-from .timeframe import LATEST, TimeFrame, parse_timeframe, say_iso
+from .read.question import clean_question
+from .read.reader import READER_DIR, Reader, Reading, ReaderUnavailable
+from .search.relevance import coverage, relevance
+from .search.query import Query
+from .search.rerank import RERANK_DEPTH, Ranked, rerank
+from .search.retrieval import MODES, Hit, Retriever
+from .store.files import IndexSnapshot, IndexUnavailable, current_build_dir
+from .search.timeframe import LATEST, TimeFrame, parse_timeframe, say_iso
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ class Engine:
         """Cited excerpts answering question, best first, or an abstention. Raises QuestionError.
 
         Time in the question ("latest", "yesterday", "in March 2022", since:/until:/source:) or in
-        since/until/sources limits or orders what is cited (index/timeframe.py), relative to today
+        since/until/sources limits or orders what is cited (index/search/timeframe.py), relative to today
         (default: the current UTC date). time_aware=False reads no time into the question (the
         baseline bench/dated.py compares with). within_docs limits the search to those documents
         (a follow-up searching the articles an earlier answer cited). language: the asker's language

@@ -20,7 +20,7 @@ import numpy as np
 from .config import Settings
 from .engine import Engine
 from .errors import EvaluationError
-from .question import QuestionError
+from .read.question import QuestionError
 
 log = logging.getLogger(__name__)
 

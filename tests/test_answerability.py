@@ -7,13 +7,13 @@ import random
 
 import numpy as np
 
-from index.answer import make_citation
-from index.answer_type import AMOUNT, DATE, NAME, NUMBER, PERCENT, expected_kind, span_fits
+from index.read.answer import make_citation
+from index.read.answer_type import AMOUNT, DATE, NAME, NUMBER, PERCENT, expected_kind, span_fits
 from index.evaluate import bold_holds_answer
 from index.models.reader_data import news_questions, swapped_question, without_answer_sentence
 from index.models.train_reader import fit_logistic
-from index.reader import Calibration, Reading
-from index.store import ChunkRecord
+from index.read.reader import Calibration, Reading
+from index.store.files import ChunkRecord
 
 
 def test_a_question_says_what_kind_of_answer_it_wants():

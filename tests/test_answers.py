@@ -5,10 +5,10 @@ import re
 
 import pytest
 
-from index.documents import load_corpus
+from index.ingest.documents import load_corpus
 from index.engine import NO_ANSWER
 from index.errors import QuestionError
-from index.excerpt import MAX_CHARS, READER_MAX_CHARS
+from index.read.excerpt import MAX_CHARS, READER_MAX_CHARS
 
 from .conftest import write_corpus
 

@@ -18,10 +18,10 @@ from bot.app import ALLOWED_UPDATES, build_application, webhook_options
 from bot.config import BotConfig, ConfigError
 from bot.handlers import app_state
 from bot.render import render_answer, render_citation, render_page
-from index.answer import Answer, Citation, SourceRef
+from index.read.answer import Answer, Citation, SourceRef
 from index.config import Settings
 from index.engine import Engine
-from index.store import current_build_dir
+from index.store.files import current_build_dir
 
 from .conftest import ROOT, write_corpus
 from .fake_telegram import FakeTelegram, parse_telegram_html, utf16_len

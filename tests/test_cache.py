@@ -5,9 +5,9 @@ import os
 
 import numpy as np
 
-from index import documents
-from index.cache import BuildCache, file_stamp
-from index.documents import load_corpus
+from index.ingest import documents
+from index.ingest.cache import BuildCache, file_stamp
+from index.ingest.documents import load_corpus
 
 ARTICLE = "Title: Trams return to the city\nPublished: 2022-03-24\n\nThe first tram in forty years ran on Monday. " \
           "Crowds lined the route to watch it pass.\n"

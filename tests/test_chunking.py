@@ -1,9 +1,9 @@
 """Chunks are whole sentences, fit the model, overlap a little and point back into their document."""
 from __future__ import annotations
 
-from index.chunking import chunk_document, embedding_text
-from index.documents import RawArticle, load_corpus, make_document
-from index.sentences import sentence_spans
+from index.ingest.chunking import chunk_document, embedding_text
+from index.ingest.documents import RawArticle, load_corpus, make_document
+from index.ingest.sentences import sentence_spans
 
 from .conftest import SAMPLE_CORPUS
 

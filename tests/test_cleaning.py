@@ -1,9 +1,9 @@
 """Scraped text comes out clean: no junk lines, no repeats, one language, proper paragraphs."""
 from __future__ import annotations
 
-from index.chunking import chunk_document
-from index.cleaning import clean_paragraphs, normalize_text
-from index.documents import RawArticle, load_corpus, make_document
+from index.ingest.chunking import chunk_document
+from index.ingest.cleaning import clean_paragraphs, normalize_text
+from index.ingest.documents import RawArticle, load_corpus, make_document
 
 from .conftest import SAMPLE_CORPUS
 

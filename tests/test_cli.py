@@ -231,7 +231,7 @@ def test_ask_help_names_every_json_field_and_the_help_every_setting(tmp_path):
     import re
 
     from bot.config import BOT_SETTINGS
-    from index.answer import Answer, Citation
+    from index.read.answer import Answer, Citation
     from index.config import ENGINE_SETTINGS
 
     fields = set(Answer("q", False, (), "hybrid").to_dict()) | set(

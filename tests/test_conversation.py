@@ -11,7 +11,7 @@ import pytest
 from bot.cli import main as citebot
 from bot.handlers import app_state
 from bot.history import History, normalise_question
-from index.followup import Turn, followup_query
+from index.read.followup import Turn, followup_query
 
 from .fake_telegram import FakeTelegram
 from .test_bot import ADMIN, ALICE, GROUP, answer_text, message, run, running_bot, user

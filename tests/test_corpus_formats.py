@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from index.documents import load_corpus
+from index.ingest.documents import load_corpus
 
 from .conftest import write_corpus
 
@@ -119,7 +119,7 @@ def test_hostile_json_is_skipped_without_stopping_the_build(tmp_path):
 
 
 def test_linked_folders_are_read_once_and_link_loops_do_not_hang(tmp_path):
-    from index.documents import corpus_files
+    from index.ingest.documents import corpus_files
 
     corpus = write_corpus(tmp_path / "corpus", {"feeds/wire/one.txt": "Title: One\n\nA story from the wire."})
     (corpus / "a-wire").symlink_to(corpus / "feeds" / "wire", target_is_directory=True)
@@ -167,7 +167,7 @@ def test_only_a_web_address_is_kept_as_an_articles_url(tmp_path, given, kept):
 
 
 def test_a_one_line_text_file_is_an_article_not_a_bare_title(tmp_path):
-    from index.documents import parse_text_article
+    from index.ingest.documents import parse_text_article
 
     article = parse_text_article("The ferry strike at Dover ended on Tuesday after a pay deal.\n")
     assert article.body.strip() == "The ferry strike at Dover ended on Tuesday after a pay deal."
@@ -178,7 +178,7 @@ def test_a_one_line_text_file_is_an_article_not_a_bare_title(tmp_path):
 def test_names_that_look_like_articles_but_are_not_files_are_listed_as_skipped(tmp_path):
     import os
 
-    from index.documents import load_corpus
+    from index.ingest.documents import load_corpus
 
     corpus = write_corpus(tmp_path / "corpus", {"real.txt": "Title: Real\n\nA real article about tides and winds."})
     os.mkfifo(corpus / "pipe.txt")
@@ -197,7 +197,7 @@ def test_names_that_look_like_articles_but_are_not_files_are_listed_as_skipped(t
 def test_a_bad_record_is_named_once_with_its_file_and_line(tmp_path, caplog):
     import logging
 
-    from index.documents import load_corpus
+    from index.ingest.documents import load_corpus
 
     corpus = write_corpus(tmp_path / "corpus", {"feed/items.jsonl": json.dumps({"title": "Good", "text": "Fine."})
                                                 + "\n[1, 2]\n" + json.dumps({"title": "Only a title"}) + "\n"})
@@ -255,7 +255,7 @@ def test_a_broken_folder_note_is_named_and_its_articles_still_read(tmp_path):
 def test_an_article_with_nothing_else_to_cite_is_cited_by_its_file():
     from bot.console import render_text
     from bot.render import render_citation_line
-    from index.answer import Answer, Citation
+    from index.read.answer import Answer, Citation
 
     bare = Citation(1, "Quarterly profits jumped 76%.", 1.0, 0.5, "Ad sales boost Time Warner profit", "", "", "",
                     "d", "d:0", 0, 10, path="business/001.txt")

@@ -5,7 +5,7 @@ import logging
 
 import numpy as np
 
-from index.embedding import BulkEmbedder, Embedder
+from index.encoders.embedding import BulkEmbedder, Embedder
 
 TEXTS = [
     "Where will NATO deploy its new battlegroups?",
@@ -45,7 +45,7 @@ def test_a_damaged_export_is_made_again_and_questions_stay_on_onnx(embedder, tmp
 
 
 def test_a_failed_export_is_tried_once_and_remembered(embedder, tmp_path, monkeypatch, caplog):
-    import index.onnx_export
+    import index.encoders.onnx_export
 
     calls = []
 
@@ -53,7 +53,7 @@ def test_a_failed_export_is_tried_once_and_remembered(embedder, tmp_path, monkey
         calls.append(folder)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(index.onnx_export, "export", disk_full)
+    monkeypatch.setattr(index.encoders.onnx_export, "export", disk_full)
     first = Embedder(cache_dir=tmp_path)
     first.bulk._model = embedder.bulk.model  # the loaded model: no second load in this test
     with caplog.at_level(logging.WARNING):

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from index.errors import CitebotError, FetchError
-from index.feeds import FeedStore, add_url, refresh_feeds
-from index.fetch import Fetcher, FetchPolicy
+from index.news.feeds import FeedStore, add_url, refresh_feeds
+from index.news.fetch import Fetcher, FetchPolicy
 
 from .news_server import TRAM_JA, news_server
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from index.config import Settings
-from index.embedding import Embedder
+from index.encoders.embedding import Embedder
 from index.engine import Engine
-from index.store import IndexCorrupt, IndexMismatch, IndexMissing, current_build_dir
+from index.store.files import IndexCorrupt, IndexMismatch, IndexMissing, current_build_dir
 
 from .conftest import ROOT, SAMPLE_CORPUS, write_corpus
 
@@ -94,8 +94,8 @@ def test_a_build_killed_midway_leaves_the_old_index_answering(tmp_path, make_eng
     # A real process, killed with SIGKILL while it writes the new build's files.
     script = textwrap.dedent(f"""
         import os, signal
-        from index import store
-        from index.builder import build_index
+        from index.store import files as store
+        from index.store.builder import build_index
         from index.config import Settings
         def die(self, tokens):
             os.kill(os.getpid(), signal.SIGKILL)
@@ -122,7 +122,7 @@ def test_a_failed_build_keeps_the_old_index_and_says_why(tmp_path, make_engine):
     engine = make_engine(corpus)
     for f in corpus.iterdir():
         f.unlink()
-    from index.builder import BuildError
+    from index.store.builder import BuildError
 
     with pytest.raises(BuildError, match="No readable articles"):
         engine.build()
@@ -281,8 +281,8 @@ def test_a_full_disk_gets_one_sentence_leaves_nothing_behind_and_the_old_index_s
 
 
 KILL_POINTS = {
-    "reading": "from index import documents as m; m.make_document = die",
-    "embedding": "from index.embedding import BulkEmbedder as m; m.embed_into = die",
+    "reading": "from index.ingest import documents as m; m.make_document = die",
+    "embedding": "from index.encoders.embedding import BulkEmbedder as m; m.embed_into = die",
     "writing vectors": "m = store.IndexWriter; m.write_vectors = die",
     "writing BM25": "m = store.IndexWriter; m.write_bm25 = die",
     "renamed, before CURRENT": "real = store._fsync_dir\n"
@@ -297,9 +297,9 @@ def test_a_build_killed_at_any_point_leaves_an_index_that_loads_and_no_growing_l
     data = engine.settings.data_dir
     for n, (point, patch) in enumerate(KILL_POINTS.items()):
         (corpus / f"new-{n}.txt").write_text(NEW_ARTICLE.replace("Copper", f"Copper {n}"))
-        script = "import os, signal\nfrom index import store\n" \
+        script = "import os, signal\nfrom index.store import files as store\n" \
                  "def die(*args, **kwargs):\n    os.kill(os.getpid(), signal.SIGKILL)\n" + patch + "\n" + \
-                 "from index.builder import build_index\nfrom index.config import Settings\n" + \
+                 "from index.store.builder import build_index\nfrom index.config import Settings\n" + \
                  f"build_index(Settings(data_dir={str(data)!r}, corpus_dir={str(corpus)!r}))\n"
         result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, timeout=300)
         assert result.returncode == -signal.SIGKILL, (point, result.stderr[-2000:])

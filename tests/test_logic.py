@@ -6,11 +6,11 @@ import pytest
 
 from bot.console import BOLD, PLAIN, render_text
 from bot.render import render_excerpt
-from index.answer import Answer, Citation
+from index.read.answer import Answer, Citation
 from index.config import ConfigurationError, Settings
-from index.excerpt import excerpt_around
-from index.reader import READER_DIR, Features, best_span, decode, encode, load_tokenizer, passage_input
-from index.sentences import sentence_spans
+from index.read.excerpt import excerpt_around
+from index.read.reader import READER_DIR, Features, best_span, decode, encode, load_tokenizer, passage_input
+from index.ingest.sentences import sentence_spans
 
 LEAD = ("ONGC says it is in talks to buy the former assets of Yukos. The Indian firm wants "
         "15% of Yukos' former key oil production unit. Talks began in March. Analysts were surprised.")
@@ -135,7 +135,7 @@ def test_a_wrong_setting_is_refused_when_settings_are_made(monkeypatch, env, exp
 
 
 def test_when_the_reader_hesitates_the_excerpt_covers_the_likelier_sentences():
-    from index.excerpt import excerpt_by_mass
+    from index.read.excerpt import excerpt_by_mass
 
     spans = sentence_spans(LEAD)
     first, second, third, fourth = (s for s, _ in spans)
@@ -149,7 +149,7 @@ def test_when_the_reader_hesitates_the_excerpt_covers_the_likelier_sentences():
 
 
 def test_a_heading_alone_is_not_an_excerpt_even_where_the_reader_looks():
-    from index.excerpt import excerpt_by_mass
+    from index.read.excerpt import excerpt_by_mass
 
     text = "Nato agrees to strengthen eastern defences\n\nLeaders agreed to send four battlegroups east."
     spans = sentence_spans(text)
@@ -159,9 +159,9 @@ def test_a_heading_alone_is_not_an_excerpt_even_where_the_reader_looks():
 
 
 def test_without_the_reader_a_bare_headline_is_never_the_excerpt():
-    from index.excerpt import select_excerpt
-    from index.sentences import sentence_spans
-    from index.tokenize import tokenize
+    from index.read.excerpt import select_excerpt
+    from index.ingest.sentences import sentence_spans
+    from index.search.tokenize import tokenize
 
     text = ("Nato agrees to strengthen eastern defences\n\n"
             "Leaders meeting in Brussels on Thursday agreed to send four more battlegroups to the alliance's "

@@ -18,9 +18,9 @@ from bot.config import BotConfig
 from index.config import Settings
 from index.engine import Engine
 from index.errors import DiskFull, FetchError, UploadRefused
-from index.feeds import FEEDS_FILE, FeedStore
-from index.fetch import FetchPolicy
-from index.newsdesk import DeskReport, Newsdesk, _upload_name
+from index.news.feeds import FEEDS_FILE, FeedStore
+from index.news.fetch import FetchPolicy
+from index.news.newsdesk import DeskReport, Newsdesk, _upload_name
 
 from .conftest import ROOT, SAMPLE_CORPUS, write_corpus
 from .fake_telegram import FakeTelegram
@@ -339,11 +339,11 @@ def test_articles_written_before_a_killed_build_are_indexed_by_the_next_refresh(
     # A real refresh, killed with SIGKILL once its articles are written and its build has begun.
     script = textwrap.dedent(f"""
         import os, signal
-        from index import builder
+        from index.store import builder
         from index.config import Settings
         from index.engine import Engine
-        from index.fetch import FetchPolicy
-        from index.newsdesk import Newsdesk
+        from index.news.fetch import FetchPolicy
+        from index.news.newsdesk import Newsdesk
         builder.read_corpus = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
         settings = Settings(data_dir={str(settings.data_dir)!r}, corpus_dir={str(corpus)!r})
         Newsdesk(Engine(settings), FetchPolicy(allow_private=True, timeout_s=5)).refresh()
@@ -365,7 +365,7 @@ def test_articles_written_before_a_killed_build_are_indexed_by_the_next_refresh(
 # -- Telegram ------------------------------------------------------------------------------------
 
 def test_admins_add_feeds_pages_and_files_in_telegram_and_others_cannot(tmp_path, embedder, site, monkeypatch):
-    from index import builder
+    from index.store import builder
 
     monkeypatch.setenv("CITEBOT_FETCH_ALLOW_PRIVATE", "1")
     # Every embedding counts as long here, so the admin is told its estimate as a long build would.

@@ -10,7 +10,7 @@ import pytest
 import index.engine as engine_module
 from index.config import Settings
 from index.engine import Engine
-from index.reader import CONFIG_FILE, MODEL_FILE, READER_DIR, Reader, ReaderUnavailable
+from index.read.reader import CONFIG_FILE, MODEL_FILE, READER_DIR, Reader, ReaderUnavailable
 
 from .test_answers import BATTLEGROUPS
 

@@ -12,7 +12,7 @@ import pytest
 from index.config import Settings
 from index.engine import Engine
 from index.errors import QuestionError
-from index.timeframe import parse_timeframe
+from index.search.timeframe import parse_timeframe
 
 from .conftest import ROOT, write_corpus
 
@@ -129,7 +129,7 @@ def test_the_coverage_is_reported(dated_engine):
 
 def test_telegram_shows_the_date_note_first_and_a_filter_abstention_in_its_own_words():
     from bot.render import describe_coverage, render_answer
-    from index.answer import Answer, Citation
+    from index.read.answer import Answer, Citation
 
     cited = Citation(1, "3.4 million people had now fled.", 1.0, 0.7, "Refugees", "UN Wire", "", "2022-03-20",
                      "d", "d:0", 0, 10)

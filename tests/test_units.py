@@ -9,15 +9,15 @@ import pytest
 
 from bot.history import callback_data, parse_callback_data, parse_vote_data, vote_data
 from bot.ratelimit import UserRateLimiter, Verdict
-from index.answer import Citation, collapse_near_duplicates
-from index.builder import LONG_BUILD_S, EmbeddingWatch
-from index.documents import load_corpus
-from index.fusion import convex_combination, reciprocal_rank_fusion
-from index.query import Query, bm25_idf
-from index.relevance import COVERAGE_WEIGHT, coverage, relevance
-from index.rerank import Ranked, rerank
-from index.retrieval import Hit, top_k
-from index.store import ChunkRecord
+from index.read.answer import Citation, collapse_near_duplicates
+from index.store.builder import LONG_BUILD_S, EmbeddingWatch
+from index.ingest.documents import load_corpus
+from index.search.fusion import convex_combination, reciprocal_rank_fusion
+from index.search.query import Query, bm25_idf
+from index.search.relevance import COVERAGE_WEIGHT, coverage, relevance
+from index.search.rerank import Ranked, rerank
+from index.search.retrieval import Hit, top_k
+from index.store.files import ChunkRecord
 
 
 def test_a_build_that_will_take_long_is_announced_once_with_its_estimate(caplog):
@@ -164,7 +164,7 @@ def test_button_data_round_trips_and_foreign_data_is_refused():
 
 
 def test_eval_latency_leaves_out_the_first_question_which_loads_everything():
-    from index.answer import Answer
+    from index.read.answer import Answer
     from index.evaluate import EvalQuestion, evaluate
 
     class TimedEngine:
@@ -190,7 +190,7 @@ def test_eval_latency_leaves_out_the_first_question_which_loads_everything():
     ("March 24, 2022", "2022-03-24"), ("24/03/2022", "2022-03-24"), ("Spring 2022", ""), (None, ""),
 ])
 def test_page_and_article_dates_are_read_by_one_rule(written, iso):
-    from index.documents import iso_date, normalize_date
+    from index.ingest.documents import iso_date, normalize_date
 
     assert iso_date(written) == iso
     # An article file's unparseable date is still shown as written; a page's is dropped.

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.sentences import sentence_spans
+from index.ingest.sentences import sentence_spans
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # A name: two or more capitalised words (inner "of", "de", "van" allowed), or one with an inner capital.

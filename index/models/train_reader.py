@@ -1,4 +1,4 @@
-"""Train the reading model (index/reader.py) and write it, int8 ONNX, to index/models/reader/.
+"""Train the reading model (index/read/reader.py) and write it, int8 ONNX, to index/models/reader/.
 
     make reader          # = python -m index.models.train_reader --squad ../shared/data/squad-v1.1-dev.json
 
@@ -35,13 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
-from index.cleaning import normalize_text
+from index.ingest.cleaning import normalize_text
 from index.config import Settings
 from index.evaluate import bold_holds_answer, squad_normalize
-from index.reader import (
+from index.read.reader import (
     CONFIG_FILE, MAX_TOKENS, MODEL_FILE, READER_DIR, TOKENIZER_FILE, Reader, encode, load_tokenizer,
 )
-from index.store import file_sha256
+from index.store.files import file_sha256
 from index.models.reader_data import (
     news_questions, read_bbc, swapped_question, term_pool, without_answer_sentence,
 )
@@ -242,7 +242,7 @@ def batches(tokenizer, examples: list[Example], batch_size: int, rng: random.Ran
 def build_model(base: str):
     import torch
 
-    from index.embedding import stay_offline
+    from index.encoders.embedding import stay_offline
 
     stay_offline()  # before transformers is imported: the base model is a local folder, never fetched
     from transformers import AutoModel
@@ -270,7 +270,7 @@ def build_model(base: str):
 def train(model, tokenizer, examples, args, rng: random.Random) -> None:
     import torch
 
-    from index.embedding import bf16_supported
+    from index.encoders.embedding import bf16_supported
 
     bf16 = bf16_supported()
     steps_per_epoch = (len(examples) + args.batch_size - 1) // args.batch_size
@@ -343,7 +343,7 @@ def _f1(pred: str, gold: str) -> float:
 
 def held_out_figures(reader: Reader, articles: list[dict], limit: int, rng: random.Random) -> dict:
     """On each question's gold chunk and another chunk of its article: sentence, span, rejection."""
-    from index.sentences import sentence_spans
+    from index.ingest.sentences import sentence_spans
 
     rows = []
     for q in _questions(articles):
@@ -386,8 +386,8 @@ def held_out_figures(reader: Reader, articles: list[dict], limit: int, rng: rand
 
 def _paragraph_windows(text: str):
     """Chunks as the engine cuts them (120 words, 30 overlap), over a plain text."""
-    from index.chunking import chunk_document
-    from index.documents import Document, Paragraph
+    from index.ingest.chunking import chunk_document
+    from index.ingest.documents import Document, Paragraph
 
     paras, pos = [], 0
     for block in text.split("\n\n"):
@@ -574,7 +574,7 @@ def calibration_sets(reader_folder: Path, calibration: list[dict], training: lis
 
 CARD = """# citebot reading model
 
-A question-passage reader for citebot's answers (`index/reader.py`): reads
+A question-passage reader for citebot's answers (`index/read/reader.py`): reads
 `[CLS] question [SEP] title + passage [SEP]` and gives, from [CLS], a logit that the passage holds
 the answer and, over the tokens, start/end logits for the answer span ([CLS] as start and end is
 "no answer here", SQuAD 2.0's null score). The engine reads its top {depth} passages per question and
@@ -590,7 +590,7 @@ no passage is likely enough to state the answer.
 | input | at most {max_tokens} word pieces (question at most 64), passage cut to fit |
 | answerability | sigmoid({bias} + {w_logit} x answer logit + {w_margin} x (best span - null score) + {w_fits} x span of the asked kind) |
 | abstention rule | answerability < {threshold} or relevance < {min_relevance} |
-| bold | span of the asked kind (`index/answer_type.py`) with P(start) x P(end) >= {bold_probability} |
+| bold | span of the asked kind (`index/read/answer_type.py`) with P(start) x P(end) >= {bold_probability} |
 
 ## Data and split
 Only what the training rule allows: SQuAD v1.1 dev articles at **even** positions of its `data`
@@ -751,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = {k: previous[k] for k in ("fp32_bytes", "int8_bytes")}
         pairs, trained_s = previous["training_pairs"], previous["train_minutes"] * 60
     else:
-        from index.embedding import resolve_model
+        from index.encoders.embedding import resolve_model
 
         base = resolve_model("all-MiniLM-L6-v2")
         tokenizer = load_tokenizer(Path(base) / "tokenizer.json")

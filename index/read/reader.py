@@ -3,7 +3,7 @@
 One forward pass per (question, passage) pair, `[CLS] question [SEP] title + passage [SEP]`, gives
   * answer_logit: P(the passage holds the answer), read from [CLS];
   * start/end logits over the passage's tokens: the span the reader takes for the answer.
-The answer-start probabilities choose the excerpt (index/excerpt.py excerpt_by_mass) and the span is
+The answer-start probabilities choose the excerpt (index/read/excerpt.py excerpt_by_mass) and the span is
 shown in bold; the passage probability orders the citations and decides abstention. Trained here from MiniLM-L6 on the even half of SQuAD dev
 (index/models/train_reader.py, model card in index/models/reader/README.md) and served by
 ONNX Runtime (int8), so the serving process never imports torch.
@@ -21,12 +21,12 @@ from typing import Sequence
 import numpy as np
 
 from .answer_type import expected_kind, span_fits
-from .errors import ReaderUnavailable
-from .onnx_encoder import cpu_session
+from ..errors import ReaderUnavailable
+from ..encoders.onnx_encoder import cpu_session
 
 log = logging.getLogger(__name__)
 
-READER_DIR = Path(__file__).parent / "models" / "reader"
+READER_DIR = Path(__file__).parent.parent / "models" / "reader"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "reader.json"
@@ -54,7 +54,7 @@ class Reading:
     null_score: float = 0.0
     span_probability: float = 0.0
     answer_logit: float = 0.0  # the answer head's own logit, before the features are weighed
-    fits: bool = True  # the span is of the kind the question asks for (index/answer_type.py)
+    fits: bool = True  # the span is of the kind the question asks for (index/read/answer_type.py)
     bold: bool = False  # the span is sure enough to be shown in bold
 
     @property

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-from .errors import FetchError
+from ..errors import FetchError
 
 log = logging.getLogger(__name__)
 

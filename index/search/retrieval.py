@@ -7,7 +7,7 @@ import numpy as np
 
 from .fusion import FUSIONS, convex_combination, reciprocal_rank_fusion
 from .query import Query
-from .store import IndexSnapshot
+from ..store.files import IndexSnapshot
 
 MODES = ("dense", "bm25", "hybrid")
 # A filtered dense search over at most this many chunks is exact, from the stored vectors (about

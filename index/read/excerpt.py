@@ -1,8 +1,8 @@
 """Pick the sentences of a passage that answer the question, so the reader sees the answer first.
 
-With the reading model (index/reader.py): the run of sentences holding most of its answer-start
+With the reading model (index/read/reader.py): the run of sentences holding most of its answer-start
 probability (excerpt_by_mass). Without it: the best 1-3 sentences by the question's idf share +
-sentence cosine (select_excerpt), whose score also re-ranks candidate chunks (index/rerank.py).
+sentence cosine (select_excerpt), whose score also re-ranks candidate chunks (index/search/rerank.py).
 Chosen with bench/reader_sweep.py and bench/excerpt_sweep.py (bench/README.md).
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 import re
 from typing import Collection, Mapping, Sequence
 
-from .tokenize import tokenize
+from ..search.tokenize import tokenize
 
 MAX_CHARS = 350
 # With the reading model: the run of whole sentences holding most of the probability that the answer

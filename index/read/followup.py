@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .tokenize import STOPWORDS, tokenize, words
+from ..search.tokenize import STOPWORDS, tokenize, words
 
 MORE_REQUESTS = re.compile(
     r"^\s*(?:(?:please\s+)?(?:tell|show|give)\s+me\s+more|more(?:\s+please)?|anything\s+else|what\s+else|"

@@ -415,7 +415,7 @@ def load_corpus(corpus_dir: Path, progress=None, cache=None, max_bytes: int = MA
                 keep: frozenset[str] = frozenset(), links_out: bool = False) -> Corpus:
     """Read and clean every article; unreadable files are skipped with a warning, never fatal.
 
-    cache (an index.cache.BuildCache) hands back what unchanged files gave last time; files over
+    cache (an index.ingest.cache.BuildCache) hands back what unchanged files gave last time; files over
     max_bytes are skipped, whatever the cache holds for them. Of two copies of an article the one
     whose path is in keep (the live index's) is kept, else the first by path."""
     from .cache import file_stamp

@@ -2,7 +2,7 @@
 
 `FeedStore` remembers feeds and the items already taken from them; `add_url` fetches one page and
 `refresh_feeds` every feed, writing each new article as corpus_dir/fetched/<site>/<date>-<slug>.json
-with the keys index/documents.py reads (title, text, url, source, published, fetched_at).
+with the keys index/ingest/documents.py reads (title, text, url, source, published, fetched_at).
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ import lxml.etree
 import lxml.html
 import trafilatura
 
-from .documents import iso_date, text_key, web_address
-from .errors import CitebotError, DiskFull, FetchError, is_disk_full
+from ..ingest.documents import iso_date, text_key, web_address
+from ..errors import CitebotError, DiskFull, FetchError, is_disk_full
 from .fetch import Fetched, Fetcher, host_of
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def canonical_key(url: str) -> str:
 
 
 def content_hash(text: str) -> str:
-    """The key copies of one article share (index.documents.text_key), of the text stripped."""
+    """The key copies of one article share (index.ingest.documents.text_key), of the text stripped."""
     return text_key(text.strip())
 
 

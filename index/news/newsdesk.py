@@ -17,10 +17,10 @@ import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .builder import Announce, BuildReport
-from .engine import Engine
-from .documents import SkippedFile, UnreadableFile, file_documents, read_articles
-from .errors import BuildInProgress, DiskFull, FetchError, UploadRefused, is_disk_full
+from ..store.builder import Announce, BuildReport
+from ..engine import Engine
+from ..ingest.documents import SkippedFile, UnreadableFile, file_documents, read_articles
+from ..errors import BuildInProgress, DiskFull, FetchError, UploadRefused, is_disk_full
 from .feeds import (FEEDS_FILE, AddResult, FeedState, FeedStore, RefreshReport, add_url, fetch_feed, refresh_feeds,
                     validate_url)
 from .fetch import Fetcher, FetchPolicy

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Iterable
 
 from .reader import Reading
-from .store import ChunkRecord
+from ..store.files import ChunkRecord
 
 # Two excerpts sharing this much of their vocabulary say the same thing (syndicated copies, overlaps).
 NEAR_DUPLICATE_JACCARD = 0.6
@@ -65,8 +65,8 @@ class Answer:
     reason: str = ""
     elapsed_ms: float = 0.0
     best_similarity: float = 0.0  # the closest passage's cosine to the question
-    relevance: float = 0.0  # what abstention compares with its threshold (index/relevance.py)
-    support: float = 0.0  # score of the first passage's best excerpt (index/excerpt.py)
+    relevance: float = 0.0  # what abstention compares with its threshold (index/search/relevance.py)
+    support: float = 0.0  # score of the first passage's best excerpt (index/read/excerpt.py)
     confidence: float | None = None  # the reading model's best P(holds the answer); None without it
     # Time: the window searched ("in March 2022"; "" for all dates) and a sentence about dates the
     # reader should know ("The newest article I have on this is from 24 March 2022.").

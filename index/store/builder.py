@@ -14,16 +14,16 @@ from typing import Callable
 
 import numpy as np
 
-from .cache import BuildCache, cache_path
-from .chunking import Chunk, chunk_document, embedding_text
-from .config import Settings
-from .documents import Corpus, SkippedFile, load_corpus
-from .embedding import BulkEmbedder
-from .errors import BuildError, is_disk_full
-from .language import main_language
-from .store import (BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, indexed_paths,
+from ..ingest.cache import BuildCache, cache_path
+from ..ingest.chunking import Chunk, chunk_document, embedding_text
+from ..config import Settings
+from ..ingest.documents import Corpus, SkippedFile, load_corpus
+from ..encoders.embedding import BulkEmbedder
+from ..errors import BuildError, is_disk_full
+from ..ingest.language import main_language
+from .files import (BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, indexed_paths,
                     intact_builds, prune_builds, read_manifest)
-from .tokenize import tokenize
+from ..search.tokenize import tokenize
 
 log = logging.getLogger(__name__)
 

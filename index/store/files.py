@@ -28,7 +28,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import BuildInProgress, IndexCorrupt, IndexMismatch, IndexMissing, IndexUnavailable  # noqa: F401
+from ..errors import BuildInProgress, IndexCorrupt, IndexMismatch, IndexMissing, IndexUnavailable  # noqa: F401
 
 log = logging.getLogger(__name__)
 

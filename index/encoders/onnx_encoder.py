@@ -2,7 +2,7 @@
 
 Importing torch takes seconds; onnxruntime loads the exported model in about 0.1 s and embeds a
 question in about 2 ms on two cores, which is what a bot's cold start and latency need.
-The folder is written by index/onnx_export.py; its encoder.json says how to pool.
+The folder is written by index/encoders/onnx_export.py; its encoder.json says how to pool.
 """
 from __future__ import annotations
 

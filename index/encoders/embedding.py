@@ -3,7 +3,7 @@
 BulkEmbedder: index builds embed thousands of texts through sentence-transformers (torch), in
 bfloat16 where the CPU has bfloat16 arithmetic (AMX or AVX512-BF16): 2.5x the fp32 throughput
 here, vectors within 1e-4 cosine of fp32 (bench/embedders.py).
-QueryEncoder (index/query_encoder.py): questions, by ONNX Runtime from an export cached in the data
+QueryEncoder (index/encoders/query_encoder.py): questions, by ONNX Runtime from an export cached in the data
 directory, so serving never imports torch. Embedder is the pair for one model; both resolve the
 model the same way (resolve_model), offline only.
 """
@@ -17,8 +17,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .config import DEFAULT_MODEL, PRECISIONS
-from .errors import ConfigurationError, ModelError
+from ..config import DEFAULT_MODEL, PRECISIONS
+from ..errors import ConfigurationError, ModelError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Re-rank candidate chunks by their best excerpt, and choose each chunk's excerpt.
 
 Fusion ranks whole chunks; a question is usually answered by a sentence or two. Each candidate's
-best excerpt is found (index/excerpt.py: idf share of the question + cosine of the stored sentence
+best excerpt is found (index/read/excerpt.py: idf share of the question + cosine of the stored sentence
 vectors) and its score added to the chunk's fused score. On SQuAD dev this lifted excerpt
 recall@1 from 0.757 to 0.807 (bench/README.md, "Excerpts and re-ranking").
 """
@@ -12,10 +12,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .excerpt import select_excerpt, sentence_words
+from ..read.excerpt import select_excerpt, sentence_words
 from .query import Query
 from .retrieval import Hit
-from .store import ChunkRecord
+from ..store.files import ChunkRecord
 from .tokenize import tokenize
 
 RERANK_DEPTH = 20  # fused candidates whose sentences are read

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import re
 
-from .cleaning import normalize_text
-from .errors import QuestionError  # noqa: F401  (str(error) is a short message for the person who asked)
+from ..ingest.cleaning import normalize_text
+from ..errors import QuestionError  # noqa: F401  (str(error) is a short message for the person who asked)
 
 MAX_QUESTION_CHARS = 1000
 

@@ -11,7 +11,7 @@ import logging
 
 import numpy as np
 
-from .config import DENSE_INDEXES as KINDS
+from ..config import DENSE_INDEXES as KINDS
 
 log = logging.getLogger(__name__)
 

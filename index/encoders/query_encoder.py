@@ -1,8 +1,8 @@
 """The QueryEncoder: questions to vectors for serving, on ONNX Runtime, with torch as the fallback.
 
-The model is exported to ONNX once per data directory (index/onnx_export.py), by a build, while
+The model is exported to ONNX once per data directory (index/encoders/onnx_export.py), by a build, while
 torch is loaded anyway; serving then loads only onnxruntime (about 0.1 s) and embeds a question
-in about 2 ms (index/onnx_encoder.py). An export that cannot be written is tried once and
+in about 2 ms (index/encoders/onnx_encoder.py). An export that cannot be written is tried once and
 remembered; a damaged one is made again once; either way answers go on through torch.
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import QUERY_BACKENDS
+from ..config import QUERY_BACKENDS
 from .embedding import BulkEmbedder, resolve_model
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Turning text into vectors: the bulk embedder for builds, the question encoder (ONNX Runtime) and the ONNX export."""

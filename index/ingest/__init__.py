@@ -1,0 +1,1 @@
+"""Reading articles: files to cleaned documents, sentences and chunks, and the build cache."""

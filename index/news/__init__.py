@@ -1,0 +1,1 @@
+"""The news desk: feeds, fetching pages and refreshing the corpus."""
