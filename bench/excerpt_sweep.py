@@ -29,7 +29,7 @@ from squad_sample import ROOT, squad_sample  # also puts the project root on sys
 from index.evaluate import contains_answer
 from index.read.excerpt import select_excerpt
 from index.search.fusion import convex_combination
-from index.search.rerank import TITLE_WORD_WEIGHT
+from index.read.rerank import TITLE_WORD_WEIGHT
 from index.search.tokenize import tokenize
 
 MAX_CHARS = 350

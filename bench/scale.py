@@ -288,7 +288,7 @@ def main() -> None:
               f"torch loaded: {row['torch_loaded']}", flush=True)
 
     print("\n== FAISS alone: exact search is the baseline; recall@10 against it, one question at a time")
-    from index.encoders.embedding import Embedder
+    from index.encoders.embedder import Embedder
 
     embedder = Embedder(cache_dir=data / "models")
     qvecs = np.stack([embedder.queries.embed(q) for q in questions]).astype(np.float32)

@@ -15,7 +15,7 @@ import numpy as np
 from .read.answer import Answer, collapse_near_duplicates, make_citation
 from .store.builder import Announce, BuildReport, Progress, build_index
 from .config import Settings
-from .encoders.embedding import Embedder
+from .encoders.embedder import Embedder
 from .ingest.language import detect_language
 from .read.excerpt import READER_MAX_CHARS, excerpt_by_mass
 from .errors import QuestionError
@@ -23,7 +23,7 @@ from .read.question import clean_question
 from .read.reader import READER_DIR, Reader, Reading, ReaderUnavailable
 from .search.relevance import coverage, relevance
 from .search.query import Query
-from .search.rerank import RERANK_DEPTH, Ranked, rerank
+from .read.rerank import RERANK_DEPTH, Ranked, rerank
 from .search.retrieval import MODES, Hit, Retriever
 from .store.files import IndexSnapshot, IndexUnavailable, current_build_dir
 from .search.timeframe import LATEST, TimeFrame, parse_timeframe, say_iso

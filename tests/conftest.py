@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from index.config import Settings
-from index.encoders.embedding import Embedder
+from index.encoders.embedder import Embedder
 from index.engine import Engine
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,8 @@ import logging
 
 import numpy as np
 
-from index.encoders.embedding import BulkEmbedder, Embedder
+from index.encoders.embedding import BulkEmbedder
+from index.encoders.embedder import Embedder
 
 TEXTS = [
     "Where will NATO deploy its new battlegroups?",

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from index.config import Settings
-from index.encoders.embedding import Embedder
+from index.encoders.embedder import Embedder
 from index.engine import Engine
 from index.store.files import IndexCorrupt, IndexMismatch, IndexMissing, current_build_dir
 

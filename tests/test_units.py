@@ -15,7 +15,7 @@ from index.ingest.documents import load_corpus
 from index.search.fusion import convex_combination, reciprocal_rank_fusion
 from index.search.query import Query, bm25_idf
 from index.search.relevance import COVERAGE_WEIGHT, coverage, relevance
-from index.search.rerank import Ranked, rerank
+from index.read.rerank import Ranked, rerank
 from index.search.retrieval import Hit, top_k
 from index.store.files import ChunkRecord
 

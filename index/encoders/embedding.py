@@ -4,7 +4,7 @@ BulkEmbedder: index builds embed thousands of texts through sentence-transformer
 bfloat16 where the CPU has bfloat16 arithmetic (AMX or AVX512-BF16): 2.5x the fp32 throughput
 here, vectors within 1e-4 cosine of fp32 (bench/embedders.py).
 QueryEncoder (index/encoders/query_encoder.py): questions, by ONNX Runtime from an export cached in the data
-directory, so serving never imports torch. Embedder is the pair for one model; both resolve the
+directory, so serving never imports torch. Embedder (embedder.py) is the pair for one model; both resolve the
 model the same way (resolve_model), offline only.
 """
 from __future__ import annotations
@@ -152,19 +152,3 @@ class BulkEmbedder:
             out[rows[ids]] = self.encode([texts[i] for i in ids])
             if progress:
                 progress(min(first + step, len(order)), len(order))
-
-
-class Embedder:
-    """One model's two embedders: bulk (builds, torch) and queries (questions, ONNX Runtime).
-
-    cache_dir holds the ONNX export used for questions; without one, questions go through torch.
-    """
-
-    def __init__(
-        self, model: str = DEFAULT_MODEL, batch_size: int = 32, cache_dir: Path | None = None,
-        precision: str = "auto", query_backend: str = "onnx",
-    ):
-        from .query_encoder import QueryEncoder
-
-        self.bulk = BulkEmbedder(model, batch_size, precision)
-        self.queries = QueryEncoder(self.bulk, cache_dir, query_backend)

@@ -26,7 +26,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .documents import Document, Paragraph, SkippedFile
+from .documents import Document, Paragraph, SkippedFile, file_stamp  # noqa: F401  (file_stamp: the cache's key)
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,6 @@ VECTOR_DTYPES = {"chunk": np.float32, "sentence": np.float16}
 UNIT_TOLERANCE = 0.02
 
 FileOutcome = list[Document | SkippedFile]
-
-
-def file_stamp(path: Path) -> str:
-    """What says a file is unchanged without reading it (as make and git do)."""
-    st = path.stat()
-    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
 
 class BuildCache:

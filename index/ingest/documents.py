@@ -411,6 +411,12 @@ def file_documents(path: Path, rel: str, max_bytes: int = MAX_FILE_BYTES) -> lis
     return out
 
 
+def file_stamp(path: Path) -> str:
+    """What says a file is unchanged without reading it (as make and git do)."""
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+
+
 def load_corpus(corpus_dir: Path, progress=None, cache=None, max_bytes: int = MAX_FILE_BYTES,
                 keep: frozenset[str] = frozenset(), links_out: bool = False) -> Corpus:
     """Read and clean every article; unreadable files are skipped with a warning, never fatal.
@@ -418,8 +424,6 @@ def load_corpus(corpus_dir: Path, progress=None, cache=None, max_bytes: int = MA
     cache (an index.ingest.cache.BuildCache) hands back what unchanged files gave last time; files over
     max_bytes are skipped, whatever the cache holds for them. Of two copies of an article the one
     whose path is in keep (the live index's) is kept, else the first by path."""
-    from .cache import file_stamp
-
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         # Absolute: a relative default (corpus/) means nothing when run from another folder.

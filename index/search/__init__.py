@@ -1,1 +1,1 @@
-"""Finding passages: the query, tokens, dense and lexical retrieval, fusion, re-ranking, relevance and time words."""
+"""Finding passages: the query, tokens, dense and lexical retrieval, fusion, relevance and time words."""

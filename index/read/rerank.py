@@ -12,11 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..read.excerpt import select_excerpt, sentence_words
-from .query import Query
-from .retrieval import Hit
+from ..search.query import Query
+from ..search.retrieval import Hit
+from ..search.tokenize import tokenize
 from ..store.files import ChunkRecord
-from .tokenize import tokenize
+from .excerpt import select_excerpt, sentence_words
 
 RERANK_DEPTH = 20  # fused candidates whose sentences are read
 # Weight of the best excerpt's score next to the fused score. Tuned with convex fusion (scores
