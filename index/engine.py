@@ -230,19 +230,15 @@ class Engine:
 
     def ask(self, question: str, k: int = 5, retriever: str = "hybrid", abstain: bool = True, *,
             since: date | None = None, until: date | None = None, sources: Sequence[str] = (),
-            today: date | None = None, time_aware: bool = True, within_docs: Sequence[str] = (),
-            language: str = "", window_boost: float = 0.0) -> Answer:
+            today: date | None = None, within_docs: Sequence[str] = (), language: str = "") -> Answer:
         """Cited excerpts answering question, best first, or an abstention. Raises QuestionError.
 
         Time in the question ("latest", "yesterday", "in March 2022", since:/until:/source:) or in
         since/until/sources limits or orders what is cited (index/search/timeframe.py), relative to today
-        (default: the current UTC date). time_aware=False reads no time into the question (the
-        baseline bench/dated.py compares with). within_docs limits the search to those documents
-        (a follow-up searching the articles an earlier answer cited). language: the asker's language
+        (default: the current UTC date). within_docs limits the search to those documents (a
+        follow-up searching the articles an earlier answer cited). language: the asker's language
         as their client reports it (Telegram's language_code), a hint when the question is too
-        short to identify. window_boost > 0 ranks all dates and adds this to the score of passages
-        inside a time window instead of searching only the window (measured against the filter by
-        bench/dated.py; the filter won).
+        short to identify.
         abstain=False keeps the citations of a question the engine would abstain on (for evaluation);
         Answer.abstained still says what the engine would have done.
         """
@@ -254,12 +250,9 @@ class Engine:
             raise ValueError(f"k must be at least 1, not {k}")
         given_today = today is not None
         today = today or self.today()
-        if time_aware:
-            text, frame = parse_timeframe(question, today, since, until, tuple(sources))
-            if not text.strip():
-                raise QuestionError("Ask a question besides the since:, until: and source: filters.")
-        else:
-            text, frame = question, TimeFrame()
+        text, frame = parse_timeframe(question, today, since, until, tuple(sources))
+        if not text.strip():
+            raise QuestionError("Ask a question besides the since:, until: and source: filters.")
         loaded = self._current()
         query = self._query(loaded, text)
         # A question about time ("latest", "since 1 March") cannot cite articles published after its
@@ -287,17 +280,10 @@ class Engine:
             return Answer(question=question, abstained=True, citations=(), retriever=retriever,
                           reason=reason, elapsed_ms=(time.perf_counter() - began) * 1000,
                           timeframe=frame.label)
-        boosted = None
-        if window_boost and frame.window and allowed is not None and len(allowed):
-            # The alternative bench/dated.py measures: rank everything, favour the window's passages.
-            boosted, allowed = set(allowed.tolist()), None
         if within_docs:
             docs = loaded.snapshot.rows_of_documents(tuple(within_docs))
             allowed = docs if allowed is None else np.intersect1d(allowed, docs)
         ranked, best, score = self._retrieve(loaded, query, k, retriever, allowed)
-        if boosted is not None:
-            ranked = sorted(ranked, key=lambda r: (-(r.score + window_boost * (r.hit.row in boosted)), r.hit.row))
-            ranked = [replace(r, score=r.score + window_boost * (r.hit.row in boosted)) for r in ranked]
         if frame.window and not frame.strict and ranked and score < self._min_relevance():
             # Nothing in the words' window is relevant: the dates may be the event's, not the articles'.
             wide, wide_best, wide_score = self._retrieve(loaded, query, k, retriever, _without(None, future, count))
@@ -316,8 +302,6 @@ class Engine:
         readings: list[Reading] = []
         # Newest first only means something among dated passages (news, not an undated archive).
         latest = frame.latest and any(_day(r.chunk.published) for r in ranked)
-        if boosted is not None:  # newest first would undo the boost: only for "latest" words there
-            latest = latest and bool(LATEST.search(text))
         if reader is not None and ranked:
             ranked, readings = self._read(text, ranked, reader, loaded, query, newest_first=latest)
             confidence = max(r.confidence for r in readings)
