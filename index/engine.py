@@ -10,7 +10,6 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from .read.answer import Answer, collapse_near_duplicates, make_citation
 from .store.builder import Announce, BuildReport, Progress, build_index
@@ -26,6 +25,7 @@ from .search.query import Query
 from .read.rerank import RERANK_DEPTH, Ranked, rerank
 from .search.retrieval import MODES, Hit, Retriever
 from .store.files import IndexSnapshot, IndexUnavailable, current_build_dir
+from .store.interface import ChunkFilter
 from .search.timeframe import LATEST, TimeFrame, parse_timeframe, say_iso
 
 log = logging.getLogger(__name__)
@@ -54,13 +54,6 @@ def _day(published: str) -> date | None:
         return date.fromisoformat(published[:10])
     except (TypeError, ValueError):
         return None
-
-
-def _without(rows: np.ndarray | None, future: np.ndarray, count: int) -> np.ndarray | None:
-    """rows (None: all count rows) less the future ones."""
-    if not len(future):
-        return rows
-    return np.setdiff1d(np.arange(count) if rows is None else rows, future, assume_unique=True)
 
 
 def newest_first_order(items: list, strengths: list[float], keep: float) -> list[int]:
@@ -213,12 +206,11 @@ class Engine:
         if not reach or not head:
             return head, tail
         top = head[0]
-        near = [top.hit.row + d for d in range(-reach, reach + 1) if d]
+        near = loaded.snapshot.neighbours(top.hit.row, reach)
         taken = {r.hit.row for r in head}
-        wanted = [row for row in near if row >= 0 and row not in taken]
+        wanted = [row for row in sorted(near) if row not in taken]
         found = {r.hit.row: r for r in tail if r.hit.row in wanted}
-        missing = [row for row in wanted if row not in found]
-        records = {row: c for row, c in loaded.snapshot.chunks(missing).items() if c.doc_id == top.chunk.doc_id}
+        records = {row: near[row] for row in wanted if row not in found}
         if records:
             hits = [Hit(row, top.hit.score, top.hit.similarity) for row in sorted(records)]
             for r in rerank(hits, records, query, loaded.snapshot.sentence_vectors, True):
@@ -258,35 +250,32 @@ class Engine:
         # A question about time ("latest", "since 1 March") cannot cite articles published after its
         # today; the clock's today allows a day more, for articles dated in time zones ahead of UTC.
         bound = today + timedelta(days=0 if given_today else 1)
-        future = loaded.snapshot.rows_published_after(bound.isoformat()) if frame.latest else np.zeros(0, int)
-        count = loaded.snapshot.chunk_count
+        published_by = bound.isoformat() if frame.latest else ""
+        view = loaded.snapshot
         note = ""
-        allowed = None
-        if frame.filters:
-            allowed = _without(loaded.snapshot.rows_matching(
-                frame.since.isoformat() if frame.since else "", frame.until.isoformat() if frame.until else "",
-                frame.sources), future, count)
-            if not len(allowed) and not frame.strict and frame.window:
-                # The window came from the question's words and holds nothing: answer from all dates
-                # (saying so only where articles have dates: an undated corpus has no other dates).
-                if loaded.snapshot.coverage()["first"]:
-                    note = f"I have no articles {frame.label}; these are from other dates."
-                frame = TimeFrame(latest=frame.latest, sources=frame.sources, label="")
-                allowed = loaded.snapshot.rows_matching("", "", frame.sources) if frame.sources else None
-        allowed = _without(allowed, future, count)
-        if allowed is not None and not len(allowed):
+        where = ChunkFilter(since=frame.since.isoformat() if frame.since else "",
+                            until=frame.until.isoformat() if frame.until else "",
+                            sources=tuple(frame.sources), published_by=published_by)
+        if frame.filters and not view.count(where) and not frame.strict and frame.window:
+            # The window came from the question's words and holds nothing: answer from all dates
+            # (saying so only where articles have dates: an undated corpus has no other dates).
+            if view.coverage()["first"]:
+                note = f"I have no articles {frame.label}; these are from other dates."
+            frame = TimeFrame(latest=frame.latest, sources=frame.sources, label="")
+            where = ChunkFilter(sources=tuple(frame.sources), published_by=published_by)
+        if where and not view.count(where):
             what = frame.label or f"published by {say_iso(bound.isoformat())}"
             reason = f"I have no articles {what}. {self._coverage_sentence(loaded, frame)}".strip()
             return Answer(question=question, abstained=True, citations=(), retriever=retriever,
                           reason=reason, elapsed_ms=(time.perf_counter() - began) * 1000,
                           timeframe=frame.label)
         if within_docs:
-            docs = loaded.snapshot.rows_of_documents(tuple(within_docs))
-            allowed = docs if allowed is None else np.intersect1d(allowed, docs)
-        ranked, best, score = self._retrieve(loaded, query, k, retriever, allowed)
+            where = replace(where, doc_ids=tuple(within_docs))
+        ranked, best, score = self._retrieve(loaded, query, k, retriever, where)
         if frame.window and not frame.strict and ranked and score < self._min_relevance():
             # Nothing in the words' window is relevant: the dates may be the event's, not the articles'.
-            wide, wide_best, wide_score = self._retrieve(loaded, query, k, retriever, _without(None, future, count))
+            wide, wide_best, wide_score = self._retrieve(loaded, query, k, retriever,
+                                                         ChunkFilter(published_by=published_by))
             if wide_score > score:
                 note = f"I found nothing on this {frame.label}; these are from other dates."
                 ranked, best, score = wide, wide_best, wide_score
@@ -352,13 +341,13 @@ class Engine:
         """The live index's Retriever."""
         return self._current().retriever
 
-    def _retrieve(self, loaded: _Loaded, query: Query, k: int, retriever: str, allowed: np.ndarray | None
+    def _retrieve(self, loaded: _Loaded, query: Query, k: int, retriever: str, where: ChunkFilter
                   ) -> tuple[list[Ranked], float, float]:
         """Candidates re-ranked by their best excerpt, the closest cosine, and their relevance."""
         # Hybrid re-ranks a deeper pool by best excerpt; the single retrievers stay plain baselines.
         reorder = retriever == "hybrid" and self.settings.rerank
         depth = max(k * OVERFETCH, RERANK_DEPTH) if reorder else k * OVERFETCH
-        hits, best = loaded.retriever.search(query, k=depth, mode=retriever, allowed=allowed)
+        hits, best = loaded.retriever.search(query, k=depth, mode=retriever, where=where)
         records = loaded.snapshot.chunks([h.row for h in hits])
         ranked = rerank(hits, records, query, loaded.snapshot.sentence_vectors, reorder)[: k * OVERFETCH]
         score = relevance(best, coverage(query, [r.words for r in ranked]))
