@@ -12,7 +12,7 @@ from typing import Sequence
 
 
 from .read.answer import Answer, collapse_near_duplicates, make_citation
-from .store.builder import Announce, BuildReport, Progress, build_index
+from .store.builder import Announce, BuildReport, Progress, build_database_index, build_index
 from .config import Settings
 from .encoders.embedder import Embedder
 from .ingest.language import detect_language
@@ -25,7 +25,7 @@ from .search.query import Query
 from .read.rerank import RERANK_DEPTH, Ranked, rerank
 from .search.retrieval import MODES, Hit, Retriever
 from .store.files import IndexSnapshot, IndexUnavailable, current_build_dir
-from .store.interface import ChunkFilter
+from .store.interface import ChunkFilter, IndexView
 from .search.timeframe import LATEST, TimeFrame, parse_timeframe, say_iso
 
 log = logging.getLogger(__name__)
@@ -82,9 +82,9 @@ def stale_note(citations, today: date) -> str:
 
 @dataclass(frozen=True)
 class _Loaded:
-    snapshot: IndexSnapshot
+    snapshot: IndexView  # the file build (IndexSnapshot) or the database (PostgresView)
     retriever: Retriever
-    pointer: str  # CURRENT's content when loaded, to notice a build made by another process
+    pointer: str  # CURRENT's content (or the database's generation) when loaded, to notice updates by others
 
 
 class Engine:
@@ -105,9 +105,22 @@ class Engine:
         self._reader_failed = False
         self._reader_lock = threading.Lock()
 
+    @property
+    def database(self):
+        """The PostgreSQL database holding the index (CITEBOT_DATABASE_URL), or None for the files."""
+        if not self.settings.database_url:
+            return None
+        from .store.database import Database
+
+        return Database.shared(self.settings.database_url)
+
     # -- the index -------------------------------------------------------------------------------
 
     def _pointer(self) -> str:
+        if self.settings.database_url:
+            from .store.postgres import PostgresIndex
+
+            return f"generation {PostgresIndex(self.database).generation()}"
         try:
             build = current_build_dir(self.settings.index_root)
         except IndexUnavailable:
@@ -123,30 +136,41 @@ class Engine:
             pointer = self._pointer()
             if self._loaded is None or self._loaded.pointer != pointer:
                 try:
-                    snapshot = IndexSnapshot.load(self.settings.index_root, self.settings.model)
+                    snapshot = self._open_view()
                 except IndexUnavailable as exc:
                     if self._loaded is None:
                         raise
                     # A live build that cannot be loaded must not take down a working engine.
-                    log.warning("Still serving %s: %s", self._loaded.snapshot.build_dir.name, exc)
+                    log.warning("Still serving %s: %s", self._loaded.pointer, exc)
                     self._loaded = replace(self._loaded, pointer=pointer)
                     return self._loaded
                 s = self.settings
                 retriever = Retriever(snapshot, s.candidates, s.fusion, s.alpha, s.rrf_k)
                 # Queries still running on the old snapshot keep their reference; its files stay readable.
-                self._loaded = _Loaded(snapshot, retriever, snapshot.build_dir.name)
+                self._loaded = _Loaded(snapshot, retriever, pointer)
                 log.info("Serving index %s", pointer)
             return self._loaded
 
+    def _open_view(self) -> IndexView:
+        if self.settings.database_url:
+            from .store.postgres import PostgresView
+
+            return PostgresView(self.database, self.settings.model)
+        return IndexSnapshot.load(self.settings.index_root, self.settings.model)
+
     @property
-    def snapshot(self) -> IndexSnapshot:
+    def snapshot(self) -> IndexView:
         return self._current().snapshot
 
     def build(self, corpus_dir: Path | None = None, progress: Progress | None = None, force: bool = False,
               announce: Announce | None = None) -> BuildReport:
         """Rebuild the index from the corpus; queries keep using the old one until the new one is live.
         announce hears, once and early, how long the embedding will take when that is long."""
-        report = build_index(self.settings, corpus_dir, self.embedder.bulk, progress, force, announce)
+        if self.settings.database_url:
+            report = build_database_index(self.settings, self.database, corpus_dir, self.embedder.bulk, progress,
+                                          force, announce)
+        else:
+            report = build_index(self.settings, corpus_dir, self.embedder.bulk, progress, force, announce)
         self.embedder.queries.prepare()  # export for ONNX Runtime now, while torch is loaded anyway
         self._current()
         return report
@@ -369,7 +393,7 @@ class Engine:
         snapshot = self.snapshot
         m = snapshot.manifest
         size = m.get("index_bytes")
-        if size is None:  # a build from before the manifest said its size
+        if size is None and snapshot.build_dir is not None:  # a build from before the manifest said its size
             size = sum(p.stat().st_size for p in snapshot.build_dir.rglob("*") if p.is_file())
         return {
             "documents": m["documents"],
@@ -382,10 +406,11 @@ class Engine:
             "dim": m["dim"],
             "language": m.get("language", ""),
             "built_at": m["built_at"],
-            "build_id": m["build_id"],
+            "build_id": m.get("build_id") or f"generation {m.get('generation', 0)}",
             "corpus_dir": m.get("corpus_dir", ""),
             "index_bytes": size,
-            "index_dir": os.fspath(snapshot.build_dir),
+            "index_dir": os.fspath(snapshot.build_dir) if snapshot.build_dir is not None else
+            f"PostgreSQL at {self.database.where}",
             "reader": self.reader_status(),
             "coverage": snapshot.coverage(),
         }
