@@ -43,9 +43,10 @@ ENGINE_SETTINGS = {
     "CITEBOT_MAX_FEED_ITEMS": "new items taken from one feed in one refresh (default 100; the rest wait for "
                               "the next refreshes)",
     "CITEBOT_MAX_UPLOAD_ARTICLES": "articles taken from one uploaded file (default 1000)",
-    "CITEBOT_DATABASE_URL": "postgresql://USER:PASSWORD@HOST:PORT/DATABASE: keep the bot's answers, votes, question "
-                            "log, rate limits and feeds in that PostgreSQL database, shared by every replica "
-                            "(`citebot db init` sets it up); unset: SQLite files in CITEBOT_DATA_DIR",
+    "CITEBOT_DATABASE_URL": "postgresql://USER:PASSWORD@HOST:PORT/DATABASE: keep the index and the bot's answers, "
+                            "votes, question log, rate limits and feeds in that PostgreSQL database (pgvector), "
+                            "shared by every replica (`citebot db init` sets it up); unset: FAISS, bm25s and SQLite "
+                            "files in CITEBOT_DATA_DIR",
 }
 
 
