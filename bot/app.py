@@ -5,7 +5,6 @@ import asyncio
 import logging
 import secrets
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from urllib.parse import urlparse
 
 from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeChat, LinkPreviewOptions, Update
@@ -27,12 +26,14 @@ from telegram.ext import (
 from index.engine import Engine
 from index.errors import IndexUnavailable
 from index.news.newsdesk import Newsdesk
+from index.store.database import Database
 
 from . import handlers
 from .config import BotConfig
-from .history import MORE, VOTE, History
+from .conversation import open_history
+from .history import MORE, VOTE
 from .render import describe_coverage
-from .ratelimit import UserRateLimiter
+from .ratelimit import make_limiter
 
 log = logging.getLogger(__name__)
 REFRESH_FIRST_S = 30  # seconds after start of the first scheduled feed refresh
@@ -90,6 +91,8 @@ async def close_state(app: Application) -> None:
     state = handlers.app_state(app)
     state.executor.shutdown(wait=False, cancel_futures=True)
     state.history.close()
+    if state.database is not None:
+        await asyncio.to_thread(state.database.close)
 
 
 def build_application(config: BotConfig, engine: Engine) -> Application:
@@ -110,16 +113,20 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
         .context_types(ContextTypes(context=handlers.CitebotContext))
         .build()
     )
+    # CITEBOT_DATABASE_URL: answers, votes, limits and feeds in one database that every replica shares
+    # (connected, migrated if behind, or refused with one sentence, here before anything starts).
+    database = Database(engine.settings.database_url).open() if engine.settings.database_url else None
     app.bot_data[handlers.STATE_KEY] = handlers.BotState(
         engine=engine,
         config=config,
-        history=History(Path(engine.settings.data_dir) / "bot.sqlite", config.history_days, config.log_days,
-                        config.log_questions, repair=True),  # a damaged memory must not keep the bot down
-        limiter=UserRateLimiter(config.rate_limit, config.rate_window),
-        inline_limiter=UserRateLimiter(3 * config.rate_limit, config.rate_window),
-        more_limiter=UserRateLimiter(config.rate_limit, config.rate_window),
+        # repair: a damaged bot.sqlite is set aside rather than keep the bot down
+        history=open_history(engine, config, database, repair=True),
+        limiter=make_limiter("questions", config.rate_limit, config.rate_window, database),
+        inline_limiter=make_limiter("inline", 3 * config.rate_limit, config.rate_window, database),
+        more_limiter=make_limiter("more", config.rate_limit, config.rate_window, database),
         executor=ThreadPoolExecutor(config.workers, thread_name_prefix="engine"),
-        desk=Newsdesk(engine),
+        desk=Newsdesk(engine, database=database),
+        database=database,
     )
     new_text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
     app.add_handler(CommandHandler(["start", "help"], handlers.start, filters.UpdateType.MESSAGE))

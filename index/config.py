@@ -4,7 +4,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigurationError
@@ -43,6 +43,9 @@ ENGINE_SETTINGS = {
     "CITEBOT_MAX_FEED_ITEMS": "new items taken from one feed in one refresh (default 100; the rest wait for "
                               "the next refreshes)",
     "CITEBOT_MAX_UPLOAD_ARTICLES": "articles taken from one uploaded file (default 1000)",
+    "CITEBOT_DATABASE_URL": "postgresql://USER:PASSWORD@HOST:PORT/DATABASE: keep the bot's answers, votes, question "
+                            "log, rate limits and feeds in that PostgreSQL database, shared by every replica "
+                            "(`citebot db init` sets it up); unset: SQLite files in CITEBOT_DATA_DIR",
 }
 
 
@@ -150,6 +153,9 @@ class Settings:
     # Follow links that lead out of the corpus folder (never from the environment: only an
     # evaluation corpus, which is made of links to the folders named on its command line).
     corpus_links_out: bool = False
+    # The bot's state (and, with the PostgreSQL index, the index) in this database; "" = files in data_dir.
+    # Never in repr: it may hold a password.
+    database_url: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -173,6 +179,7 @@ class Settings:
             fetch_timeout=env_float("CITEBOT_FETCH_TIMEOUT", cls.fetch_timeout),
             max_feed_items=env_int("CITEBOT_MAX_FEED_ITEMS", cls.max_feed_items),
             max_upload_articles=env_int("CITEBOT_MAX_UPLOAD_ARTICLES", cls.max_upload_articles),
+            database_url=os.environ.get("CITEBOT_DATABASE_URL", "").strip(),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -210,6 +217,10 @@ class Settings:
         for name in ("max_feed_items", "max_upload_articles"):
             if getattr(self, name) < 1:
                 fail(name, "a whole number of at least 1", getattr(self, name))
+        if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
+            # Not the value: it may hold a password. index/store/database.py reads the address itself.
+            raise ConfigurationError("CITEBOT_DATABASE_URL must be a postgresql:// address "
+                                     "(postgresql://USER:PASSWORD@HOST:PORT/DATABASE), or unset for SQLite files.")
 
     @property
     def max_file_bytes(self) -> int:
