@@ -73,13 +73,14 @@ def postgres_server():
     with the reason, and in CI (CI=true) they fail: a CI run must not pass without them."""
     from index.store.local_postgres import LocalPostgres, LocalPostgresError
 
-    server = LocalPostgres()
+    server, reason = LocalPostgres(), ""
     try:
         server.start()
     except (LocalPostgresError, OSError, subprocess.SubprocessError) as exc:
         reason = f"PostgreSQL for the tests cannot start: {exc}"
-        if _in_ci():
-            pytest.fail(reason + " (in CI the tests that need it fail rather than skip)", pytrace=False)
+    if reason and _in_ci():
+        pytest.fail(reason + " (in CI the tests that need it fail rather than skip)", pytrace=False)
+    if reason:
         pytest.skip(reason)
     yield server
     server.stop()

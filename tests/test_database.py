@@ -339,3 +339,33 @@ def test_db_help_is_complete(capsys):
     for words in ("citebot db init", "citebot db import", "citebot db status", "CITEBOT_DATABASE_URL", "pgvector",
                   "importing twice adds nothing", "--json"):
         assert words in out
+
+
+# -- the local server itself ----------------------------------------------------------------------------
+
+ORPHAN = """
+import os, signal
+from index.store.local_postgres import LocalPostgres
+server = LocalPostgres().start()
+print(server.folder, server.port, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # a test run killed: no finaliser, no atexit
+"""
+
+
+def test_a_temporary_server_goes_when_the_process_that_started_it_is_killed(postgres_server):
+    import os
+    import socket
+    from pathlib import Path
+
+    run = subprocess.run([sys.executable, "-c", ORPHAN], capture_output=True, text=True, timeout=120)
+    folder, port = run.stdout.split()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and Path(folder).exists():
+        time.sleep(0.5)
+    assert not Path(folder).exists(), "the watchdog stopped the server and removed its folder"
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", int(port))) != 0, "nothing listens on its port any more"
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # as root, the test server runs as another account
+        with connect(postgres_server.url(), autocommit=True) as conn:
+            directory = conn.execute("SHOW data_directory").fetchone()[0]
+        assert os.stat(directory).st_uid != 0
