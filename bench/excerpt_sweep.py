@@ -54,7 +54,7 @@ def main() -> None:
     sample = squad_sample(args.squad, args.sample)
     questions, retriever, queries = sample.questions, sample.retriever, sample.queries
     snapshot = sample.engine.snapshot
-    chunks = snapshot.chunks(list(range(snapshot.dense.ntotal)))
+    chunks = snapshot.chunks(list(range(snapshot.chunk_count)))
     spans = {r: [(s, e) for s, e, _ in c.sentences] for r, c in chunks.items()}
 
     if args.title_context:

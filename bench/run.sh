@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every speed and scale figure in one run (README "Speed and scale"), each with its baseline from
+# Every speed and scale figure in one run (docs/performance.md), each with its baseline from
 # the same run; about 40 minutes on two cores. Usage: bench/run.sh [../shared/data]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-"""The README's speed-and-scale table, from the JSON that bench/run.sh's three scripts wrote.
+"""The speed-and-scale table of docs/performance.md, from the JSON that bench/run.sh's three scripts wrote.
 
     python bench/summary.py var/bench/results
 """

@@ -117,11 +117,11 @@ class Settings:
     chunk_words: int = 120
     overlap_words: int = 30
     # Abstain when the relevance of what was found (index/search/relevance.py) is below this;
-    # chosen with bench/abstention.py (README, "Abstention").
+    # chosen with bench/abstention.py (docs/quality.md, "Abstention").
     min_relevance: float = 0.45
     candidates: int = 50  # per retriever, before fusion
     # Hybrid fusion: "convex" (alpha * cosine + (1 - alpha) * normalised BM25) beat reciprocal rank
-    # fusion on SQuAD dev excerpts (README, "Retrieval quality"); "rrf" stays selectable.
+    # fusion on SQuAD dev excerpts (docs/quality.md); "rrf" stays selectable.
     fusion: str = "convex"
     alpha: float = 0.5
     rrf_k: int = 60

@@ -10,10 +10,9 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from .read.answer import Answer, collapse_near_duplicates, make_citation
-from .store.builder import Announce, BuildReport, Progress, build_index
+from .store.builder import Announce, BuildReport, Progress, build_database_index, build_index
 from .config import Settings
 from .encoders.embedder import Embedder
 from .ingest.language import detect_language
@@ -26,6 +25,7 @@ from .search.query import Query
 from .read.rerank import RERANK_DEPTH, Ranked, rerank
 from .search.retrieval import MODES, Hit, Retriever
 from .store.files import IndexSnapshot, IndexUnavailable, current_build_dir
+from .store.interface import ChunkFilter, IndexView
 from .search.timeframe import LATEST, TimeFrame, parse_timeframe, say_iso
 
 log = logging.getLogger(__name__)
@@ -56,13 +56,6 @@ def _day(published: str) -> date | None:
         return None
 
 
-def _without(rows: np.ndarray | None, future: np.ndarray, count: int) -> np.ndarray | None:
-    """rows (None: all count rows) less the future ones."""
-    if not len(future):
-        return rows
-    return np.setdiff1d(np.arange(count) if rows is None else rows, future, assume_unique=True)
-
-
 def newest_first_order(items: list, strengths: list[float], keep: float) -> list[int]:
     """Positions of items with those within keep x the strongest first, newest first (undated
     last), then the rest in their order."""
@@ -89,9 +82,9 @@ def stale_note(citations, today: date) -> str:
 
 @dataclass(frozen=True)
 class _Loaded:
-    snapshot: IndexSnapshot
+    snapshot: IndexView  # the file build (IndexSnapshot) or the database (PostgresView)
     retriever: Retriever
-    pointer: str  # CURRENT's content when loaded, to notice a build made by another process
+    pointer: str  # CURRENT's content (or the database's generation) when loaded, to notice updates by others
 
 
 class Engine:
@@ -112,9 +105,22 @@ class Engine:
         self._reader_failed = False
         self._reader_lock = threading.Lock()
 
+    @property
+    def database(self):
+        """The PostgreSQL database holding the index (CITEBOT_DATABASE_URL), or None for the files."""
+        if not self.settings.database_url:
+            return None
+        from .store.database import Database
+
+        return Database.shared(self.settings.database_url)
+
     # -- the index -------------------------------------------------------------------------------
 
     def _pointer(self) -> str:
+        if self.settings.database_url:
+            from .store.postgres import PostgresIndex
+
+            return f"generation {PostgresIndex(self.database).generation()}"
         try:
             build = current_build_dir(self.settings.index_root)
         except IndexUnavailable:
@@ -130,30 +136,41 @@ class Engine:
             pointer = self._pointer()
             if self._loaded is None or self._loaded.pointer != pointer:
                 try:
-                    snapshot = IndexSnapshot.load(self.settings.index_root, self.settings.model)
+                    snapshot = self._open_view()
                 except IndexUnavailable as exc:
                     if self._loaded is None:
                         raise
                     # A live build that cannot be loaded must not take down a working engine.
-                    log.warning("Still serving %s: %s", self._loaded.snapshot.build_dir.name, exc)
+                    log.warning("Still serving %s: %s", self._loaded.pointer, exc)
                     self._loaded = replace(self._loaded, pointer=pointer)
                     return self._loaded
                 s = self.settings
                 retriever = Retriever(snapshot, s.candidates, s.fusion, s.alpha, s.rrf_k)
                 # Queries still running on the old snapshot keep their reference; its files stay readable.
-                self._loaded = _Loaded(snapshot, retriever, snapshot.build_dir.name)
+                self._loaded = _Loaded(snapshot, retriever, pointer)
                 log.info("Serving index %s", pointer)
             return self._loaded
 
+    def _open_view(self) -> IndexView:
+        if self.settings.database_url:
+            from .store.postgres import PostgresView
+
+            return PostgresView(self.database, self.settings.model)
+        return IndexSnapshot.load(self.settings.index_root, self.settings.model)
+
     @property
-    def snapshot(self) -> IndexSnapshot:
+    def snapshot(self) -> IndexView:
         return self._current().snapshot
 
     def build(self, corpus_dir: Path | None = None, progress: Progress | None = None, force: bool = False,
               announce: Announce | None = None) -> BuildReport:
         """Rebuild the index from the corpus; queries keep using the old one until the new one is live.
         announce hears, once and early, how long the embedding will take when that is long."""
-        report = build_index(self.settings, corpus_dir, self.embedder.bulk, progress, force, announce)
+        if self.settings.database_url:
+            report = build_database_index(self.settings, self.database, corpus_dir, self.embedder.bulk, progress,
+                                          force, announce)
+        else:
+            report = build_index(self.settings, corpus_dir, self.embedder.bulk, progress, force, announce)
         self.embedder.queries.prepare()  # export for ONNX Runtime now, while torch is loaded anyway
         self._current()
         return report
@@ -213,12 +230,11 @@ class Engine:
         if not reach or not head:
             return head, tail
         top = head[0]
-        near = [top.hit.row + d for d in range(-reach, reach + 1) if d]
+        near = loaded.snapshot.neighbours(top.hit.row, reach)
         taken = {r.hit.row for r in head}
-        wanted = [row for row in near if row >= 0 and row not in taken]
+        wanted = [row for row in sorted(near) if row not in taken]
         found = {r.hit.row: r for r in tail if r.hit.row in wanted}
-        missing = [row for row in wanted if row not in found]
-        records = {row: c for row, c in loaded.snapshot.chunks(missing).items() if c.doc_id == top.chunk.doc_id}
+        records = {row: near[row] for row in wanted if row not in found}
         if records:
             hits = [Hit(row, top.hit.score, top.hit.similarity) for row in sorted(records)]
             for r in rerank(hits, records, query, loaded.snapshot.sentence_vectors, True):
@@ -230,19 +246,15 @@ class Engine:
 
     def ask(self, question: str, k: int = 5, retriever: str = "hybrid", abstain: bool = True, *,
             since: date | None = None, until: date | None = None, sources: Sequence[str] = (),
-            today: date | None = None, time_aware: bool = True, within_docs: Sequence[str] = (),
-            language: str = "", window_boost: float = 0.0) -> Answer:
+            today: date | None = None, within_docs: Sequence[str] = (), language: str = "") -> Answer:
         """Cited excerpts answering question, best first, or an abstention. Raises QuestionError.
 
         Time in the question ("latest", "yesterday", "in March 2022", since:/until:/source:) or in
         since/until/sources limits or orders what is cited (index/search/timeframe.py), relative to today
-        (default: the current UTC date). time_aware=False reads no time into the question (the
-        baseline bench/dated.py compares with). within_docs limits the search to those documents
-        (a follow-up searching the articles an earlier answer cited). language: the asker's language
+        (default: the current UTC date). within_docs limits the search to those documents (a
+        follow-up searching the articles an earlier answer cited). language: the asker's language
         as their client reports it (Telegram's language_code), a hint when the question is too
-        short to identify. window_boost > 0 ranks all dates and adds this to the score of passages
-        inside a time window instead of searching only the window (measured against the filter by
-        bench/dated.py; the filter won).
+        short to identify.
         abstain=False keeps the citations of a question the engine would abstain on (for evaluation);
         Answer.abstained still says what the engine would have done.
         """
@@ -254,53 +266,40 @@ class Engine:
             raise ValueError(f"k must be at least 1, not {k}")
         given_today = today is not None
         today = today or self.today()
-        if time_aware:
-            text, frame = parse_timeframe(question, today, since, until, tuple(sources))
-            if not text.strip():
-                raise QuestionError("Ask a question besides the since:, until: and source: filters.")
-        else:
-            text, frame = question, TimeFrame()
+        text, frame = parse_timeframe(question, today, since, until, tuple(sources))
+        if not text.strip():
+            raise QuestionError("Ask a question besides the since:, until: and source: filters.")
         loaded = self._current()
         query = self._query(loaded, text)
         # A question about time ("latest", "since 1 March") cannot cite articles published after its
         # today; the clock's today allows a day more, for articles dated in time zones ahead of UTC.
         bound = today + timedelta(days=0 if given_today else 1)
-        future = loaded.snapshot.rows_published_after(bound.isoformat()) if frame.latest else np.zeros(0, int)
-        count = loaded.snapshot.chunk_count
+        published_by = bound.isoformat() if frame.latest else ""
+        view = loaded.snapshot
         note = ""
-        allowed = None
-        if frame.filters:
-            allowed = _without(loaded.snapshot.rows_matching(
-                frame.since.isoformat() if frame.since else "", frame.until.isoformat() if frame.until else "",
-                frame.sources), future, count)
-            if not len(allowed) and not frame.strict and frame.window:
-                # The window came from the question's words and holds nothing: answer from all dates
-                # (saying so only where articles have dates: an undated corpus has no other dates).
-                if loaded.snapshot.coverage()["first"]:
-                    note = f"I have no articles {frame.label}; these are from other dates."
-                frame = TimeFrame(latest=frame.latest, sources=frame.sources, label="")
-                allowed = loaded.snapshot.rows_matching("", "", frame.sources) if frame.sources else None
-        allowed = _without(allowed, future, count)
-        if allowed is not None and not len(allowed):
+        where = ChunkFilter(since=frame.since.isoformat() if frame.since else "",
+                            until=frame.until.isoformat() if frame.until else "",
+                            sources=tuple(frame.sources), published_by=published_by)
+        if frame.filters and not view.count(where) and not frame.strict and frame.window:
+            # The window came from the question's words and holds nothing: answer from all dates
+            # (saying so only where articles have dates: an undated corpus has no other dates).
+            if view.coverage()["first"]:
+                note = f"I have no articles {frame.label}; these are from other dates."
+            frame = TimeFrame(latest=frame.latest, sources=frame.sources, label="")
+            where = ChunkFilter(sources=tuple(frame.sources), published_by=published_by)
+        if where and not view.count(where):
             what = frame.label or f"published by {say_iso(bound.isoformat())}"
             reason = f"I have no articles {what}. {self._coverage_sentence(loaded, frame)}".strip()
             return Answer(question=question, abstained=True, citations=(), retriever=retriever,
                           reason=reason, elapsed_ms=(time.perf_counter() - began) * 1000,
                           timeframe=frame.label)
-        boosted = None
-        if window_boost and frame.window and allowed is not None and len(allowed):
-            # The alternative bench/dated.py measures: rank everything, favour the window's passages.
-            boosted, allowed = set(allowed.tolist()), None
         if within_docs:
-            docs = loaded.snapshot.rows_of_documents(tuple(within_docs))
-            allowed = docs if allowed is None else np.intersect1d(allowed, docs)
-        ranked, best, score = self._retrieve(loaded, query, k, retriever, allowed)
-        if boosted is not None:
-            ranked = sorted(ranked, key=lambda r: (-(r.score + window_boost * (r.hit.row in boosted)), r.hit.row))
-            ranked = [replace(r, score=r.score + window_boost * (r.hit.row in boosted)) for r in ranked]
+            where = replace(where, doc_ids=tuple(within_docs))
+        ranked, best, score = self._retrieve(loaded, query, k, retriever, where)
         if frame.window and not frame.strict and ranked and score < self._min_relevance():
             # Nothing in the words' window is relevant: the dates may be the event's, not the articles'.
-            wide, wide_best, wide_score = self._retrieve(loaded, query, k, retriever, _without(None, future, count))
+            wide, wide_best, wide_score = self._retrieve(loaded, query, k, retriever,
+                                                         ChunkFilter(published_by=published_by))
             if wide_score > score:
                 note = f"I found nothing on this {frame.label}; these are from other dates."
                 ranked, best, score = wide, wide_best, wide_score
@@ -316,8 +315,6 @@ class Engine:
         readings: list[Reading] = []
         # Newest first only means something among dated passages (news, not an undated archive).
         latest = frame.latest and any(_day(r.chunk.published) for r in ranked)
-        if boosted is not None:  # newest first would undo the boost: only for "latest" words there
-            latest = latest and bool(LATEST.search(text))
         if reader is not None and ranked:
             ranked, readings = self._read(text, ranked, reader, loaded, query, newest_first=latest)
             confidence = max(r.confidence for r in readings)
@@ -368,13 +365,13 @@ class Engine:
         """The live index's Retriever."""
         return self._current().retriever
 
-    def _retrieve(self, loaded: _Loaded, query: Query, k: int, retriever: str, allowed: np.ndarray | None
+    def _retrieve(self, loaded: _Loaded, query: Query, k: int, retriever: str, where: ChunkFilter
                   ) -> tuple[list[Ranked], float, float]:
         """Candidates re-ranked by their best excerpt, the closest cosine, and their relevance."""
         # Hybrid re-ranks a deeper pool by best excerpt; the single retrievers stay plain baselines.
         reorder = retriever == "hybrid" and self.settings.rerank
         depth = max(k * OVERFETCH, RERANK_DEPTH) if reorder else k * OVERFETCH
-        hits, best = loaded.retriever.search(query, k=depth, mode=retriever, allowed=allowed)
+        hits, best = loaded.retriever.search(query, k=depth, mode=retriever, where=where)
         records = loaded.snapshot.chunks([h.row for h in hits])
         ranked = rerank(hits, records, query, loaded.snapshot.sentence_vectors, reorder)[: k * OVERFETCH]
         score = relevance(best, coverage(query, [r.words for r in ranked]))
@@ -396,7 +393,7 @@ class Engine:
         snapshot = self.snapshot
         m = snapshot.manifest
         size = m.get("index_bytes")
-        if size is None:  # a build from before the manifest said its size
+        if size is None and snapshot.build_dir is not None:  # a build from before the manifest said its size
             size = sum(p.stat().st_size for p in snapshot.build_dir.rglob("*") if p.is_file())
         return {
             "documents": m["documents"],
@@ -409,10 +406,11 @@ class Engine:
             "dim": m["dim"],
             "language": m.get("language", ""),
             "built_at": m["built_at"],
-            "build_id": m["build_id"],
+            "build_id": m.get("build_id") or f"generation {m.get('generation', 0)}",
             "corpus_dir": m.get("corpus_dir", ""),
             "index_bytes": size,
-            "index_dir": os.fspath(snapshot.build_dir),
+            "index_dir": os.fspath(snapshot.build_dir) if snapshot.build_dir is not None else
+            f"PostgreSQL at {self.database.where}",
             "reader": self.reader_status(),
             "coverage": snapshot.coverage(),
         }

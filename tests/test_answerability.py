@@ -13,7 +13,7 @@ from index.evaluate import bold_holds_answer
 from index.models.reader_data import news_questions, swapped_question, without_answer_sentence
 from index.models.train_reader import fit_logistic
 from index.read.reader import Calibration, Reading
-from index.store.files import ChunkRecord
+from index.store.interface import ChunkRecord
 
 
 def test_a_question_says_what_kind_of_answer_it_wants():

@@ -6,13 +6,28 @@ import re
 import pytest
 
 from index.ingest.documents import load_corpus
-from index.engine import NO_ANSWER
+from index.config import Settings
+from index.engine import NO_ANSWER, Engine
 from index.errors import QuestionError
 from index.read.excerpt import MAX_CHARS, READER_MAX_CHARS
 
 from .conftest import write_corpus
 
 BATTLEGROUPS = "How many new battlegroups did NATO agree to deploy, and where?"
+
+
+@pytest.fixture(scope="module", params=["files", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sample_engine(request, sample_engine, tmp_path_factory, embedder):
+    """The sample corpus's engine on each index store: the files, then PostgreSQL (the same answers)."""
+    if request.param == "files":
+        return sample_engine
+    server = request.getfixturevalue("postgres_server")
+    url = server.create_database("answers_sample")
+    base = tmp_path_factory.mktemp("pg-sample")
+    engine = Engine(Settings(data_dir=base / "data", corpus_dir=sample_engine.settings.corpus_dir,
+                             database_url=url), embedder)
+    engine.build()
+    return engine
 
 
 def test_battlegroup_question_cites_both_articles_naming_the_four_countries(sample_engine):

@@ -106,7 +106,7 @@ def test_a_database_without_pgvector_gives_one_sentence(postgres_server, new_dat
     # A database whose extension was dropped after its schema was made: the same sentence.
     dropped = new_database()
     migrate(dropped)
-    postgres_server.execute("DROP EXTENSION vector", database=dropped.rsplit("/", 1)[1])
+    postgres_server.execute("DROP EXTENSION vector CASCADE", database=dropped.rsplit("/", 1)[1])
     with pytest.raises(NoPgvector, match="has no pgvector extension; run CREATE EXTENSION vector as its owner"):
         Database(dropped, migrate=False).open()
     with pytest.raises(NoPgvector):

@@ -65,5 +65,5 @@ def test_the_excerpt_is_the_answering_sentences_not_the_whole_article(engine):
     # Not the whole passage: its opening sentences, which hold no number, are left out. The reader
     # may hedge onto the neighbouring sentences with other numbers ("18 steel gates", "40,000
     # homes") when it gives them a few percent: that hedge measured better than cutting them
-    # (README, "Shorter excerpts, tried").
+    # (docs/quality.md, "Shorter excerpts, tried").
     assert len(first.excerpt) < len(first.chunk_text) and "tidal barrier" not in first.excerpt

@@ -16,8 +16,9 @@ from index.search.fusion import convex_combination, reciprocal_rank_fusion
 from index.search.query import Query, bm25_idf
 from index.search.relevance import COVERAGE_WEIGHT, coverage, relevance
 from index.read.rerank import Ranked, rerank
-from index.search.retrieval import Hit, top_k
-from index.store.files import ChunkRecord
+from index.search.retrieval import Hit
+from index.store.files import top_k
+from index.store.interface import ChunkRecord
 
 
 def test_a_build_that_will_take_long_is_announced_once_with_its_estimate(caplog):

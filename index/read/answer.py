@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Iterable
 
 from .reader import Reading
-from ..store.files import ChunkRecord
+from ..store.interface import ChunkRecord
 
 # Two excerpts sharing this much of their vocabulary say the same thing (syndicated copies, overlaps).
 NEAR_DUPLICATE_JACCARD = 0.6

@@ -2,7 +2,7 @@
 
 With the reading model (index/read/reader.py): the run of sentences holding most of its answer-start
 probability (excerpt_by_mass). Without it: the best 1-3 sentences by the question's idf share +
-sentence cosine (select_excerpt), whose score also re-ranks candidate chunks (index/search/rerank.py).
+sentence cosine (select_excerpt), whose score also re-ranks candidate chunks (index/read/rerank.py).
 Chosen with bench/reader_sweep.py and bench/excerpt_sweep.py (bench/README.md).
 """
 from __future__ import annotations

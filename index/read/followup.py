@@ -7,7 +7,7 @@ A follow-up that leans on the earlier question (a fragment, "and ...", "what abo
 for the story's subject) is searched with the earlier question's content words added; one that
 stands on its own is searched as it is, and only if that finds nothing is the context tried.
 "more" / "tell me more" asks for the next citations of the earlier answer.
-bench/followups.py measures the choices (README "Follow-up questions").
+bench/followups.py measures the choices (docs/quality.md, "Follow-up questions").
 """
 from __future__ import annotations
 

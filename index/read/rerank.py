@@ -15,7 +15,7 @@ import numpy as np
 from ..search.query import Query
 from ..search.retrieval import Hit
 from ..search.tokenize import tokenize
-from ..store.files import ChunkRecord
+from ..store.interface import ChunkRecord
 from .excerpt import select_excerpt, sentence_words
 
 RERANK_DEPTH = 20  # fused candidates whose sentences are read

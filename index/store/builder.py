@@ -225,12 +225,15 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
     return report
 
 
-def read_corpus(corpus_dir: Path, settings: Settings, progress: Progress | None, cache: BuildCache) -> CorpusRead:
-    """Stage 1a: the documents of corpus_dir (files unchanged since the last build come from the cache)."""
+def read_corpus(corpus_dir: Path, settings: Settings, progress: Progress | None, cache: BuildCache,
+                keep: frozenset[str] | None = None) -> CorpusRead:
+    """Stage 1a: the documents of corpus_dir (files unchanged since the last build come from the cache).
+    keep: the paths the live index holds (default: the file index's)."""
     try:
         # Of two copies, the one the live index holds stays: a new copy never replaces it.
+        keep = indexed_paths(settings.index_root) if keep is None else keep
         corpus = load_corpus(corpus_dir, progress=lambda d, t: progress and progress("read", d, t), cache=cache,
-                             max_bytes=settings.max_file_bytes, keep=indexed_paths(settings.index_root),
+                             max_bytes=settings.max_file_bytes, keep=keep,
                              links_out=settings.corpus_links_out)
     except FileNotFoundError as exc:
         raise BuildError(str(exc)) from None
@@ -509,3 +512,108 @@ def _copy_known(out: np.ndarray, hashes: list[str], known: dict[str, int], old: 
         source, target = map(np.asarray, zip(*pairs))
         for first in range(0, len(pairs), 4096):  # bounded reads from the memory-mapped file
             out[target[first : first + 4096]] = old[source[first : first + 4096]]
+
+
+# -- the same stages into PostgreSQL: only what changed is embedded and written ------------------------
+
+
+def document_signature(doc, language: str, settings: Settings) -> str:
+    """What a document is indexed from: a document whose signature changed is indexed again."""
+    h = hashlib.sha256()
+    for part in (settings.model, str(settings.chunk_words), str(settings.overlap_words), language, doc.title,
+                 doc.source, doc.url, doc.published, doc.path, doc.text):
+        h.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    return h.hexdigest()[:32]
+
+
+def build_database_index(
+    settings: Settings,
+    database,
+    corpus_dir: Path | None = None,
+    embedder: BulkEmbedder | None = None,
+    progress: Progress | None = None,
+    force: bool = False,
+    announce: Announce | None = None,
+) -> BuildReport:
+    """Bring the index in the database up to date with a corpus folder, in one transaction: new and
+    changed documents are embedded (vectors reused from the build cache by content hash) and
+    written, removed ones deleted; replicas see the result on their next question."""
+    from .postgres import IndexedDocument, PostgresIndex
+
+    began = time.perf_counter()
+    root = settings.index_root
+    corpus_dir = Path(corpus_dir or settings.corpus_dir)
+    store = PostgresIndex(database)
+    with BuildLock(root):  # the build cache is this machine's; the database serialises writers itself
+        cache = BuildCache(cache_path(root))
+        try:
+            read = read_corpus(corpus_dir, settings, progress, cache, keep=store.paths())
+            corpus = read.corpus
+            report = BuildReport(
+                build_dir=None, documents=len(corpus.documents), chunks=0, embedded=0, reused=0, seconds=0.0,
+                skipped=corpus.skipped, duplicates=corpus.duplicates, foreign_paragraphs=read.foreign_paragraphs)
+            previous = store.manifest()
+            if previous is not None and not force and previous.get("corpus_fingerprint") == read.fingerprint \
+                    and previous.get("model") == settings.model:
+                report.chunks, report.unchanged = previous.get("chunks", 0), True
+                report.seconds = time.perf_counter() - began
+                return report
+            indexed = {} if force else store.signatures()
+            signature = {d.doc_id: document_signature(d, read.language, settings) for d in corpus.documents}
+            changed = [d for d in corpus.documents if indexed.get(d.doc_id) != signature[d.doc_id]]
+            removed = [doc_id for doc_id in (store.signatures() if force else indexed) if doc_id not in signature]
+            documents: list[IndexedDocument] = []
+            vectors = None
+            if changed:
+                part = CorpusRead(read.corpus_dir, Corpus(documents=changed, files_read=corpus.files_read),
+                                  read.language, read.foreign_paragraphs, read.fingerprint)
+                plan = plan_build(part, settings, cache)
+                # A file index in this data folder lends its vectors: moving it into the database embeds nothing.
+                _, lender = _previous(root, settings.model)
+                try:
+                    vectors = build_vectors(plan, settings, lender, embedder, progress, announce, cache)
+                finally:
+                    if lender is not None:
+                        lender.close()
+                documents = _indexed_documents(plan, vectors, signature)
+                report.embedded, report.reused = vectors.embedded, vectors.reused
+                report.duplicate_chunks, report.sentences_embedded = vectors.duplicate_chunks, vectors.sentences_embedded
+            if progress:
+                progress("write", 0, 1)
+            manifest = {
+                "model": settings.model, "dim": int(vectors.chunks.shape[1]) if vectors is not None else
+                (previous or {}).get("dim", 0), "dense_index": {"type": "pgvector-hnsw"},
+                "files_read": corpus.files_read, "language": read.language,
+                "skipped_files": [{"path": s.path, "reason": s.reason} for s in corpus.skipped],
+                "duplicate_documents": [{"path": s.path, "reason": s.reason} for s in corpus.duplicates],
+                "foreign_paragraphs": read.foreign_paragraphs, "chunk_words": settings.chunk_words,
+                "overlap_words": settings.overlap_words, "corpus_dir": str(read.corpus_dir),
+                "corpus_fingerprint": read.fingerprint, "embedded": report.embedded, "reused": report.reused,
+                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "build_seconds": round(time.perf_counter() - began, 2),
+            }
+            store.apply(documents, removed, manifest)
+            if progress:
+                progress("write", 1, 1)
+            report.chunks = store.manifest()["chunks"]
+            report.seconds = time.perf_counter() - began
+            log.info("Database index updated: %d document(s) written, %d removed", len(documents), len(removed))
+            return report
+        finally:
+            cache.save()
+            cache.close()
+
+
+def _indexed_documents(plan: BuildPlan, vectors: BuildVectors, signature: dict[str, str]) -> list:
+    """The plan's documents with their chunks, tokens and vectors, as the database store writes them."""
+    from .postgres import IndexedDocument
+
+    by_doc: dict[str, list[dict]] = {}
+    for i, (c, tokens, h) in enumerate(zip(plan.chunks, plan.tokens, plan.hashes)):
+        rows = [plan.sentence_row[c.text[s:e]] for s, e in c.sentences]
+        by_doc.setdefault(c.doc_id, []).append(dict(
+            ordinal=c.ordinal, chunk_id=c.chunk_id, start=c.start, end=c.end, text=c.text, hash=h,
+            spans=[[s, e] for s, e in c.sentences], tokens=tokens, vector=vectors.chunks[i],
+            sentence_vectors=vectors.sentences[rows] if rows else np.zeros((0, vectors.chunks.shape[1]))))
+    return [IndexedDocument(d.doc_id, d.title, d.source, d.url, d.published, d.path, d.text, signature[d.doc_id],
+                            by_doc.get(d.doc_id, [])) for d in plan.read.corpus.documents]

@@ -121,10 +121,39 @@ CREATE INDEX feed_items_hash ON feed_items (content_hash);
 CREATE TABLE feed_failures (key text PRIMARY KEY, tries integer NOT NULL DEFAULT 0, last_error text NOT NULL DEFAULT '');
 """
 
+# The index (index/store/postgres.py): 384-d vectors, the default model's; another model's index stays in files.
+INDEX_SQL = """
+CREATE TABLE index_documents (
+    doc_id text PRIMARY KEY, title text NOT NULL, source text NOT NULL, url text NOT NULL,
+    published text NOT NULL, published_day date, path text NOT NULL, text text NOT NULL,
+    signature text NOT NULL  -- what the document was indexed from: a changed one is replaced
+);
+CREATE TABLE index_chunks (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    doc_id text NOT NULL REFERENCES index_documents ON DELETE CASCADE,
+    ordinal integer NOT NULL, chunk_id text NOT NULL, start_at integer NOT NULL, end_at integer NOT NULL,
+    text text NOT NULL, hash text NOT NULL,
+    spans jsonb NOT NULL,             -- [[start, end], ...] of its sentences, offsets into text
+    embedding vector(384) NOT NULL,
+    sentence_vectors bytea NOT NULL,  -- float16, one row of 384 per sentence, in spans' order
+    lexical tsvector NOT NULL,        -- the stemmed tokens (index/search/tokenize.py), with positions
+    length integer NOT NULL,          -- tokens, for BM25's length normalisation
+    published_day date, source_key text NOT NULL  -- the document's, repeated for filtering in one table
+);
+CREATE INDEX index_chunks_embedding ON index_chunks USING hnsw (embedding vector_ip_ops);
+CREATE INDEX index_chunks_lexical ON index_chunks USING gin (lexical);
+CREATE INDEX index_chunks_doc ON index_chunks (doc_id, ordinal);
+CREATE INDEX index_chunks_day ON index_chunks (published_day);
+CREATE INDEX index_chunks_hash ON index_chunks (hash);
+CREATE TABLE index_terms (token text PRIMARY KEY, df integer NOT NULL);  -- chunks holding each token
+CREATE TABLE index_state (key text PRIMARY KEY, value jsonb NOT NULL);  -- manifest, generation, totals
+"""
+
 # In order, each applied once in its own transaction. Never edit an entry that has shipped: add one.
-# The index's tables (documents, chunks, vectors) come as further entries: Migration(2, "index", INDEX_SQL).
+# The index (documents, chunks, vectors, term statistics) is entry 2: index/store/postgres.py reads it.
 MIGRATIONS: list[Migration] = [
     Migration(1, "bot state: answers, votes, question log, rate limits, feeds", BOT_STATE),
+    Migration(2, "index: documents, chunks (pgvector HNSW, tsvector GIN), term statistics", INDEX_SQL),
 ]
 
 SCHEMA_VERSION_TABLE = """

@@ -21,7 +21,6 @@ import shutil
 import sqlite3
 import threading
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -29,6 +28,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import BuildInProgress, IndexCorrupt, IndexMismatch, IndexMissing, IndexUnavailable  # noqa: F401
+from .interface import ChunkFilter, ChunkRecord
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +48,6 @@ CREATE TABLE chunks (
 );
 CREATE TABLE sentences (row INTEGER PRIMARY KEY, hash TEXT NOT NULL);
 """
-
-
-@dataclass(frozen=True)
-class ChunkRecord:
-    """A chunk with the citation fields of its document, as stored."""
-
-    row: int
-    chunk_id: str
-    doc_id: str
-    start: int
-    end: int
-    text: str
-    title: str
-    source: str
-    url: str
-    published: str
-    sentences: tuple[tuple[int, int, int], ...] = ()  # (start, end, vector row), offsets into text
-    path: str = ""  # the article's file, relative to the corpus folder
 
 
 def _builds_dir(root: Path) -> Path:
@@ -276,8 +258,24 @@ def indexed_paths(root: Path) -> frozenset[str]:
         return frozenset()
 
 
+# A filtered dense search over at most this many chunks is exact, from the stored vectors (about
+# 10 ms at 20k); a wider one asks the index, which skips the rows outside the filter.
+EXACT_WINDOW = 20_000
+FILTERS_KEPT = 64  # resolved filters kept per snapshot (a question's filter is resolved once, not per search)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest positive scores, best first."""
+    k = min(k, int(np.count_nonzero(scores > 0)))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
 class IndexSnapshot:
-    """One build, loaded read-only. Safe to share between threads; never changes once loaded."""
+    """One build, loaded read-only: the file store's IndexView (index/store/interface.py), its ids
+    the rows of the build. Safe to share between threads; never changes once loaded."""
 
     def __init__(
         self, build_dir: Path, manifest: dict, dense, vectors: np.ndarray, sentence_vectors: np.ndarray, bm25,
@@ -285,13 +283,14 @@ class IndexSnapshot:
     ):
         self.build_dir = build_dir
         self.manifest = manifest
-        self.dense = dense
+        self.dense_index = dense  # the FAISS index (flat or HNSW), memory-mapped
         self.vectors = vectors  # memory-mapped, row i = chunk i
         self.sentence_vectors = sentence_vectors  # memory-mapped float16, rows named by ChunkRecord.sentences
         self.bm25 = bm25
         self._db = db
         self._db_lock = threading.Lock()
         self._coverage: dict | None = None
+        self._resolved: dict[ChunkFilter, np.ndarray | None] = {}
 
     @classmethod
     def load(cls, root: Path, model: str | None = None, build_dir: Path | None = None) -> "IndexSnapshot":
@@ -354,7 +353,89 @@ class IndexSnapshot:
 
     @property
     def chunk_count(self) -> int:
-        return int(self.dense.ntotal)
+        return int(self.dense_index.ntotal)
+
+    # -- searching (the IndexView contract) ---------------------------------------------------------
+
+    def rows(self, where: ChunkFilter | None) -> np.ndarray | None:
+        """The sorted rows a filter allows, or None for all of them."""
+        if not where:
+            return None
+        with self._db_lock:
+            if where in self._resolved:
+                return self._resolved[where]
+        rows = None
+        if where.since or where.until or where.sources:
+            rows = self.rows_matching(where.since, where.until, where.sources)
+        if where.published_by:
+            future = self.rows_published_after(where.published_by)
+            if len(future):
+                rows = np.setdiff1d(np.arange(self.chunk_count) if rows is None else rows, future, assume_unique=True)
+        if where.doc_ids:
+            docs = self.rows_of_documents(where.doc_ids)
+            rows = docs if rows is None else np.intersect1d(rows, docs)
+        with self._db_lock:
+            if len(self._resolved) >= FILTERS_KEPT:
+                self._resolved.pop(next(iter(self._resolved)))
+            self._resolved[where] = rows
+        return rows
+
+    def count(self, where: ChunkFilter | None = None) -> int:
+        rows = self.rows(where)
+        return self.chunk_count if rows is None else len(rows)
+
+    def dense(self, vector: np.ndarray, n: int, where: ChunkFilter | None = None) -> list[tuple[int, float]]:
+        """(row, cosine) of the n nearest chunks (among the rows the filter allows)."""
+        import faiss
+
+        allowed = self.rows(where)
+        n = min(n, self.chunk_count if allowed is None else len(allowed))
+        if n <= 0:
+            return []
+        vector = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        if allowed is None:
+            scores, ids = self.dense_index.search(vector, n)
+        elif len(allowed) <= EXACT_WINDOW:  # a window of days: exact, from the stored vectors
+            cosines = np.asarray(self.vectors[allowed], dtype=np.float32) @ vector[0]
+            best = top_k(cosines + 2.0, n)  # top_k keeps positive scores; cosines are >= -1
+            return [(int(allowed[i]), float(cosines[i])) for i in best]
+        else:  # a wide window: the index itself, told which rows it may return
+            index = faiss.downcast_index(self.dense_index)
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            if hasattr(index, "hnsw"):
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(index.hnsw.efSearch, n))
+            else:
+                params = faiss.SearchParameters(sel=selector)
+            scores, ids = index.search(vector, n, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def lexical(self, tokens: Sequence[str], n: int, where: ChunkFilter | None = None) -> list[tuple[int, float]]:
+        """(row, BM25 score) of the n best matches (among the rows the filter allows); empty when no
+        token is in the index."""
+        ids = self.bm25.get_tokens_ids(list(tokens))
+        if not ids:
+            return []
+        scores = np.asarray(self.bm25.get_scores_from_ids(ids))
+        allowed = self.rows(where)
+        if allowed is not None:
+            kept = np.zeros_like(scores)
+            kept[allowed] = scores[allowed]
+            scores = kept
+        return [(int(i), float(scores[i])) for i in top_k(scores, n)]
+
+    def cosines(self, vector: np.ndarray, ids: Sequence[int]) -> dict[int, float]:
+        """Cosine of a unit vector to each chunk row (vectors are normalised)."""
+        if not len(ids):
+            return {}
+        ordered = np.sort(np.asarray(ids, dtype=np.int64))  # sorted reads are kinder to a memory-mapped file
+        return dict(zip(ordered.tolist(), (np.asarray(self.vectors[ordered]) @ vector).tolist()))
+
+    def neighbours(self, id: int, reach: int) -> dict[int, ChunkRecord]:
+        """The chunks within reach of row id in its article (rows of an article are consecutive)."""
+        near = [id + d for d in range(-reach, reach + 1) if d and 0 <= id + d < self.chunk_count]
+        found = self.chunks(near + [id])
+        me = found.pop(id, None)
+        return {row: c for row, c in found.items() if me is not None and c.doc_id == me.doc_id}
 
     def document_frequencies(self, tokens: Sequence[str]) -> dict[str, int]:
         """How many chunks hold each token the BM25 index knows (tokens it lacks are left out).
@@ -459,10 +540,10 @@ class IndexSnapshot:
         evenly spread rows of each (milliseconds, even at 100k chunks), or None."""
         step = max(1, self.chunk_count // SAMPLE_ROWS)
         try:
-            stored = np.stack([self.dense.reconstruct(i) for i in range(0, self.chunk_count, step)]) \
-                if self.chunk_count else np.zeros((0, self.dense.d), dtype=np.float32)
+            stored = np.stack([self.dense_index.reconstruct(i) for i in range(0, self.chunk_count, step)]) \
+                if self.chunk_count else np.zeros((0, self.dense_index.d), dtype=np.float32)
         except RuntimeError:  # an index type that cannot give its vectors back: nothing to sample
-            stored = np.zeros((0, self.dense.d), dtype=np.float32)
+            stored = np.zeros((0, self.dense_index.d), dtype=np.float32)
         samples = (("vectors.npy", self.vectors[::step]), ("sentences.npy", self.sentence_vectors[
             :: max(1, len(self.sentence_vectors) // SAMPLE_ROWS)]), ("dense.faiss", stored))
         with np.errstate(all="ignore"):  # random numbers overflow; the verdict is what matters

@@ -1,0 +1,93 @@
+"""What the engine needs from an index store, whichever stores it: the contract (docs/storage.md).
+
+A store hands out read-only views of the index (IndexView); everything above a view (the query,
+fusion, re-ranking, the reader, excerpts, abstention, time words, follow-ups) is shared by every
+store. Filters are values (ChunkFilter) that each store turns into what it searches with: row
+arrays for the files, a WHERE clause for a database, one per segment for a segmented index.
+Chunk ids are opaque integers, unique within one view.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    """A chunk with the citation fields of its document, as stored."""
+
+    row: int  # the chunk's id in its view
+    chunk_id: str
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    title: str
+    source: str
+    url: str
+    published: str
+    sentences: tuple[tuple[int, int, int], ...] = ()  # (start, end, sentence vector id), offsets into text
+    path: str = ""  # the article's file, relative to the corpus folder
+
+
+@dataclass(frozen=True)
+class ChunkFilter:
+    """Which chunks a search may return; an empty filter allows all.
+
+    since/until: ISO days, inclusive, on the article's publication date (undated articles never
+    match a date window); sources: the article's source or web address contains one of these
+    (case-insensitive, ignoring spaces, dots and dashes); doc_ids: only these articles;
+    published_by: no article dated after this ISO day (undated articles pass)."""
+
+    since: str = ""
+    until: str = ""
+    sources: tuple[str, ...] = ()
+    doc_ids: tuple[str, ...] = ()
+    published_by: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.since or self.until or self.sources or self.doc_ids or self.published_by)
+
+
+class SentenceVectors(Protocol):
+    """Sentence vectors by id: vectors[[id, ...]] is an array with one row per id."""
+
+    def __getitem__(self, ids) -> np.ndarray: ...
+
+
+class IndexView(Protocol):
+    """One consistent, read-only view of the index, shared by the threads answering questions."""
+
+    manifest: dict  # model, dim, language, chunks, sentences, built_at ...
+    sentence_vectors: SentenceVectors
+
+    @property
+    def chunk_count(self) -> int: ...
+
+    def dense(self, vector: np.ndarray, n: int, where: ChunkFilter | None = None) -> list[tuple[int, float]]:
+        """(id, cosine) of the n chunks nearest to a unit vector, best first."""
+
+    def lexical(self, tokens: Sequence[str], n: int, where: ChunkFilter | None = None) -> list[tuple[int, float]]:
+        """(id, score) of the n best lexical matches for the query's tokens (positive scores only)."""
+
+    def cosines(self, vector: np.ndarray, ids: Sequence[int]) -> dict[int, float]:
+        """Cosine of a unit vector to each chunk."""
+
+    def count(self, where: ChunkFilter | None = None) -> int:
+        """How many chunks a filter allows."""
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        """Chunk records by id (ids not in the view are left out)."""
+
+    def neighbours(self, id: int, reach: int) -> dict[int, ChunkRecord]:
+        """The chunks within reach of this one in the same article, by id, without itself."""
+
+    def document_frequencies(self, tokens: Sequence[str]) -> dict[str, int]:
+        """How many chunks hold each token the lexical index knows."""
+
+    def coverage(self) -> dict:
+        """articles, sources (by number of articles), first and last date."""
+
+    def close(self) -> None: ...
