@@ -26,7 +26,6 @@ from telegram.ext import (
 from index.engine import Engine
 from index.errors import IndexUnavailable
 from index.news.newsdesk import Newsdesk
-from index.store.database import Database
 
 from . import handlers
 from .config import BotConfig
@@ -90,9 +89,7 @@ async def describe_bot(app: Application) -> None:
 async def close_state(app: Application) -> None:
     state = handlers.app_state(app)
     state.executor.shutdown(wait=False, cancel_futures=True)
-    state.history.close()
-    if state.database is not None:
-        await asyncio.to_thread(state.database.close)
+    state.history.close()  # the database's pool is the process's (the engine's too): it goes with the process
 
 
 def build_application(config: BotConfig, engine: Engine) -> Application:
@@ -113,9 +110,10 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
         .context_types(ContextTypes(context=handlers.CitebotContext))
         .build()
     )
-    # CITEBOT_DATABASE_URL: answers, votes, limits and feeds in one database that every replica shares
-    # (connected, migrated if behind, or refused with one sentence, here before anything starts).
-    database = Database(engine.settings.database_url).open() if engine.settings.database_url else None
+    # CITEBOT_DATABASE_URL: the index, answers, votes, limits and feeds in one database that every replica
+    # shares, through the process's one pool (connected, migrated if behind, or refused with one sentence,
+    # here before anything starts).
+    database = engine.database
     app.bot_data[handlers.STATE_KEY] = handlers.BotState(
         engine=engine,
         config=config,

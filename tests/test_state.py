@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import threading
 import time
 from types import SimpleNamespace
@@ -274,13 +273,16 @@ def test_a_limiter_whose_database_is_gone_lets_questions_through_and_says_so_onc
 # -- the bot on PostgreSQL, end to end -------------------------------------------------------------------
 
 
-def _engine_on(database_url: str, sample_engine, folder):
+def _engine_on(database_url: str, sample_engine, folder, build: bool = True):
+    """An engine over the sample corpus whose index and bot state are in the database (built there
+    unless an earlier engine, another replica, did)."""
     from index.engine import Engine
 
-    data = folder / "data"
-    shutil.copytree(sample_engine.settings.data_dir / "index", data / "index")
-    return Engine(Settings(data_dir=data, corpus_dir=sample_engine.settings.corpus_dir, database_url=database_url),
-                  sample_engine.embedder)
+    engine = Engine(Settings(data_dir=folder / "data", corpus_dir=sample_engine.settings.corpus_dir,
+                             database_url=database_url), sample_engine.embedder)
+    if build:
+        engine.build()
+    return engine
 
 
 def test_a_replica_pages_follows_up_and_counts_votes_on_an_answer_another_replica_gave(sample_engine, new_database, tmp_path):
@@ -289,7 +291,7 @@ def test_a_replica_pages_follows_up_and_counts_votes_on_an_answer_another_replic
 
     url = new_database()
     first_engine = _engine_on(url, sample_engine, tmp_path / "one")
-    second_engine = _engine_on(url, sample_engine, tmp_path / "two")
+    second_engine = _engine_on(url, sample_engine, tmp_path / "two", build=False)  # the same index
 
     async def scenario():
         with FakeTelegram() as fake:
@@ -363,7 +365,7 @@ def test_the_bot_does_not_start_on_a_database_it_cannot_use(sample_engine, postg
     from bot.config import BotConfig
 
     wrong = database_url.replace(postgres_server.password, "wrong-password")
-    engine = _engine_on(wrong, sample_engine, tmp_path)
+    engine = _engine_on(wrong, sample_engine, tmp_path, build=False)
     with pytest.raises(DatabaseError) as raised:
         build_application(BotConfig(token="123:abc"), engine)
     assert str(raised.value).startswith(f"The database at {describe(wrong)} refused the login of postgres")
