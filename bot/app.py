@@ -31,6 +31,7 @@ from . import handlers
 from .config import BotConfig
 from .conversation import open_history
 from .history import MORE, VOTE
+from .observe import Metrics, ObserveServer
 from .render import describe_coverage
 from .ratelimit import make_limiter
 
@@ -53,6 +54,16 @@ ADMIN_COMMANDS = COMMANDS + [
 
 
 GROUP_COMMANDS = [BotCommand("ask", "Ask a question about the news articles")]
+
+
+async def start_up(app: Application) -> None:
+    """After the bot has met Telegram: the health and metrics server (if asked for), the commands
+    menu and the profile."""
+    state = handlers.app_state(app)
+    if state.config.metrics_port and state.metrics is not None:
+        state.observer = ObserveServer(state.config.listen, state.config.metrics_port, state.engine, state.database,
+                                       state.metrics).start()
+    await register_commands(app)
 
 
 async def register_commands(app: Application) -> None:
@@ -89,6 +100,9 @@ async def describe_bot(app: Application) -> None:
 async def close_state(app: Application) -> None:
     state = handlers.app_state(app)
     state.executor.shutdown(wait=False, cancel_futures=True)
+    if state.observer is not None:
+        await asyncio.to_thread(state.observer.stop)
+        state.observer = None
     state.history.close()  # the database's pool is the process's (the engine's too): it goes with the process
 
 
@@ -105,7 +119,7 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
                            do_quote=True, allow_sending_without_reply=True))
         .rate_limiter(AIORateLimiter(overall_max_rate=config.flood_rate, max_retries=3))
         .concurrent_updates(64)
-        .post_init(register_commands)
+        .post_init(start_up)
         .post_shutdown(close_state)
         .context_types(ContextTypes(context=handlers.CitebotContext))
         .build()
@@ -125,6 +139,7 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
         executor=ThreadPoolExecutor(config.workers, thread_name_prefix="engine"),
         desk=Newsdesk(engine, database=database),
         database=database,
+        metrics=Metrics(engine) if config.metrics_port else None,
     )
     new_text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
     app.add_handler(CommandHandler(["start", "help"], handlers.start, filters.UpdateType.MESSAGE))

@@ -61,6 +61,8 @@ is a new question, "more" shows the next citations, questions are logged for `ci
   CITEBOT_LOG_DAYS          days the question log and votes are kept (default 30)
   CITEBOT_BACKLOG_MINUTES   questions older than this when they arrive (after downtime) are dropped
                             (default 10; 0 answers all)
+  CITEBOT_METRICS_PORT      serve GET /healthz (index loaded, database reachable: 200, else 503) and
+                            GET /metrics (Prometheus) on CITEBOT_LISTEN:this port (default 0: off)
 
 Admins also manage the corpus from Telegram: /feeds, /addfeed URL, /removefeed URL, /add URL, and
 an article file (.txt .md .html .json .jsonl, up to 20 MB) sent to the bot in a private chat.

@@ -36,6 +36,7 @@ from index.news.newsdesk import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, DeskReport, N
 from .config import BotConfig
 from .conversation import ALL_SHOWN, answer_turn, remember_turn
 from .history import History, Remembered, callback_data, parse_callback_data, parse_vote_data, vote_data
+from .observe import Metrics, ObserveServer
 from .ratelimit import RateLimiter, Verdict
 from .render import describe_coverage, render_report, feed_lines, render_answer, render_inline_message, render_page
 
@@ -68,6 +69,8 @@ class BotState:
     reindexing: asyncio.Lock = field(default_factory=asyncio.Lock)
     answered: int = 0  # questions answered since start, for /stats (the event loop's thread only)
     database: Database | None = None  # CITEBOT_DATABASE_URL's, shared by the stores above; None: files
+    metrics: Metrics | None = None  # Prometheus counters (CITEBOT_METRICS_PORT); None: not kept
+    observer: ObserveServer | None = None  # the /healthz and /metrics server, while it runs
 
 
 STATE_KEY = "citebot"  # application.bot_data[STATE_KEY] holds the BotState
@@ -161,7 +164,10 @@ async def answer_question(update: Update, context: CitebotContext, question: str
     try:
         # A reply to an earlier answer (previous) is a follow-up: the conversation the console holds too.
         call = functools.partial(answer_turn, s.engine, question, previous, s.config.max_citations, language)
+        began = time.perf_counter()
         turn = await asyncio.get_running_loop().run_in_executor(s.executor, call)
+        if s.metrics is not None:
+            s.metrics.answered(message.chat.type, turn.answer.abstained, time.perf_counter() - began)
         if turn.exhausted:
             await message.reply_text(ALL_SHOWN)
             return
@@ -599,16 +605,23 @@ async def scheduled_refresh(context: CitebotContext) -> None:
     """JobQueue: fetch every feed and update the index; the result goes to the log. With replicas
     sharing a database, the one that takes the refresh lock does it and the others skip this turn."""
     desk: Newsdesk = context.citebot.desk
+    metrics = getattr(context.citebot, "metrics", None)
     try:
         if not await asyncio.to_thread(desk.feeds):
             return
         report = await asyncio.to_thread(desk.refresh_if_free)
     except CitebotError as exc:  # a full disk, a damaged feed database: one line, tried again next time
         log.warning("Scheduled refresh failed: %s", exc)
+        if metrics is not None:
+            metrics.refreshed("failed")
         return
     if report is None:
         log.info("Scheduled refresh: another replica is refreshing the feeds; this one skips its turn.")
+        if metrics is not None:
+            metrics.refreshed("skipped")
         return
+    if metrics is not None:
+        metrics.refreshed("ok", len(report.added))
     log.info("Scheduled refresh: %s", report.summary().replace("\n", "; "))
 
 
