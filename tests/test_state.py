@@ -253,7 +253,7 @@ def test_a_memory_that_cannot_be_written_is_one_sentence(tmp_path, monkeypatch):
         history.remember("Who won?")
 
 
-def test_a_limiter_whose_database_is_gone_lets_questions_through_and_says_so_once(caplog):
+def test_a_limiter_whose_database_is_gone_lets_questions_through_and_says_so_once(postgres_server, caplog):
     from index.store.local_postgres import LocalPostgres
 
     with LocalPostgres() as own:
