@@ -5,7 +5,6 @@ import asyncio
 import logging
 import secrets
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from urllib.parse import urlparse
 
 from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeChat, LinkPreviewOptions, Update
@@ -30,9 +29,11 @@ from index.news.newsdesk import Newsdesk
 
 from . import handlers
 from .config import BotConfig
-from .history import MORE, VOTE, History
+from .conversation import open_history
+from .history import MORE, VOTE
+from .observe import Metrics, ObserveServer
 from .render import describe_coverage
-from .ratelimit import UserRateLimiter
+from .ratelimit import make_limiter
 
 log = logging.getLogger(__name__)
 REFRESH_FIRST_S = 30  # seconds after start of the first scheduled feed refresh
@@ -53,6 +54,16 @@ ADMIN_COMMANDS = COMMANDS + [
 
 
 GROUP_COMMANDS = [BotCommand("ask", "Ask a question about the news articles")]
+
+
+async def start_up(app: Application) -> None:
+    """After the bot has met Telegram: the health and metrics server (if asked for), the commands
+    menu and the profile."""
+    state = handlers.app_state(app)
+    if state.config.metrics_port and state.metrics is not None:
+        state.observer = ObserveServer(state.config.listen, state.config.metrics_port, state.engine, state.database,
+                                       state.metrics).start()
+    await register_commands(app)
 
 
 async def register_commands(app: Application) -> None:
@@ -89,7 +100,10 @@ async def describe_bot(app: Application) -> None:
 async def close_state(app: Application) -> None:
     state = handlers.app_state(app)
     state.executor.shutdown(wait=False, cancel_futures=True)
-    state.history.close()
+    if state.observer is not None:
+        await asyncio.to_thread(state.observer.stop)
+        state.observer = None
+    state.history.close()  # the database's pool is the process's (the engine's too): it goes with the process
 
 
 def build_application(config: BotConfig, engine: Engine) -> Application:
@@ -105,21 +119,27 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
                            do_quote=True, allow_sending_without_reply=True))
         .rate_limiter(AIORateLimiter(overall_max_rate=config.flood_rate, max_retries=3))
         .concurrent_updates(64)
-        .post_init(register_commands)
+        .post_init(start_up)
         .post_shutdown(close_state)
         .context_types(ContextTypes(context=handlers.CitebotContext))
         .build()
     )
+    # CITEBOT_DATABASE_URL: the index, answers, votes, limits and feeds in one database that every replica
+    # shares, through the process's one pool (connected, migrated if behind, or refused with one sentence,
+    # here before anything starts).
+    database = engine.database
     app.bot_data[handlers.STATE_KEY] = handlers.BotState(
         engine=engine,
         config=config,
-        history=History(Path(engine.settings.data_dir) / "bot.sqlite", config.history_days, config.log_days,
-                        config.log_questions, repair=True),  # a damaged memory must not keep the bot down
-        limiter=UserRateLimiter(config.rate_limit, config.rate_window),
-        inline_limiter=UserRateLimiter(3 * config.rate_limit, config.rate_window),
-        more_limiter=UserRateLimiter(config.rate_limit, config.rate_window),
+        # repair: a damaged bot.sqlite is set aside rather than keep the bot down
+        history=open_history(engine, config, database, repair=True),
+        limiter=make_limiter("questions", config.rate_limit, config.rate_window, database),
+        inline_limiter=make_limiter("inline", 3 * config.rate_limit, config.rate_window, database),
+        more_limiter=make_limiter("more", config.rate_limit, config.rate_window, database),
         executor=ThreadPoolExecutor(config.workers, thread_name_prefix="engine"),
-        desk=Newsdesk(engine),
+        desk=Newsdesk(engine, database=database),
+        database=database,
+        metrics=Metrics(engine) if config.metrics_port else None,
     )
     new_text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
     app.add_handler(CommandHandler(["start", "help"], handlers.start, filters.UpdateType.MESSAGE))

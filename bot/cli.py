@@ -22,6 +22,7 @@ citebot answers questions about a folder of news articles with cited excerpts.
   citebot add URL|FILE           add one web page or article file to the corpus and the index
   citebot refresh                fetch every feed, add the new articles, update the index
   citebot report                 what users asked the bot, its abstentions and votes
+  citebot db init|import|status  the PostgreSQL database of CITEBOT_DATABASE_URL (replicas share it)
   citebot serve                  run the Telegram bot (no TELEGRAM_BOT_TOKEN: the console)
 
 -q and -v go before or after the command. Settings come from the environment (the bot's are in
@@ -60,9 +61,32 @@ is a new question, "more" shows the next citations, questions are logged for `ci
   CITEBOT_LOG_DAYS          days the question log and votes are kept (default 30)
   CITEBOT_BACKLOG_MINUTES   questions older than this when they arrive (after downtime) are dropped
                             (default 10; 0 answers all)
+  CITEBOT_METRICS_PORT      serve GET /healthz (index loaded, database reachable: 200, else 503) and
+                            GET /metrics (Prometheus) on CITEBOT_LISTEN:this port (default 0: off)
 
 Admins also manage the corpus from Telegram: /feeds, /addfeed URL, /removefeed URL, /add URL, and
 an article file (.txt .md .html .json .jsonl, up to 20 MB) sent to the bot in a private chat.
+"""
+
+
+DB_HELP = """\
+With CITEBOT_DATABASE_URL=postgresql://USER:PASSWORD@HOST:PORT/DATABASE the bot keeps its answers
+(for More, follow-ups and votes), votes, question log, per-user rate limits and feeds in that
+PostgreSQL database instead of SQLite files in DATA_DIR, so several replicas of the bot can share
+them; one replica runs each scheduled feed refresh. The database needs the pgvector extension.
+
+  citebot db init     create the schema, or migrate it to this citebot's version; run it again and
+                      nothing changes. Prints the schema version. (`citebot serve` also migrates a
+                      schema that is behind; a schema newer than this citebot is refused.)
+  citebot db import   copy DATA_DIR/bot.sqlite and DATA_DIR/feeds.sqlite into the database (creating
+                      the schema first). Rows already there are kept: importing twice adds nothing.
+                      Prints what was added. Run it before the bot's first start on the database.
+  citebot db status   the server, pgvector, the schema's version and the rows in each table; exits 1
+                      when the database is not ready (no schema, an old one, no pgvector).
+
+Exits 2 with one sentence when the database cannot be used: it cannot be reached, the login is
+refused, the database does not exist, it has no pgvector, its schema is newer than citebot.
+The password is never printed. docs/operations.md, "PostgreSQL", has the whole setup.
 """
 
 
@@ -301,15 +325,17 @@ def cmd_refresh(args) -> int:
 def cmd_report(args) -> int:
     """Usage of the bot from its question log."""
     from bot.config import BotConfig
-    from bot.history import History
+    from bot.history import open_history
     from bot.render import report_lines
 
     config = BotConfig.from_env()
-    path = _settings(args).data_dir / "bot.sqlite"
-    if not path.exists():
+    settings = _settings(args)
+    path = settings.data_dir / "bot.sqlite"
+    if not settings.database_url and not path.exists():
         print(f"citebot: the bot has not run with this data folder yet ({path} does not exist).", file=sys.stderr)
         return 2
-    history = History(path, config.history_days, config.log_days, config.log_questions)
+    history = open_history(settings.data_dir, settings.database_url, config.history_days, config.log_days,
+                           config.log_questions)
     try:
         report = history.report(args.days)
     finally:
@@ -350,6 +376,92 @@ def cmd_serve(args) -> int:
         print(f"citebot: the Bot API at {config.api_url} cannot be reached ({exc}), "
               f"{config.bootstrap_retries} retries; check the network or CITEBOT_TELEGRAM_API_URL.", file=sys.stderr)
         return 2
+    return 0
+
+
+STATE_TABLES = ("bot_answers", "bot_sent", "bot_votes", "bot_asked", "rate_limits", "feeds", "feed_items",
+                "feed_failures")
+
+
+def cmd_db(args) -> int:
+    """The PostgreSQL database of CITEBOT_DATABASE_URL: set it up, fill it from the SQLite files, describe it."""
+    from index.store.database import connect, describe, has_vector, latest_version, migrate, schema_version
+
+    settings = _settings(args)
+    url = settings.database_url
+    if not url:
+        print("citebot: CITEBOT_DATABASE_URL is not set; set it to the database's address, "
+              "postgresql://USER:PASSWORD@HOST:PORT/DATABASE (docs/operations.md, \"PostgreSQL\").", file=sys.stderr)
+        return 2
+    where = describe(url)
+    if args.action == "init":
+        before, after = migrate(url)
+        if args.json:
+            print(json.dumps({"database": where, "schema_version": after, "was": before}))
+        elif before == after:
+            print(f"{where}: schema version {after}, up to date; nothing to do.")
+        else:
+            print(f"{where}: schema version {after} (was {before or 'empty'}).")
+        return 0
+    if args.action == "status":
+        with connect(url, autocommit=True) as conn:
+            version = schema_version(conn)
+            vector = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone() \
+                if has_vector(conn) else None
+            server = conn.execute("SHOW server_version").fetchone()[0]
+            counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in STATE_TABLES} \
+                if version >= 1 else {}
+        status = {"database": where, "server": server, "pgvector": vector[0] if vector else None,
+                  "schema_version": version, "citebot_schema_version": latest_version(), "rows": counts}
+        if args.json:
+            print(json.dumps(status, indent=2))
+            return 0
+        state = ("up to date" if version == latest_version() else "empty: run `citebot db init`" if version == 0
+                 else "behind: run `citebot db init`" if version < latest_version() else "newer than this citebot")
+        print(f"database:        {where} (PostgreSQL {server})")
+        print(f"pgvector:        {status['pgvector'] or 'not installed in this database'}")
+        print(f"schema version:  {version} ({state}; this citebot's is {latest_version()})")
+        for table, n in counts.items():
+            print(f"  {table + ':':<15}{n:,}")
+        return 0 if version == latest_version() and vector else 1
+    return _db_import(settings, args)
+
+
+def _db_import(settings, args) -> int:
+    """citebot db import: the bot's SQLite files in DATA_DIR copied into the database (creating the schema
+    first); a second import adds nothing. The index's own import comes here too, as one more step."""
+    from bot.config import BotConfig
+    from bot.history import PostgresHistory
+    from index.news.feeds import FEEDS_FILE, PostgresFeedStore
+    from index.store.database import Database
+
+    sources = [(settings.data_dir / "bot.sqlite", "bot's memory"), (settings.data_dir / FEEDS_FILE, "feeds")]
+    present = [(path, what) for path, what in sources if path.is_file()]
+    if not present:
+        print(f"citebot: nothing to import: neither {sources[0][0]} nor {sources[1][0]} exists "
+              "(--data-dir names the folder they are in).", file=sys.stderr)
+        return 2
+    config = BotConfig.from_env()
+    db = Database(settings.database_url).open()  # creates or migrates the schema when it is behind
+    results = {}
+    try:
+        for path, what in present:
+            if path.name == "bot.sqlite":
+                history = PostgresHistory(db, config.history_days, config.log_days, config.log_questions)
+                results[path.name] = history.import_sqlite(path)
+            else:
+                results[path.name] = PostgresFeedStore(db).import_sqlite(path)
+    finally:
+        db.close()
+    if args.json:
+        print(json.dumps({"database": db.where, "imported": results}, indent=2))
+        return 0
+    for name, result in results.items():
+        parts = [f"{result['added'][table]:,} of {result['read'][table]:,} {table.replace('_', ' ')}"
+                 for table in result["read"]]
+        print(f"{name} into {db.where}: added " + ", ".join(parts) + " (the rest were there already).")
+        if result.get("note"):
+            print(result["note"])
     return 0
 
 
@@ -479,7 +591,7 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     f = sub.add_parser("feed", parents=[common], help="add, list or remove RSS/Atom feeds", description=
-                       "Feeds live in DATA_DIR/feeds.sqlite. `feed add URL` fetches the feed once to check it "
+                       "Feeds live in DATA_DIR/feeds.sqlite (or the database of CITEBOT_DATABASE_URL). `feed add URL` fetches the feed once to check it "
                        "(an address that is not an RSS or Atom feed is refused), keeps it and adds its items' "
                        "articles; `feed list` shows when each was last fetched, its items and its last error; "
                        "`feed remove URL` stops fetching it (its articles stay in the corpus).")
@@ -513,7 +625,7 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_refresh)
 
     rp = sub.add_parser("report", parents=[common], help="what users asked the bot, and what it could not answer", description=
-                        "From the bot's log in DATA_DIR/bot.sqlite: questions in the last 24 hours and the last "
+                        "From the bot's log in DATA_DIR/bot.sqlite (or the database of CITEBOT_DATABASE_URL): questions in the last 24 hours and the last "
                         "DAYS days, the share it abstained on, 👍 and 👎 votes, and the 10 questions most often "
                         "asked without an answer (case and punctuation ignored): what to add to the corpus. "
                         "Question texts are logged unless CITEBOT_LOG_QUESTIONS=0 and kept CITEBOT_LOG_DAYS "
@@ -521,6 +633,12 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--days", type=_positive, default=7, help="the period, in days (default 7)")
     rp.add_argument("--json", action="store_true", help="print the report as JSON")
     rp.set_defaults(func=cmd_report)
+
+    db = sub.add_parser("db", parents=[common], help="set up and fill the PostgreSQL database (CITEBOT_DATABASE_URL)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, description=DB_HELP)
+    db.add_argument("action", choices=("init", "import", "status"), help="see above")
+    db.add_argument("--json", action="store_true", help="print the result as JSON")
+    db.set_defaults(func=cmd_db)
 
     v = sub.add_parser("serve", parents=[common], help="run the bot (console without a token)", formatter_class=argparse.RawDescriptionHelpFormatter,
                        description=SERVE_HELP)

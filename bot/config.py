@@ -14,7 +14,7 @@ BOT_SETTINGS = frozenset({
     "CITEBOT_ADMIN_IDS", "CITEBOT_TELEGRAM_API_URL", "CITEBOT_WEBHOOK_URL", "CITEBOT_WEBHOOK_SECRET",
     "CITEBOT_LISTEN", "CITEBOT_RATE_LIMIT", "CITEBOT_RATE_WINDOW", "CITEBOT_WORKERS", "CITEBOT_BOOTSTRAP_RETRIES",
     "CITEBOT_REFRESH_MINUTES", "CITEBOT_HISTORY_DAYS", "CITEBOT_LOG_QUESTIONS", "CITEBOT_LOG_DAYS",
-    "CITEBOT_BACKLOG_MINUTES",
+    "CITEBOT_BACKLOG_MINUTES", "CITEBOT_METRICS_PORT",
 })
 
 
@@ -63,6 +63,7 @@ class BotConfig:
     log_days: int = 30  # the question log and votes, for /stats and `citebot report`
     log_questions: bool = True  # False: the log keeps no question text
     backlog_minutes: int = 10  # questions older than this when they arrive (after downtime) are dropped; 0 = keep all
+    metrics_port: int = 0  # GET /healthz and /metrics on CITEBOT_LISTEN:this port (bot/observe.py); 0 = none
 
     @property
     def file_url(self) -> str:
@@ -99,4 +100,5 @@ class BotConfig:
             log_days=env_int("CITEBOT_LOG_DAYS", 30, 1),
             log_questions=env_flag("CITEBOT_LOG_QUESTIONS", True),
             backlog_minutes=env_int("CITEBOT_BACKLOG_MINUTES", 10, 0),
+            metrics_port=env_int("CITEBOT_METRICS_PORT", 0, 0),
         )

@@ -1,6 +1,6 @@
 """One turn of the bot's conversation, the same in Telegram and in the console: a question, or a
-follow-up to the answer before it (index/read/followup.py), answered, then remembered in
-DATA_DIR/bot.sqlite (bot/history.py) so the next line can follow it up.
+follow-up to the answer before it (index/read/followup.py), answered, then remembered (bot/history.py:
+DATA_DIR/bot.sqlite, or the database) so the next line can follow it up.
 
     turn = answer_turn(engine, "Where will they go?", previous, k=10)
     turn.searched  ->  "Where will they go? new battlegroups NATO agree deploy"
@@ -17,6 +17,7 @@ from index.read.followup import Turn, answer_followup
 
 from .config import BotConfig
 from .history import History, Remembered
+from .history import open_history as history_store
 
 ALL_SHOWN = "That is all I have on this; ask another question."
 
@@ -49,10 +50,11 @@ class Reply:
         return self.start + min(first, len(self.answer.citations) - self.start)
 
 
-def open_history(engine: Engine, config: BotConfig) -> History:
-    """The bot's memory for this engine's data folder, kept as the settings say."""
-    return History(Path(engine.settings.data_dir) / "bot.sqlite", config.history_days, config.log_days,
-                   config.log_questions)
+def open_history(engine: Engine, config: BotConfig, database=None, repair: bool = False) -> History:
+    """The bot's memory for this engine's settings (its data folder, or CITEBOT_DATABASE_URL's
+    database: `database` when the caller has it open), kept as the settings say."""
+    return history_store(Path(engine.settings.data_dir), database or engine.settings.database_url,
+                         config.history_days, config.log_days, config.log_questions, repair=repair)
 
 
 def answer_turn(engine: Engine, question: str, previous: Remembered | None, k: int, language: str = "") -> Reply:

@@ -30,12 +30,14 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from index.read.answer import Answer
 from index.engine import Engine
 from index.errors import BuildError, BuildInProgress, CitebotError, IndexUnavailable, QuestionError
+from index.store.database import Database
 from index.news.newsdesk import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, DeskReport, Newsdesk
 
 from .config import BotConfig
 from .conversation import ALL_SHOWN, answer_turn, remember_turn
 from .history import History, Remembered, callback_data, parse_callback_data, parse_vote_data, vote_data
-from .ratelimit import UserRateLimiter, Verdict
+from .observe import Metrics, ObserveServer
+from .ratelimit import RateLimiter, Verdict
 from .render import describe_coverage, render_report, feed_lines, render_answer, render_inline_message, render_page
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment.
 NOT_READY = "My index is not ready yet; an admin needs to run /reindex."
 TEXT_ONLY = "I read text only: send your question as a message."
 REFUSED = "Sorry, only the bot's admins can do that."
+MEMORY_AWAY = "I cannot reach my memory of that answer just now; please try again in a moment."
 PROGRESS_WORDS = {"read": "files read", "embed": "passages embedded"}
 SHARE_MAX = 256  # an inline query holds at most 256 characters
 TYPING_AFTER = 0.5  # seconds before a slow answer shows "typing…"
@@ -57,14 +60,17 @@ class BotState:
 
     engine: Engine
     config: BotConfig
-    history: History  # answers (for "More", follow-ups, votes) and the question log, in bot.sqlite
-    limiter: UserRateLimiter
-    inline_limiter: UserRateLimiter  # inline queries arrive per keystroke: a budget of their own
-    more_limiter: UserRateLimiter  # "More" presses: a budget of their own, so paging never blocks asking
+    history: History  # answers (for "More", follow-ups, votes) and the question log: bot.sqlite or the database
+    limiter: RateLimiter
+    inline_limiter: RateLimiter  # inline queries arrive per keystroke: a budget of their own
+    more_limiter: RateLimiter  # "More" presses: a budget of their own, so paging never blocks asking
     executor: ThreadPoolExecutor  # engine calls for questions; builds run on asyncio's default pool
     desk: Newsdesk  # feeds, links and uploads into the corpus and the index
     reindexing: asyncio.Lock = field(default_factory=asyncio.Lock)
     answered: int = 0  # questions answered since start, for /stats (the event loop's thread only)
+    database: Database | None = None  # CITEBOT_DATABASE_URL's, shared by the stores above; None: files
+    metrics: Metrics | None = None  # Prometheus counters (CITEBOT_METRICS_PORT); None: not kept
+    observer: ObserveServer | None = None  # the /healthz and /metrics server, while it runs
 
 
 STATE_KEY = "citebot"  # application.bot_data[STATE_KEY] holds the BotState
@@ -116,12 +122,22 @@ async def _typing_later(context: CitebotContext, message: Message) -> None:
         log.info("No typing indicator: %s", exc)
 
 
-def _previous_answer(update: Update, context: CitebotContext) -> Remembered | None:
-    """The bot's earlier answer this message replies to, if the bot still remembers it."""
+async def _previous_answer(update: Update, context: CitebotContext) -> Remembered | None:
+    """The bot's earlier answer this message replies to, if the bot still remembers it (and can
+    reach its memory: if not, the reply is answered as a question of its own)."""
     replied = update.effective_message.reply_to_message
     if replied is None or replied.from_user is None or replied.from_user.id != context.bot.id:
         return None
-    return context.citebot.history.answer_to(replied.chat_id, replied.message_id)
+    try:
+        return await asyncio.to_thread(context.citebot.history.answer_to, replied.chat_id, replied.message_id)
+    except CitebotError as exc:
+        log.warning("A reply is answered as a new question: %s", exc)
+        return None
+
+
+async def _limit(limiter: RateLimiter, user_id: int) -> Verdict:
+    """The limiter's verdict, off the event loop (it may ask the database)."""
+    return await asyncio.to_thread(limiter.check, user_id)
 
 
 async def answer_question(update: Update, context: CitebotContext, question: str,
@@ -136,11 +152,11 @@ async def answer_question(update: Update, context: CitebotContext, question: str
         log.info("Dropped a question %.0f min old (CITEBOT_BACKLOG_MINUTES=%d)", age / 60, s.config.backlog_minutes)
         return
     asker = update.effective_user.id if update.effective_user else update.effective_chat.id
-    verdict = s.limiter.check(asker)
+    verdict = await _limit(s.limiter, asker)
     if verdict is Verdict.SILENT:
         return
     if verdict is Verdict.NOTIFY:
-        wait = s.limiter.retry_in(asker)
+        wait = await asyncio.to_thread(s.limiter.retry_in, asker)
         await message.reply_text(f"You are asking faster than I can answer; please wait {wait} s.")
         return
     typing = asyncio.create_task(_typing_later(context, message))
@@ -148,7 +164,10 @@ async def answer_question(update: Update, context: CitebotContext, question: str
     try:
         # A reply to an earlier answer (previous) is a follow-up: the conversation the console holds too.
         call = functools.partial(answer_turn, s.engine, question, previous, s.config.max_citations, language)
+        began = time.perf_counter()
         turn = await asyncio.get_running_loop().run_in_executor(s.executor, call)
+        if s.metrics is not None:
+            s.metrics.answered(message.chat.type, turn.answer.abstained, time.perf_counter() - began)
         if turn.exhausted:
             await message.reply_text(ALL_SHOWN)
             return
@@ -163,17 +182,29 @@ async def answer_question(update: Update, context: CitebotContext, question: str
         typing.cancel()
     answer = turn.answer
     parts = render_answer(answer, turn.start, s.config.first_citations, searched=turn.searched_note)
-    remembered = await asyncio.to_thread(remember_turn, s.history, turn, s.config.first_citations)
-    qid, shown = remembered.qid, remembered.shown
-    markup = _keyboard(qid, shown if len(answer.citations) > shown and not answer.abstained else None,
-                       "" if answer.abstained else turn.searched)
+    # The memory serves "More", votes and follow-ups; if it cannot be written just now (a full disk, a
+    # lost database), the answer still goes, without its buttons.
+    try:
+        remembered = await asyncio.to_thread(remember_turn, s.history, turn, s.config.first_citations)
+    except CitebotError as exc:
+        log.warning("An answer goes without its buttons: %s", exc)
+        remembered = None
+    markup = None
+    if remembered is not None:
+        shown = remembered.shown
+        markup = _keyboard(remembered.qid, shown if len(answer.citations) > shown and not answer.abstained else None,
+                           "" if answer.abstained else turn.searched)
     sent = []
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         sent.append(await message.reply_text(part, reply_markup=markup if last else None))
-    await asyncio.to_thread(s.history.sent, qid, message.chat_id, [m.message_id for m in sent])
     s.answered += 1
-    await asyncio.to_thread(s.history.log, question, message.chat.type, answer.abstained)
+    try:
+        if remembered is not None:
+            await asyncio.to_thread(s.history.sent, remembered.qid, message.chat_id, [m.message_id for m in sent])
+        await asyncio.to_thread(s.history.log, question, message.chat.type, answer.abstained)
+    except CitebotError as exc:  # the answer is out; only the memory of it is missing
+        log.warning("An answer sent is not remembered: %s", exc)
 
 
 GREETING = ("Hello! I answer questions about the news with cited excerpts. Ask with /ask your question, "
@@ -218,7 +249,7 @@ async def start(update: Update, context: CitebotContext) -> None:
 
 async def private_text(update: Update, context: CitebotContext) -> None:
     """In a private chat every text message is a question; a reply to an answer is a follow-up."""
-    await answer_question(update, context, update.effective_message.text, _previous_answer(update, context))
+    await answer_question(update, context, update.effective_message.text, await _previous_answer(update, context))
 
 
 async def ask_command(update: Update, context: CitebotContext) -> None:
@@ -249,9 +280,9 @@ async def group_message(update: Update, context: CitebotContext) -> None:
     replied = message.reply_to_message
     if _mentions_bot(message, username):
         await answer_question(update, context, _strip_mention(message.text, username),
-                              _previous_answer(update, context))
+                              await _previous_answer(update, context))
     elif replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
-        await answer_question(update, context, message.text, _previous_answer(update, context))
+        await answer_question(update, context, message.text, await _previous_answer(update, context))
 
 
 async def caption_question(update: Update, context: CitebotContext) -> None:
@@ -294,7 +325,7 @@ async def inline_query(update: Update, context: CitebotContext) -> None:
     """@bot question in any chat: one result per cited excerpt."""
     query = update.inline_query
     results = []
-    allowed = context.citebot.inline_limiter.check(query.from_user.id) is Verdict.ALLOW
+    allowed = await _limit(context.citebot.inline_limiter, query.from_user.id) is Verdict.ALLOW
     hint = INLINE_HINT if not query.query.strip() else INLINE_TOO_FAST if not allowed else INLINE_NOT_FOUND
     if query.query.strip() and allowed:
         try:
@@ -326,12 +357,18 @@ async def more(update: Update, context: CitebotContext) -> None:
     s = context.citebot
     query = update.callback_query
     parsed = parse_callback_data(query.data)
-    question = await asyncio.to_thread(s.history.question, parsed[0]) if parsed else None
+    try:
+        question = await asyncio.to_thread(s.history.question, parsed[0]) if parsed else None
+    except CitebotError as exc:
+        log.warning("A More press finds no memory: %s", exc)
+        await query.answer(MEMORY_AWAY, show_alert=True)
+        return
     if question is None:
         await query.answer("These results have expired; please ask again.", show_alert=True)
         return
-    if s.more_limiter.check(query.from_user.id) is not Verdict.ALLOW:
-        await query.answer(f"Too many requests; please wait {s.more_limiter.retry_in(query.from_user.id)} s.")
+    if await _limit(s.more_limiter, query.from_user.id) is not Verdict.ALLOW:
+        wait = await asyncio.to_thread(s.more_limiter.retry_in, query.from_user.id)
+        await query.answer(f"Too many requests; please wait {wait} s.")
         return
     qid, offset = parsed
     answer = await _ask(context, question, s.config.max_citations)
@@ -354,8 +391,13 @@ async def vote(update: Update, context: CitebotContext) -> None:
     query = update.callback_query
     parsed = parse_vote_data(query.data)
     chat_type = query.message.chat.type if query.message else "inline"
-    stored = parsed is not None and await asyncio.to_thread(s.history.vote, parsed[0], query.from_user.id,
-                                                             parsed[1], chat_type)
+    try:
+        stored = parsed is not None and await asyncio.to_thread(s.history.vote, parsed[0], query.from_user.id,
+                                                                 parsed[1], chat_type)
+    except CitebotError as exc:
+        log.warning("A vote is not stored: %s", exc)
+        await query.answer(MEMORY_AWAY)
+        return
     await query.answer("Thanks!" if stored else "This answer is too old to rate; please ask again.")
 
 
@@ -560,15 +602,26 @@ REFRESH_JOB = "refresh-feeds"
 
 
 async def scheduled_refresh(context: CitebotContext) -> None:
-    """JobQueue: fetch every feed and update the index; the result goes to the log."""
+    """JobQueue: fetch every feed and update the index; the result goes to the log. With replicas
+    sharing a database, the one that takes the refresh lock does it and the others skip this turn."""
     desk: Newsdesk = context.citebot.desk
-    if not await asyncio.to_thread(desk.feeds):
-        return
+    metrics = getattr(context.citebot, "metrics", None)
     try:
-        report = await asyncio.to_thread(desk.refresh)
+        if not await asyncio.to_thread(desk.feeds):
+            return
+        report = await asyncio.to_thread(desk.refresh_if_free)
     except CitebotError as exc:  # a full disk, a damaged feed database: one line, tried again next time
         log.warning("Scheduled refresh failed: %s", exc)
+        if metrics is not None:
+            metrics.refreshed("failed")
         return
+    if report is None:
+        log.info("Scheduled refresh: another replica is refreshing the feeds; this one skips its turn.")
+        if metrics is not None:
+            metrics.refreshed("skipped")
+        return
+    if metrics is not None:
+        metrics.refreshed("ok", len(report.added))
     log.info("Scheduled refresh: %s", report.summary().replace("\n", "; "))
 
 

@@ -73,13 +73,14 @@ def postgres_server():
     with the reason, and in CI (CI=true) they fail: a CI run must not pass without them."""
     from index.store.local_postgres import LocalPostgres, LocalPostgresError
 
-    server = LocalPostgres()
+    server, reason = LocalPostgres(), ""
     try:
         server.start()
     except (LocalPostgresError, OSError, subprocess.SubprocessError) as exc:
         reason = f"PostgreSQL for the tests cannot start: {exc}"
-        if _in_ci():
-            pytest.fail(reason + " (in CI the tests that need it fail rather than skip)", pytrace=False)
+    if reason and _in_ci():
+        pytest.fail(reason + " (in CI the tests that need it fail rather than skip)", pytrace=False)
+    if reason:
         pytest.skip(reason)
     yield server
     server.stop()
@@ -113,8 +114,38 @@ def new_database(postgres_server):
         postgres_server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request, tmp_path):
+    """The bot's state (history, feeds, rate limits) in SQLite files, then in a new PostgreSQL
+    database: a test that takes it runs once for each (tests/state_backends.py)."""
+    from .state_backends import StateBackend
+
+    url = request.getfixturevalue("new_database")() if request.param == "postgres" else ""
+    if url:
+        from index.store.database import migrate
+
+        migrate(url)
+    state = StateBackend(request.param, tmp_path, url)
+    yield state
+    state.close()
+
+
+@pytest.fixture
+def pg_backend(new_database, tmp_path):
+    """The bot's state in a new PostgreSQL database, for what only a shared database does (replicas)."""
+    from index.store.database import migrate
+
+    from .state_backends import StateBackend
+
+    url = new_database()
+    migrate(url)
+    state = StateBackend("postgres", tmp_path, url)
+    yield state
+    state.close()
+
+
 MODEL_FIXTURES = {"embedder", "make_engine", "sample_engine", "engine"}
-POSTGRES_FIXTURES = {"postgres_server", "database_url", "new_database"}
+POSTGRES_FIXTURES = {"postgres_server", "database_url", "new_database", "pg_backend"}
 
 
 def pytest_configure(config):

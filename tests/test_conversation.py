@@ -10,7 +10,7 @@ import pytest
 
 from bot.cli import main as citebot
 from bot.handlers import app_state
-from bot.history import History, normalise_question
+from bot.history import SqliteHistory, normalise_question
 from index.read.followup import Turn, followup_query
 
 from .fake_telegram import FakeTelegram
@@ -29,7 +29,7 @@ def test_a_fragment_or_a_pronoun_leans_on_the_earlier_question_and_a_new_questio
 
 
 def test_votes_are_kept_per_voter_as_a_salted_hash_and_replaced(tmp_path):
-    history = History(tmp_path / "bot.sqlite")
+    history = SqliteHistory(tmp_path / "bot.sqlite")
     qid = history.remember("Who won?", ({"doc_id": "d1", "title": "Final"},), 1)
     assert history.vote(qid, 42, True, "private") and history.vote(qid, 42, False, "private")
     assert history.vote(qid, 43, True, "group") and not history.vote("forgotten", 42, True, "private")
@@ -44,7 +44,7 @@ def test_votes_are_kept_per_voter_as_a_salted_hash_and_replaced(tmp_path):
 
 
 def test_without_question_logging_no_question_text_is_kept(tmp_path):
-    history = History(tmp_path / "bot.sqlite", log_questions=False)
+    history = SqliteHistory(tmp_path / "bot.sqlite", log_questions=False)
     history.log("What is the capital of Peru?", "private", True)
     qid = history.remember("What is the capital of Peru?")
     history.vote(qid, 1, False, "private")
@@ -55,7 +55,7 @@ def test_without_question_logging_no_question_text_is_kept(tmp_path):
 
 def _damaged_memories(path) -> dict:
     """bot.sqlite damaged in the ways a crash, a bad disk or a stray copy leave it."""
-    good = History(path)
+    good = SqliteHistory(path)
     for n in range(200):
         good.log(f"Question number {n} about the tram line?", "private", n % 2 == 0)
     good.close()
@@ -84,7 +84,7 @@ def test_a_damaged_memory_is_set_aside_once_and_a_new_one_started(tmp_path, capl
     damaged = _damaged_memories(tmp_path / "good.sqlite")[damage]
     path.write_bytes(damaged)
     with caplog.at_level(logging.INFO):
-        history = History(path, repair=True)
+        history = SqliteHistory(path, repair=True)
     qid = history.remember("Where will the trams run?")
     assert history.question(qid) == "Where will the trams run?" and history.report()["questions"] == 0
     history.close()
@@ -92,7 +92,7 @@ def test_a_damaged_memory_is_set_aside_once_and_a_new_one_started(tmp_path, capl
     assert aside.read_bytes() == damaged, "the damaged file is kept, untouched"
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(said) == 1 and "memory was reset" in said[0] and aside.name in said[0]
-    History(path, repair=True).close()  # the new memory opens quietly
+    SqliteHistory(path, repair=True).close()  # the new memory opens quietly
     assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
 
 

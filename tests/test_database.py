@@ -205,3 +205,167 @@ def test_only_one_of_two_processes_gets_the_refresh_lock(database_url):
             assert mine, "and released by this one at the end of its block"
     finally:
         other.kill()
+
+
+# -- citebot db init | import | status ------------------------------------------------------------------
+
+
+def _citebot(capsys, *argv) -> tuple[int, str, str]:
+    from bot.cli import main
+
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_db_init_twice_is_a_no_op_and_says_the_version(new_database, monkeypatch, capsys):
+    url = new_database()
+    monkeypatch.setenv("CITEBOT_DATABASE_URL", url)
+    assert _citebot(capsys, "db", "init") == (0, f"{describe(url)}: schema version {latest_version()} (was empty).\n", "")
+    assert _citebot(capsys, "db", "init") == (
+        0, f"{describe(url)}: schema version {latest_version()}, up to date; nothing to do.\n", "")
+    status, out, _ = _citebot(capsys, "db", "status", "--json")
+    assert status == 0
+    report = __import__("json").loads(out)
+    assert report["schema_version"] == report["citebot_schema_version"] == latest_version()
+    assert report["pgvector"].startswith("0.8") and report["rows"]["bot_answers"] == 0
+    status, out, _ = _citebot(capsys, "db", "status")
+    assert status == 0 and f"schema version:  {latest_version()} (up to date" in out
+
+
+def test_db_commands_say_in_one_sentence_why_a_database_cannot_be_used(postgres_server, new_database, monkeypatch,
+                                                                       capsys):
+    monkeypatch.delenv("CITEBOT_DATABASE_URL", raising=False)
+    status, out, err = _citebot(capsys, "db", "init")
+    assert status == 2 and err.startswith("citebot: CITEBOT_DATABASE_URL is not set;") and len(err.splitlines()) == 1
+    url = new_database()
+    wrong = url.replace(postgres_server.password, "Wr0ng-pass")
+    monkeypatch.setenv("CITEBOT_DATABASE_URL", wrong)
+    status, out, err = _citebot(capsys, "db", "init")
+    assert status == 2 and len(err.splitlines()) == 1 and "refused the login of postgres" in err
+    assert "Wr0ng-pass" not in err + out and postgres_server.password not in err + out
+    monkeypatch.setenv("CITEBOT_DATABASE_URL", url)
+    _citebot(capsys, "db", "init")
+    with connect(url) as conn:
+        conn.execute("INSERT INTO schema_version (version, name) VALUES (%s, 'later')", (latest_version() + 1,))
+        conn.commit()
+    status, out, err = _citebot(capsys, "db", "init")
+    assert status == 2 and err == (f"citebot: The database at {describe(url)} has schema version {latest_version() + 1}, "
+                                   f"newer than this citebot knows ({latest_version()}); upgrade citebot, or point "
+                                   "CITEBOT_DATABASE_URL at another database.\n")
+    postgres_server.create_role("cli_owner", "cli-pw")
+    plain = new_database(vector=False, owner="cli_owner")
+    monkeypatch.setenv("CITEBOT_DATABASE_URL", plain.replace(f"postgres:{postgres_server.password}@", "cli_owner:cli-pw@"))
+    status, out, err = _citebot(capsys, "db", "init")
+    assert status == 2 and err == (f"citebot: The database at {describe(plain)} has no pgvector extension; run CREATE "
+                                   "EXTENSION vector as its owner.\n")
+    status, out, err = _citebot(capsys, "db", "status")
+    assert status == 1 and "pgvector:        not installed in this database" in out
+
+
+def _old_files(folder):
+    """A bot.sqlite with answers, messages, votes and a question log, and a feeds.sqlite with feeds."""
+    from bot.history import SqliteHistory
+    from index.news.feeds import SqliteFeedStore
+
+    history = SqliteHistory(folder / "bot.sqlite")
+    qid = history.remember("How many battlegroups?", ({"doc_id": "d1", "title": "Summit"},), 1)
+    history.sent(qid, 1001, [7, 8])
+    history.vote(qid, 42, True, "private")
+    history.vote(qid, 43, False, "group")
+    for n in range(5):
+        history.log(f"Question {n}?", "private", n % 2 == 0)
+    history.close()
+    with SqliteFeedStore(folder / "feeds.sqlite") as feeds:
+        feeds.add("https://example.com/rss", "Example")
+        feeds.add("https://example.org/atom")
+        feeds.record_fetch("https://example.com/rss", etag='"v7"', last_modified="", items=3, new=3, error="",
+                           fetched_at="2026-03-01T08:00:00+00:00")
+        feeds.remember(["https://example.com/a", "https://example.com/a?x=1"], "https://example.com/rss",
+                       "https://example.com/a", "hash-a", "fetched/example.com/a.json")
+        feeds.failed("https://example.com/gone", "404")
+    return qid
+
+
+def test_db_import_copies_the_bots_files_and_a_second_import_adds_nothing(new_database, tmp_path, monkeypatch,
+                                                                         capsys):
+    from bot.history import PostgresHistory
+    from index.news.feeds import PostgresFeedStore
+
+    qid = _old_files(tmp_path)
+    url = new_database()
+    monkeypatch.setenv("CITEBOT_DATABASE_URL", url)
+    status, out, err = _citebot(capsys, "--data-dir", str(tmp_path), "db", "import")
+    assert status == 0, err
+    where = describe(url)
+    assert out.splitlines() == [
+        f"bot.sqlite into {where}: added 1 of 1 answers, 2 of 2 sent messages, 2 of 2 votes, 5 of 5 questions logged "
+        "(the rest were there already).",
+        f"feeds.sqlite into {where}: added 2 of 2 feeds, 2 of 2 feed items, 1 of 1 feed failures (the rest were "
+        "there already)."]
+    status, out, err = _citebot(capsys, "--data-dir", str(tmp_path), "db", "import")
+    assert status == 0 and out.splitlines()[0].startswith(f"bot.sqlite into {where}: added 0 of 1 answers, 0 of 2 sent "
+                                                          "messages, 0 of 2 votes, 0 of 5 questions logged")
+    assert "added 0 of 2 feeds, 0 of 2 feed items, 0 of 1 feed failures" in out.splitlines()[1]
+
+    db = Database(url).open()
+    try:
+        history = PostgresHistory(db)
+        assert history.answer_to(1001, 8).question == "How many battlegroups?"
+        report = history.report()
+        assert (report["questions"], report["votes_up"], report["votes_down"]) == (5, 1, 1)
+        assert history.vote(qid, 42, False, "private"), "a voter of the old file votes again on the same answer"
+        report = history.report()
+        assert (report["votes_up"], report["votes_down"]) == (0, 2), "the vote was replaced, not added"
+        feeds = PostgresFeedStore(db)
+        states = {f.url: f for f in feeds.list()}
+        assert states["https://example.com/rss"].etag == '"v7"' and states["https://example.com/rss"].last_items == 3
+        assert feeds.known("https://example.com/a?x=1") and feeds.tries("https://example.com/gone") == 1
+    finally:
+        db.close()
+    monkeypatch.setenv("CITEBOT_DATABASE_URL", url)
+    status, out, _ = _citebot(capsys, "--data-dir", str(tmp_path / "elsewhere"), "report", "--json")
+    assert status == 0 and __import__("json").loads(out)["questions"] == 5, "report reads the database"
+    status, out, err = _citebot(capsys, "--data-dir", str(tmp_path / "elsewhere"), "db", "import")
+    assert status == 2 and "nothing to import" in err
+
+
+def test_db_help_is_complete(capsys):
+    from bot.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["db", "--help"])
+    out = capsys.readouterr().out
+    for words in ("citebot db init", "citebot db import", "citebot db status", "CITEBOT_DATABASE_URL", "pgvector",
+                  "importing twice adds nothing", "--json"):
+        assert words in out
+
+
+# -- the local server itself ----------------------------------------------------------------------------
+
+ORPHAN = """
+import os, signal
+from index.store.local_postgres import LocalPostgres
+server = LocalPostgres().start()
+print(server.folder, server.port, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # a test run killed: no finaliser, no atexit
+"""
+
+
+def test_a_temporary_server_goes_when_the_process_that_started_it_is_killed(postgres_server):
+    import os
+    import socket
+    from pathlib import Path
+
+    run = subprocess.run([sys.executable, "-c", ORPHAN], capture_output=True, text=True, timeout=120)
+    folder, port = run.stdout.split()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and Path(folder).exists():
+        time.sleep(0.5)
+    assert not Path(folder).exists(), "the watchdog stopped the server and removed its folder"
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", int(port))) != 0, "nothing listens on its port any more"
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # as root, the test server runs as another account
+        with connect(postgres_server.url(), autocommit=True) as conn:
+            directory = conn.execute("SHOW data_directory").fetchone()[0]
+        assert os.stat(directory).st_uid != 0

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from index.errors import CitebotError, FetchError
-from index.news.feeds import FeedStore, add_url, refresh_feeds
+from index.news.feeds import SqliteFeedStore, add_url, refresh_feeds
 from index.news.fetch import Fetcher, FetchPolicy
 
 from .news_server import TRAM_JA, news_server
@@ -74,8 +74,8 @@ def test_fetch_many(server, fetcher):
     assert results[0].status == 200 and isinstance(results[1], FetchError)
 
 
-def test_feed_store(tmp_path):
-    store = FeedStore(tmp_path / "feeds.sqlite")
+def test_feed_store(tmp_path, backend):
+    store = backend.feed_store()
     assert store.add("https://example.com/rss")
     assert not store.add("https://example.com/rss")
     assert [f.url for f in store.list()] == ["https://example.com/rss"]
@@ -89,12 +89,12 @@ def test_corrupt_store(tmp_path):
     path = tmp_path / "feeds.sqlite"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(CitebotError):
-        FeedStore(path)
+        SqliteFeedStore(path)
 
 
-def test_refresh(server, fetcher, tmp_path):
+def test_refresh(server, fetcher, tmp_path, backend):
     _, base = server
-    store = FeedStore(tmp_path / "feeds.sqlite")
+    store = backend.feed_store()
     corpus = tmp_path / "corpus"
     for path in ("/rss", "/atom", "/bad-feed"):
         store.add(base + path)
@@ -116,9 +116,9 @@ def test_refresh(server, fetcher, tmp_path):
     assert not add_url(base + "/a1", corpus, store, fetcher).added
 
 
-def test_slow_feeds_delay_neither_the_other_feeds_nor_the_refresh(server, tmp_path):
+def test_slow_feeds_delay_neither_the_other_feeds_nor_the_refresh(server, tmp_path, backend):
     _, base = server
-    store = FeedStore(tmp_path / "feeds.sqlite")
+    store = backend.feed_store()
     for n in range(3):
         store.add(f"{base}/drip?head=6&kind=feed&n={n}")
     store.add(base + "/rss")
@@ -131,9 +131,10 @@ def test_slow_feeds_delay_neither_the_other_feeds_nor_the_refresh(server, tmp_pa
     assert all("did not answer within 1 s" in m for _, m in report.errors)
 
 
-def test_a_feed_of_5000_items_gives_at_most_the_limit_per_refresh_and_says_how_many_wait(server, tmp_path):
+def test_a_feed_of_5000_items_gives_at_most_the_limit_per_refresh_and_says_how_many_wait(
+        server, tmp_path, backend):
     httpd, base = server
-    store = FeedStore(tmp_path / "feeds.sqlite")
+    store = backend.feed_store()
     store.add(base + "/many?n=5000")
     asked = len(httpd.paths)
     with Fetcher(FetchPolicy(allow_private=True, timeout_s=5)) as fetcher:  # the feed is 0.4 MB
@@ -148,16 +149,16 @@ def test_a_feed_of_5000_items_gives_at_most_the_limit_per_refresh_and_says_how_m
         assert len(again.new) == 20 and again.waiting == 4960, "the next refresh takes the next items"
 
 
-def test_add_url_twice(server, fetcher, tmp_path):
-    store = FeedStore(tmp_path / "feeds.sqlite")
+def test_add_url_twice(server, fetcher, tmp_path, backend):
+    store = backend.feed_store()
     first = add_url(server[1] + "/a2", tmp_path / "c", store, fetcher)
     second = add_url(server[1] + "/a2", tmp_path / "c", store, fetcher)
     assert first.added and not second.added
     assert len(list((tmp_path / "c").rglob("*.json"))) == 1
 
 
-def test_an_item_whose_page_is_gone_keeps_the_feeds_own_text(server, fetcher, tmp_path):
-    store = FeedStore(tmp_path / "feeds.sqlite")
+def test_an_item_whose_page_is_gone_keeps_the_feeds_own_text(server, fetcher, tmp_path, backend):
+    store = backend.feed_store()
     store.add(server[1] + "/summary-feed")
     report = refresh_feeds(store, tmp_path / "corpus", fetcher)
     (path,) = report.new
@@ -168,8 +169,8 @@ def test_an_item_whose_page_is_gone_keeps_the_feeds_own_text(server, fetcher, tm
 
 
 def test_a_mislabelled_feed_is_read_in_its_real_encoding_without_control_characters_or_script_links(
-        server, fetcher, tmp_path):
-    store = FeedStore(tmp_path / "feeds.sqlite")
+        server, fetcher, tmp_path, backend):
+    store = backend.feed_store()
     store.add(server[1] + "/mislabelled-feed")
     report = refresh_feeds(store, tmp_path / "corpus", fetcher)
     stored = {d["title"]: d for d in (json.loads(p.read_text()) for p in report.new)}
@@ -181,8 +182,8 @@ def test_a_mislabelled_feed_is_read_in_its_real_encoding_without_control_charact
     assert store.list()[0].title == "地方ニュース"
 
 
-def test_an_item_that_keeps_failing_is_given_up_after_three_refreshes(server, fetcher, tmp_path):
-    store = FeedStore(tmp_path / "feeds.sqlite")
+def test_an_item_that_keeps_failing_is_given_up_after_three_refreshes(server, fetcher, tmp_path, backend):
+    store = backend.feed_store()
     store.add(server[1] + "/broken-item-feed")
     errors = [refresh_feeds(store, tmp_path / "corpus", fetcher).errors for _ in range(4)]
     assert [len(e) for e in errors] == [1, 1, 1, 0]
@@ -202,5 +203,5 @@ def test_a_feed_list_from_before_the_times_were_kept_still_opens(tmp_path):
                 "6, 1, '')")
     old.commit()
     old.close()
-    (feed,) = FeedStore(path).list()
+    (feed,) = SqliteFeedStore(path).list()
     assert (feed.last_items, feed.items_at) == (6, "2026-03-01T08:00:00+00:00") and feed.error_at == ""

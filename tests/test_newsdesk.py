@@ -18,7 +18,7 @@ from bot.config import BotConfig
 from index.config import Settings
 from index.engine import Engine
 from index.errors import DiskFull, FetchError, UploadRefused
-from index.news.feeds import FEEDS_FILE, FeedStore
+from index.news.feeds import FEEDS_FILE, SqliteFeedStore
 from index.news.fetch import FetchPolicy
 from index.news.newsdesk import DeskReport, Newsdesk, _upload_name
 
@@ -160,7 +160,7 @@ def test_a_feed_add_killed_while_the_feed_drips_keeps_no_feed_and_refresh_does_n
     assert "No feeds yet" in citebot("feed", "list", data_dir=data, corpus_dir=corpus).stdout
 
     # A feed that turned slow after it was added (as one kept by an older version) costs one deadline.
-    with FeedStore(data / FEEDS_FILE) as store:
+    with SqliteFeedStore(data / FEEDS_FILE) as store:
         store.add(f"{site}/drip?head=25&kind=feed&n=kept")
         store.add(site + "/rss")
     began = time.monotonic()
@@ -278,7 +278,7 @@ def test_a_full_disk_during_a_refresh_is_one_sentence_a_failure_and_leaves_no_un
         tmp_path, site, small_disk, full):
     data = small_disk / "data" if full == "data" else tmp_path / "data"
     corpus = small_disk / "corpus" if full == "corpus" else tmp_path / "corpus"
-    with FeedStore(data / FEEDS_FILE) as store:
+    with SqliteFeedStore(data / FEEDS_FILE) as store:
         store.add(site + "/many?n=30")
     (corpus / "fetched").mkdir(parents=True)
     fill(small_disk)
@@ -290,7 +290,7 @@ def test_a_full_disk_during_a_refresh_is_one_sentence_a_failure_and_leaves_no_un
                                           + " cannot be written; free some space and try again."]
     written = sorted((corpus / "fetched").rglob("*.json"))
     assert not list((corpus / "fetched").rglob(".tmp-*")), "no half-written article"
-    with FeedStore(data / FEEDS_FILE) as store:
+    with SqliteFeedStore(data / FEEDS_FILE) as store:
         unrecorded = [p for p in written if not store.known(json.loads(p.read_text())["url"])]
     assert unrecorded == [], "every article file left is recorded as taken"
 
@@ -318,7 +318,7 @@ def test_a_scheduled_refresh_that_fails_says_so_in_one_log_line_and_the_bot_goes
         def feeds(self):
             return ["a feed"]
 
-        def refresh(self):
+        def refresh_if_free(self):
             raise DiskFull("The disk holding var is full, so a new article cannot be written; free some space "
                            "and try again.")
 
@@ -334,7 +334,7 @@ def test_articles_written_before_a_killed_build_are_indexed_by_the_next_refresh(
     settings = Settings(data_dir=tmp_path / "data", corpus_dir=corpus)
     engine = Engine(settings, embedder)
     engine.build()
-    with FeedStore(settings.data_dir / FEEDS_FILE) as store:
+    with SqliteFeedStore(settings.data_dir / FEEDS_FILE) as store:
         store.add(site + "/rss")
     # A real refresh, killed with SIGKILL once its articles are written and its build has begun.
     script = textwrap.dedent(f"""
@@ -442,7 +442,7 @@ def test_the_feeds_are_refreshed_on_a_schedule(tmp_path, embedder, site, monkeyp
     corpus = write_corpus(tmp_path / "corpus", {"a.txt": "Title: Rates\n\nThe central bank raised rates to 5.25% on Thursday."})
     engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus), embedder)
     engine.build()
-    with FeedStore(engine.settings.data_dir / FEEDS_FILE) as store:
+    with SqliteFeedStore(engine.settings.data_dir / FEEDS_FILE) as store:
         store.add(site + "/atom")
 
     async def scenario():

@@ -1,6 +1,8 @@
-"""Feeds kept in SQLite, and pages turned into article files the corpus loader reads.
+"""Feeds and the items taken from them, and pages turned into article files the corpus loader reads.
 
-`FeedStore` remembers feeds and the items already taken from them; `add_url` fetches one page and
+A `FeedStore` remembers feeds and the items already taken from them: in DATA_DIR/feeds.sqlite
+(SqliteFeedStore), or with CITEBOT_DATABASE_URL in PostgreSQL (PostgresFeedStore), shared by every
+replica; `open_feed_store` chooses. `add_url` fetches one page and
 `refresh_feeds` every feed, writing each new article as corpus_dir/fetched/<site>/<date>-<slug>.json
 with the keys index/ingest/documents.py reads (title, text, url, source, published, fetched_at).
 """
@@ -18,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import feedparser
@@ -29,6 +31,10 @@ import trafilatura
 from ..ingest.documents import iso_date, text_key, web_address
 from ..errors import CitebotError, DiskFull, FetchError, is_disk_full
 from .fetch import Fetched, Fetcher, host_of
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..store.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +137,59 @@ FEED_COLUMNS = ("url", "title", "added_at", "etag", "last_modified", "last_fetch
                 "last_new", "last_error", "items_at", "error_at", "last_status")
 
 
-class FeedStore:
+class FeedStore(Protocol):
+    """Feeds and the items already taken from them, whichever the store. Each call is one
+    transaction; failures are CitebotError sentences."""
+
+    def add(self, url: str, title: str = "") -> bool: ...
+    def remove(self, url: str) -> bool: ...
+    def list(self) -> list[FeedState]: ...
+    def get(self, url: str) -> FeedState | None: ...
+    def record_fetch(self, url: str, *, etag: str, last_modified: str, items: int | None, new: int,
+                     error: str, title: str | None = None, fetched_at: str | None = None) -> None: ...
+    def known(self, key: str) -> bool: ...
+    def known_hash(self, content_hash: str) -> bool: ...
+    def failed(self, key: str, error: str) -> int: ...
+    def tries(self, key: str) -> int: ...
+    def remember(self, keys: str | list[str], feed_url: str, url: str, content_hash: str, path: str) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> "FeedStore": ...
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+def open_feed_store(settings: "Settings") -> FeedStore:
+    """The feeds the settings name: PostgreSQL when CITEBOT_DATABASE_URL is set (the process's shared
+    pool), else DATA_DIR/feeds.sqlite."""
+    if settings.database_url:
+        from ..store.database import Database
+
+        return PostgresFeedStore(Database.shared(settings.database_url))
+    return SqliteFeedStore(settings.data_dir / FEEDS_FILE)
+
+
+def _fetch_sets(etag: str, last_modified: str, items: int | None, new: int, error: str, title: str | None,
+                fetched_at: str | None, mark: str) -> tuple[str, list]:
+    """record_fetch's SET clause and its arguments, the same for either store (mark: ? or %s)."""
+    at = fetched_at or _utc_iso()
+    status = "failed" if error else "not modified" if items is None else "items"
+    sets, args = ["etag = ?", "last_modified = ?", "last_fetched = ?", "title = COALESCE(?, title)",
+                  "last_status = ?"], [etag, last_modified, at, title, status]
+    if items is not None:
+        sets.append("last_items = ?, last_new = ?, items_at = ?")
+        args += [items, new, at]
+    if error:
+        sets.append("last_error = ?, error_at = ?")
+        args += [error, at]
+    return ", ".join(sets).replace("?", mark), args
+
+
+def _item_rows(keys: str | list[str], feed_url: str, url: str, content_hash: str, path: str) -> list[tuple]:
+    now = _utc_iso()
+    return [(canonical_key(k), feed_url, url, content_hash, str(path), now)
+            for k in dict.fromkeys([keys] if isinstance(keys, str) else keys) if k.strip()]
+
+
+class SqliteFeedStore:
     """Feeds and items already taken, in SQLite (normally DATA_DIR/feeds.sqlite). Thread-safe."""
 
     def __init__(self, path: Path) -> None:
@@ -163,7 +221,7 @@ class FeedStore:
         return DiskFull(f"The disk holding {self.path.parent} is full, so the feed database {self.path.name} "
                         "cannot be written; free some space and try again.")
 
-    def __enter__(self) -> "FeedStore":
+    def __enter__(self) -> "SqliteFeedStore":
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -212,17 +270,8 @@ class FeedStore:
                      error: str, title: str | None = None, fetched_at: str | None = None) -> None:
         """A fetch of the feed: items None (not modified, failed) keeps the last items, and no
         error keeps the last error, each with its time."""
-        at = fetched_at or _utc_iso()
-        status = "failed" if error else "not modified" if items is None else "items"
-        sets, args = ["etag = ?", "last_modified = ?", "last_fetched = ?", "title = COALESCE(?, title)",
-                      "last_status = ?"], [etag, last_modified, at, title, status]
-        if items is not None:
-            sets.append("last_items = ?, last_new = ?, items_at = ?")
-            args += [items, new, at]
-        if error:
-            sets.append("last_error = ?, error_at = ?")
-            args += [error, at]
-        self._run(f"UPDATE feeds SET {', '.join(sets)} WHERE url = ?", (*args, url))
+        sets, args = _fetch_sets(etag, last_modified, items, new, error, title, fetched_at, "?")
+        self._run(f"UPDATE feeds SET {sets} WHERE url = ?", (*args, url))
 
     def known(self, key: str) -> bool:
         return self._run("SELECT 1 FROM items WHERE key = ?", (canonical_key(key),)).fetchone() is not None
@@ -243,11 +292,138 @@ class FeedStore:
 
     def remember(self, keys: str | list[str], feed_url: str, url: str, content_hash: str, path: str) -> None:
         """Record an item as taken under each of its keys, all or none."""
-        now = _utc_iso()
-        rows = [(canonical_key(k), feed_url, url, content_hash, str(path), now)
-                for k in dict.fromkeys([keys] if isinstance(keys, str) else keys) if k.strip()]
         self._run("INSERT OR REPLACE INTO items(key, feed_url, url, content_hash, path, added_at) "
-                  "VALUES (?, ?, ?, ?, ?, ?)", rows, many=True)
+                  "VALUES (?, ?, ?, ?, ?, ?)", _item_rows(keys, feed_url, url, content_hash, path), many=True)
+
+
+class PostgresFeedStore:
+    """Feeds and items already taken, in PostgreSQL (CITEBOT_DATABASE_URL), shared by every replica:
+    an item one replica took is known to all. Each call is one transaction. Thread-safe."""
+
+    def __init__(self, db: "Database", own: bool = False) -> None:
+        """own: close() closes db too (the bot's and the commands' stores share the process's pool)."""
+        self.db = db
+        self.where = db.where
+        self._own = own
+
+    def __enter__(self) -> "PostgresFeedStore":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._own:
+            self.db.close()
+
+    def _one(self, sql: str, args: tuple = ()) -> tuple | None:
+        with self.db.connection() as conn:
+            return conn.execute(sql, args).fetchone()
+
+    def add(self, url: str, title: str = "") -> bool:
+        url = validate_url(url)
+        with self.db.connection() as conn:
+            cursor = conn.execute("INSERT INTO feeds (url, title, added_at) VALUES (%s, %s, %s) "
+                                  "ON CONFLICT (url) DO NOTHING", (url, title, _utc_iso()))
+            return cursor.rowcount > 0
+
+    def remove(self, url: str) -> bool:
+        with self.db.connection() as conn:
+            return conn.execute("DELETE FROM feeds WHERE url = %s", (url.strip(),)).rowcount > 0
+
+    def list(self) -> list[FeedState]:
+        with self.db.connection() as conn:
+            rows = conn.execute(f"SELECT {', '.join(FEED_COLUMNS)} FROM feeds ORDER BY added_at, url").fetchall()
+        return [FeedState(*row) for row in rows]
+
+    def get(self, url: str) -> FeedState | None:
+        row = self._one(f"SELECT {', '.join(FEED_COLUMNS)} FROM feeds WHERE url = %s", (url.strip(),))
+        return FeedState(*row) if row else None
+
+    def record_fetch(self, url: str, *, etag: str, last_modified: str, items: int | None, new: int,
+                     error: str, title: str | None = None, fetched_at: str | None = None) -> None:
+        sets, args = _fetch_sets(etag, last_modified, items, new, error, title, fetched_at, "%s")
+        with self.db.connection() as conn:
+            conn.execute(f"UPDATE feeds SET {sets} WHERE url = %s", (*args, url))
+
+    def known(self, key: str) -> bool:
+        return self._one("SELECT 1 FROM feed_items WHERE key = %s", (canonical_key(key),)) is not None
+
+    def known_hash(self, content_hash: str) -> bool:
+        return self._one("SELECT 1 FROM feed_items WHERE content_hash = %s LIMIT 1", (content_hash,)) is not None
+
+    def failed(self, key: str, error: str) -> int:
+        (tries,) = self._one(
+            "INSERT INTO feed_failures AS f (key, tries, last_error) VALUES (%s, 1, %s) ON CONFLICT (key) DO UPDATE "
+            "SET tries = f.tries + 1, last_error = excluded.last_error RETURNING f.tries", (canonical_key(key), error))
+        return tries
+
+    def tries(self, key: str) -> int:
+        row = self._one("SELECT tries FROM feed_failures WHERE key = %s", (canonical_key(key),))
+        return row[0] if row else 0
+
+    def remember(self, keys: str | list[str], feed_url: str, url: str, content_hash: str, path: str) -> None:
+        """Record an item as taken under each of its keys, all or none (one transaction)."""
+        rows = _item_rows(keys, feed_url, url, content_hash, path)
+        if not rows:
+            return
+        with self.db.transaction() as conn:
+            conn.cursor().executemany(
+                "INSERT INTO feed_items (key, feed_url, url, content_hash, path, added_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET feed_url = excluded.feed_url, "
+                "url = excluded.url, content_hash = excluded.content_hash, path = excluded.path, "
+                "added_at = excluded.added_at", rows)
+
+    def import_sqlite(self, path: Path) -> dict:
+        """Copy a feeds.sqlite into the database in one transaction: feeds (with their fetch state),
+        items taken and items that failed. Rows already here stay as they are, so a second import
+        adds nothing. Returns the rows added and read per table."""
+        read = _read_feeds_sqlite(Path(path))
+        added = {}
+        with self.db.transaction() as conn:
+            cur = conn.cursor()
+            for table, columns, key in (("feeds", FEED_COLUMNS, "url"), ("feed_items", ITEM_COLUMNS, "key"),
+                                        ("feed_failures", FAILURE_COLUMNS, "key")):
+                rows = read[table]
+                if rows:
+                    cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                                    f"({', '.join(['%s'] * len(columns))}) ON CONFLICT ({key}) DO NOTHING", rows)
+                added[table] = cur.rowcount if rows else 0
+        return {"added": added, "read": {table: len(rows) for table, rows in read.items()}}
+
+
+ITEM_COLUMNS = ("key", "feed_url", "url", "content_hash", "path", "added_at")
+FAILURE_COLUMNS = ("key", "tries", "last_error")
+
+
+def _read_feeds_sqlite(path: Path) -> dict[str, list[tuple]]:
+    """The rows of a feeds.sqlite, read without writing to it (one from before the fetch times were
+    kept gets them as SqliteFeedStore would give them)."""
+    if not path.is_file():
+        raise FeedStoreError(f"There is no feed database to import at {path}.")
+    try:
+        src = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            have = {row[1] for row in src.execute("PRAGMA table_info(feeds)")}
+            if not have:
+                raise sqlite3.DatabaseError("no feeds table")
+            defaults = {"items_at": "CASE WHEN last_items > 0 THEN last_fetched ELSE '' END",
+                        "error_at": "CASE WHEN last_error != '' THEN last_fetched ELSE '' END",
+                        "last_status": "CASE WHEN last_error != '' THEN 'failed' ELSE '' END"}
+            columns = ", ".join(c if c in have else defaults[c] for c in FEED_COLUMNS)
+            tables = {r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            return {
+                "feeds": src.execute(f"SELECT {columns} FROM feeds").fetchall(),
+                "feed_items": src.execute(f"SELECT {', '.join(ITEM_COLUMNS)} FROM items").fetchall()
+                if "items" in tables else [],
+                "feed_failures": src.execute(f"SELECT {', '.join(FAILURE_COLUMNS)} FROM failures").fetchall()
+                if "failures" in tables else [],
+            }
+        finally:
+            src.close()
+    except sqlite3.DatabaseError as exc:
+        log.info("feed database %s: %r", path, exc)
+        raise FeedStoreError(f"The feed database {path} cannot be read, so it cannot be imported.") from None
 
 
 # -- articles -------------------------------------------------------------------------------------
@@ -660,5 +836,6 @@ def refresh_feeds(store: FeedStore, corpus_dir: Path, fetcher: Fetcher, now: dat
 
 
 __all__ = ["AddResult", "FeedFetch", "FeedState", "FeedStore", "FeedStoreError", "NoArticleText", "PageArticle",
-           "RefreshReport", "add_url", "content_hash", "extract_article", "fetch_feed", "html_to_text",
-           "refresh_feeds", "slugify", "validate_url", "write_article"]
+           "PostgresFeedStore", "RefreshReport", "SqliteFeedStore", "add_url", "content_hash", "extract_article",
+           "fetch_feed", "html_to_text", "open_feed_store", "refresh_feeds", "slugify", "validate_url",
+           "write_article"]

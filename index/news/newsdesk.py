@@ -1,7 +1,7 @@
 """The news desk: feeds, links and uploaded files go into the corpus folder, then into the index.
 
     desk = Newsdesk(engine)
-    desk.add_feed("https://example.org/rss")   # checked, stored in DATA_DIR/feeds.sqlite, its items added
+    desk.add_feed("https://example.org/rss")   # checked, stored (feeds.sqlite or the database), its items added
     desk.add_url("https://example.org/story")  # one page, extracted and added
     desk.refresh()                             # every feed; new items added, index updated
 
@@ -11,18 +11,20 @@ One update runs at a time; questions keep being answered from the live index mea
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 
 from ..store.builder import Announce, BuildReport
 from ..engine import Engine
 from ..ingest.documents import SkippedFile, UnreadableFile, file_documents, read_articles
 from ..errors import BuildInProgress, DiskFull, FetchError, UploadRefused, is_disk_full
-from .feeds import (FEEDS_FILE, AddResult, FeedState, FeedStore, RefreshReport, add_url, fetch_feed, refresh_feeds,
-                    validate_url)
+from .feeds import (FEEDS_FILE, AddResult, FeedState, FeedStore, PostgresFeedStore, RefreshReport, add_url, fetch_feed,
+                    open_feed_store, refresh_feeds, validate_url)
 from .fetch import Fetcher, FetchPolicy
 
 log = logging.getLogger(__name__)
@@ -81,8 +83,11 @@ def _upload_name(name: str) -> str:
 class Newsdesk:
     """Adds feeds, pages and files to the corpus and updates the engine's index. Thread-safe."""
 
-    def __init__(self, engine: Engine, policy: FetchPolicy | None = None) -> None:
+    def __init__(self, engine: Engine, policy: FetchPolicy | None = None, database=None) -> None:
+        """database: the open index.store.database.Database to keep feeds in (the bot's); None: the
+        settings say (CITEBOT_DATABASE_URL's, shared in this process, or DATA_DIR/feeds.sqlite)."""
         self.engine = engine
+        self.database = database
         self.policy = policy or replace(FetchPolicy.from_env(), timeout_s=engine.settings.fetch_timeout)
         self._update = threading.Lock()  # one update at a time: a refresh and an /add never interleave
 
@@ -95,7 +100,24 @@ class Newsdesk:
         return self.engine.settings.data_dir / FEEDS_FILE
 
     def _store(self) -> FeedStore:
-        return FeedStore(self.feeds_path)
+        if self.database is not None:
+            return PostgresFeedStore(self.database)
+        return open_feed_store(self.engine.settings)
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Whether this process may do `name` now and no other replica meanwhile: with
+        CITEBOT_DATABASE_URL an advisory lock on the database (False at once when another process
+        holds it, released when the block ends or the process dies); with SQLite files always True,
+        as before replicas."""
+        if self.database is None and not self.engine.settings.database_url:
+            yield True
+            return
+        from ..store.database import Database
+
+        db = self.database or Database.shared(self.engine.settings.database_url)
+        with db.try_lock(f"citebot:{name}") as mine:
+            yield mine
 
     # -- feeds -----------------------------------------------------------------------------------
 
@@ -143,6 +165,14 @@ class Newsdesk:
             report = DeskReport(added=[self._rel(p) for p in refresh.new], errors=refresh.errors,
                                 refresh=refresh)
             return self._index(report, build, announce)
+
+    def refresh_if_free(self, build: bool = True, announce: Announce | None = None) -> DeskReport | None:
+        """refresh(), unless another replica is refreshing: then None at once (the scheduled
+        refresh: one replica fetches the feeds, not every one of them)."""
+        with self.exclusive("refresh") as mine:
+            if not mine:
+                return None
+            return self.refresh(build, announce)
 
     # -- single articles -------------------------------------------------------------------------
 

@@ -17,7 +17,6 @@ folder. Nothing outside the folder changes.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import logging
 import os
@@ -133,10 +132,12 @@ class LocalPostgres:
         bin_dir = root / "pginstall" / "bin"
         if not self._as:
             return bin_dir
-        probe = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True,
-                               cwd=self.folder, **self._as) if os.access(bin_dir / "postgres", os.X_OK) else None
-        if probe is not None and probe.returncode == 0:
-            return bin_dir
+        try:  # as the account: can it reach and run them?
+            if subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, cwd=self.folder,
+                              timeout=30, **self._as).returncode == 0:
+                return bin_dir
+        except OSError:  # PermissionError: a folder on the way is closed to the account
+            pass
         # A virtual environment under /root, say: the account cannot enter it. Copy what the server needs
         # (bin, lib, share: ~35 MB) with the wheel's layout, so the binaries' relative library paths hold.
         log.info("the account running PostgreSQL cannot reach %s; copying the binaries into %s", bin_dir, self.folder)
@@ -292,19 +293,50 @@ class LocalPostgres:
                                                                              sql.Literal(password)))
 
 
-@contextlib.contextmanager
-def local_postgres(database: str = "citebot"):
-    """A temporary server with one database (vector enabled); yields its postgresql:// URL."""
-    with LocalPostgres() as pg:
-        yield pg.create_database(database)
+def main(argv: list[str] | None = None) -> int:
+    """python -m index.store.local_postgres [FOLDER]: a PostgreSQL for trying citebot's database
+    backend on one machine. Prints CITEBOT_DATABASE_URL and serves until Ctrl-C. With FOLDER the
+    data is kept there (fsync on) and the next start reuses it, its password and its port;
+    without, a temporary server that is gone when it stops."""
+    import argparse
 
+    p = argparse.ArgumentParser(prog="python -m index.store.local_postgres", description=main.__doc__)
+    p.add_argument("folder", nargs="?", type=Path, help="keep the server's data here (default: a temporary folder)")
+    p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: the folder's last, else a free one)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    import signal
 
-if __name__ == "__main__":  # python -m index.store.local_postgres: start one, print its URL, wait for Ctrl-C
-    logging.basicConfig(level=logging.INFO)
-    with LocalPostgres() as server:
-        print(server.create_database("citebot"), flush=True)
+    def stop(*_):  # `kill` and service managers send SIGTERM: stop the server as Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    port = args.port
+    if args.folder is not None and port is None and (args.folder / ".port").exists():
+        port = int((args.folder / ".port").read_text())
+    try:
+        server = LocalPostgres(args.folder.resolve() if args.folder else None, port=port,
+                               durable=args.folder is not None).start()
+    except LocalPostgresError as exc:
+        print(f"local PostgreSQL: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.folder is not None:
+            (args.folder / ".port").write_text(f"{server.port}\n")
         try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+            url = server.create_database("citebot")
+        except Exception:  # a kept folder: the database is there from the last run
+            url = server.url("citebot")
+        print(f"CITEBOT_DATABASE_URL={url}", flush=True)
+        print("Serving until Ctrl-C; in another shell: export CITEBOT_DATABASE_URL=... && citebot db init",
+              file=sys.stderr, flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
