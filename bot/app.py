@@ -63,7 +63,11 @@ async def start_up(app: Application) -> None:
     if state.config.metrics_port and state.metrics is not None:
         state.observer = ObserveServer(state.config.listen, state.config.metrics_port, state.engine, state.database,
                                        state.metrics).start()
-    await register_commands(app)
+    try:
+        await register_commands(app)
+    except TelegramError as exc:
+        # The menu and profile are niceties: a bot that cannot set them just now still answers.
+        log.warning("Could not set the commands menu and profile (%s); the next start tries again", exc)
 
 
 async def register_commands(app: Application) -> None:

@@ -129,6 +129,14 @@ class FakeTelegram:
             self._cond.notify_all()
         return update_id
 
+    def delivered(self, update: dict) -> None:
+        """Note the messages of an update that a test delivered itself (to a webhook), so that the
+        bot may reply to them, as push() does for the updates it queues."""
+        with self._cond:
+            for value in update.values():
+                if isinstance(value, dict) and "chat" in value and "message_id" in value:
+                    self._known.add((value["chat"]["id"], value["message_id"]))
+
     def add_file(self, content: bytes) -> dict:
         """A Document's file fields for content the bot can download with getFile."""
         file_id = f"file{len(self.files) + 1}"
@@ -139,6 +147,11 @@ class FakeTelegram:
         """Answer the next `times` calls of method with 429 Too Many Requests."""
         with self._cond:
             self._failures.setdefault(method, []).extend([retry_after] * times)
+
+    def break_next(self, method: str, times: int = 1) -> None:
+        """Answer the next `times` calls of method with 502 Bad Gateway (Telegram's side failing)."""
+        with self._cond:
+            self._failures.setdefault(method, []).extend([0] * times)
 
     def sent(self, method: str | None = None) -> list[dict]:
         """Parameters of the calls the server accepted, oldest first."""
@@ -234,6 +247,8 @@ class FakeTelegram:
             queue = self._failures.get(method)
             if queue:
                 retry_after = queue.pop(0)
+                if not retry_after:
+                    return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
                 return 429, {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {retry_after}",
                              "parameters": {"retry_after": retry_after}}
         handler = getattr(self, f"_api_{method}", None)

@@ -290,6 +290,20 @@ def test_a_429_from_telegram_is_retried_after_retry_after(sample_engine):
     run(scenario())
 
 
+def test_a_bot_that_cannot_set_its_menu_at_start_still_answers(sample_engine, caplog):
+    async def scenario():
+        with FakeTelegram() as fake:
+            fake.break_next("setMyCommands")
+            async with running_bot(fake, sample_engine):
+                asked = message(BATTLEGROUPS)
+                fake.push(message=asked)
+                (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, asked["message_id"]))
+                assert "Bulgaria" in answer_text(reply)
+
+    run(scenario())
+    assert any("Could not set the commands menu" in r.getMessage() for r in caplog.records)
+
+
 def test_only_admins_may_reindex_and_see_stats(tmp_path, embedder):
     corpus = write_corpus(tmp_path / "corpus", {"a.txt": "Title: Rates\n\nThe central bank raised rates to 5.25% on Thursday."})
     engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus), embedder)
