@@ -70,15 +70,17 @@ an article file (.txt .md .html .json .jsonl, up to 20 MB) sent to the bot in a 
 
 
 DB_HELP = """\
-With CITEBOT_DATABASE_URL=postgresql://USER:PASSWORD@HOST:PORT/DATABASE the bot keeps its answers
-(for More, follow-ups and votes), votes, question log, per-user rate limits and feeds in that
-PostgreSQL database instead of SQLite files in DATA_DIR, so several replicas of the bot can share
-them; one replica runs each scheduled feed refresh. The database needs the pgvector extension.
+With CITEBOT_DATABASE_URL=postgresql://USER:PASSWORD@HOST:PORT/DATABASE the index (`citebot build`
+writes it there: new and changed articles only, one transaction per update) and the bot's answers
+(for More, follow-ups and votes), votes, question log, per-user rate limits and feeds live in that
+PostgreSQL database instead of files in DATA_DIR, so several replicas of the bot can share them;
+one replica runs each scheduled feed refresh. The database needs the pgvector extension.
 
   citebot db init     create the schema, or migrate it to this citebot's version; run it again and
                       nothing changes. Prints the schema version. (`citebot serve` also migrates a
                       schema that is behind; a schema newer than this citebot is refused.)
-  citebot db import   copy DATA_DIR/bot.sqlite and DATA_DIR/feeds.sqlite into the database (creating
+  citebot db import   copy DATA_DIR/bot.sqlite, DATA_DIR/feeds.sqlite and the file index (its corpus,
+                      with the index's vectors: nothing is embedded again) into the database (creating
                       the schema first). Rows already there are kept: importing twice adds nothing.
                       Prints what was added. Run it before the bot's first start on the database.
   citebot db status   the server, pgvector, the schema's version and the rows in each table; exits 1
@@ -380,7 +382,7 @@ def cmd_serve(args) -> int:
 
 
 STATE_TABLES = ("bot_answers", "bot_sent", "bot_votes", "bot_asked", "rate_limits", "feeds", "feed_items",
-                "feed_failures")
+                "feed_failures", "index_documents", "index_chunks")
 
 
 def cmd_db(args) -> int:
@@ -409,8 +411,8 @@ def cmd_db(args) -> int:
             vector = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone() \
                 if has_vector(conn) else None
             server = conn.execute("SHOW server_version").fetchone()[0]
-            counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in STATE_TABLES} \
-                if version >= 1 else {}
+            counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in STATE_TABLES
+                      if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0]} if version >= 1 else {}
         status = {"database": where, "server": server, "pgvector": vector[0] if vector else None,
                   "schema_version": version, "citebot_schema_version": latest_version(), "rows": counts}
         if args.json:
@@ -435,11 +437,14 @@ def _db_import(settings, args) -> int:
     from index.news.feeds import FEEDS_FILE, PostgresFeedStore
     from index.store.database import Database
 
+    from index.store.files import current_build_dir, read_manifest
+
     sources = [(settings.data_dir / "bot.sqlite", "bot's memory"), (settings.data_dir / FEEDS_FILE, "feeds")]
     present = [(path, what) for path, what in sources if path.is_file()]
-    if not present:
-        print(f"citebot: nothing to import: neither {sources[0][0]} nor {sources[1][0]} exists "
-              "(--data-dir names the folder they are in).", file=sys.stderr)
+    build = current_build_dir(settings.index_root)
+    if not present and build is None:
+        print(f"citebot: nothing to import: there is no index in {settings.index_root.absolute()} and neither "
+              f"{sources[0][0]} nor {sources[1][0]} exists (--data-dir names the folder they are in).", file=sys.stderr)
         return 2
     config = BotConfig.from_env()
     db = Database(settings.database_url).open()  # creates or migrates the schema when it is behind
@@ -453,9 +458,19 @@ def _db_import(settings, args) -> int:
                 results[path.name] = PostgresFeedStore(db).import_sqlite(path)
     finally:
         db.close()
+    if build is not None:
+        # The file index's corpus, written into the database with the file index's vectors: nothing is embedded.
+        corpus = Path(read_manifest(build).get("corpus_dir") or settings.corpus_dir)
+        report = _engine(args).build(corpus)
+        results["index"] = {"documents": report.documents, "chunks": report.chunks, "embedded": report.embedded,
+                            "unchanged": report.unchanged, "corpus": str(corpus)}
     if args.json:
         print(json.dumps({"database": db.where, "imported": results}, indent=2))
         return 0
+    index = results.pop("index", None)
+    if index is not None:
+        print(f"index of {index['corpus']} into {db.where}: " + ("already there." if index["unchanged"] else
+              f"{index['documents']:,} documents, {index['chunks']:,} chunks ({index['embedded']:,} embedded)."))
     for name, result in results.items():
         parts = [f"{result['added'][table]:,} of {result['read'][table]:,} {table.replace('_', ' ')}"
                  for table in result["read"]]

@@ -115,3 +115,22 @@ def test_date_and_source_filters_are_searched_in_the_database(tmp_path, embedder
     assert [c.title for c in latest.citations] == ["Bridge toll set"], "an article after 'today' is in the future"
     empty = engine.ask(question, since=date(2023, 1, 1))
     assert empty.abstained and "I have no articles" in empty.reason
+
+
+def test_db_import_moves_a_file_index_into_the_database_without_embedding_again(tmp_path, make_engine, new_database,
+                                                                               monkeypatch, capsys):
+    from bot.cli import main
+
+    corpus = write_corpus(tmp_path / "corpus", {"harbour.json": article(*HARBOUR), "orchard.json": article(*ORCHARD)})
+    files = make_engine(corpus, tmp_path / "data")
+    url = new_database()
+    monkeypatch.setenv("CITEBOT_DATABASE_URL", url)
+    assert main(["--data-dir", str(tmp_path / "data"), "db", "import"]) == 0
+    out = capsys.readouterr().out
+    assert f"index of {corpus} into" in out and "2 documents, 2 chunks (0 embedded)." in out
+    assert main(["--data-dir", str(tmp_path / "data"), "db", "import"]) == 0
+    assert "already there." in capsys.readouterr().out
+
+    database = Engine(Settings(data_dir=tmp_path / "elsewhere", corpus_dir=corpus, database_url=url), files.embedder)
+    question = "How much did the Varna harbour bridge cost?"
+    assert database.ask(question).citations[0].excerpt == files.ask(question).citations[0].excerpt
