@@ -30,6 +30,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from index.read.answer import Answer
 from index.engine import Engine
 from index.errors import BuildError, BuildInProgress, CitebotError, IndexUnavailable, QuestionError
+from index.store.database import DatabaseError
 from index.store.database import Database
 from index.news.newsdesk import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, DeskReport, Newsdesk
 
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
 NOT_READY = "My index is not ready yet; an admin needs to run /reindex."
+DATABASE_AWAY = "I cannot reach my article database just now; please try again in a minute."
 TEXT_ONLY = "I read text only: send your question as a message."
 REFUSED = "Sorry, only the bot's admins can do that."
 MEMORY_AWAY = "I cannot reach my memory of that answer just now; please try again in a moment."
@@ -631,16 +633,22 @@ async def prune_history(context: CitebotContext) -> None:
 
 
 async def error_handler(update: object, context: CitebotContext) -> None:
-    """Log the traceback; tell the user only that something went wrong."""
-    log.error("Error while handling an update", exc_info=context.error)
+    """Log the traceback; tell the user only that something went wrong (or that the database is away)."""
+    apology = APOLOGY
+    if isinstance(context.error, DatabaseError):
+        # Not a bug: the database (CITEBOT_DATABASE_URL) cannot be reached; its sentence says where.
+        log.warning("Could not answer: %s", context.error)
+        apology = DATABASE_AWAY
+    else:
+        log.error("Error while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.callback_query is not None:
         try:  # a button press must never leave the user's spinner running
-            await update.callback_query.answer(APOLOGY, show_alert=True)
+            await update.callback_query.answer(apology, show_alert=True)
         except Exception:  # already answered, or too old
             log.info("Could not answer the callback query", exc_info=True)
         return
     if isinstance(update, Update) and update.effective_message is not None:
         try:
-            await update.effective_message.reply_text(APOLOGY)
+            await update.effective_message.reply_text(apology)
         except Exception:  # the apology itself failed; the log already has the cause
             log.warning("Could not send the apology", exc_info=True)

@@ -6,10 +6,13 @@ import contextlib
 import itertools
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,7 +26,7 @@ from index.config import Settings
 from index.engine import Engine
 from index.store.files import current_build_dir
 
-from .conftest import ROOT, write_corpus
+from .conftest import SAMPLE_CORPUS, ROOT, write_corpus
 from .fake_telegram import FakeTelegram, parse_telegram_html, utf16_len
 
 ADMIN = 4242
@@ -302,6 +305,45 @@ def test_a_bot_that_cannot_set_its_menu_at_start_still_answers(sample_engine, ca
 
     run(scenario())
     assert any("Could not set the commands menu" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.postgres
+def test_a_bot_whose_database_goes_away_says_so_in_one_sentence_and_answers_when_it_is_back(tmp_path, embedder,
+                                                                                             caplog):
+    from index.store.database import Database
+    from index.store.local_postgres import LocalPostgres
+
+    kept = Path(tempfile.mkdtemp(prefix="citebot-pg-away-"))  # in /tmp, where the server's account may go
+    server = LocalPostgres(folder=kept, durable=True).start()
+    url = server.create_database("away")
+    engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=SAMPLE_CORPUS, database_url=url), embedder)
+    engine.build()
+
+    async def ask(fake) -> str:
+        asked = message(BATTLEGROUPS)
+        fake.push(message=asked)
+        (reply,) = await fake.wait_for(lambda: fake.replies_to(ALICE, asked["message_id"]), timeout=60)
+        return answer_text(reply)
+
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, engine, rate_limit=100):
+                assert "Bulgaria" in await ask(fake)
+                server.stop()
+                assert await ask(fake) == "I cannot reach my article database just now; please try again in a minute."
+                server.start()
+                assert "Bulgaria" in await ask(fake), "the pool reconnects when the database is back"
+
+    try:
+        run(scenario())
+    finally:
+        Database.close_shared()
+        server.stop()
+        shutil.rmtree(kept, ignore_errors=True)
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("cannot be reached" in m or "lost" in m for m in logged)
+    assert not any("Error while handling" in m for m in logged)
+    assert not any(server.password in m for m in logged)
 
 
 def test_only_admins_may_reindex_and_see_stats(tmp_path, embedder):
