@@ -14,7 +14,7 @@ from typing import Sequence
 from .read.answer import Answer, collapse_near_duplicates, make_citation
 from .store.builder import Announce, BuildReport, Progress, build_database_index, build_index
 from .config import Settings
-from .encoders.embedder import Embedder
+from .encoders.embedder import Embedder, UpdateEmbedder
 from .ingest.language import detect_language
 from .read.excerpt import READER_MAX_CHARS, excerpt_by_mass
 from .errors import QuestionError
@@ -166,11 +166,12 @@ class Engine:
               announce: Announce | None = None) -> BuildReport:
         """Rebuild the index from the corpus; queries keep using the old one until the new one is live.
         announce hears, once and early, how long the embedding will take when that is long."""
+        embedder = UpdateEmbedder(self.embedder)  # a few articles: through ONNX Runtime, no torch
         if self.settings.database_url:
-            report = build_database_index(self.settings, self.database, corpus_dir, self.embedder.bulk, progress,
-                                          force, announce)
+            report = build_database_index(self.settings, self.database, corpus_dir, embedder, progress, force,
+                                          announce)
         else:
-            report = build_index(self.settings, corpus_dir, self.embedder.bulk, progress, force, announce)
+            report = build_index(self.settings, corpus_dir, embedder, progress, force, announce)
         self.embedder.queries.prepare()  # export for ONNX Runtime now, while torch is loaded anyway
         self._current()
         return report

@@ -7,6 +7,8 @@ import numpy as np
 
 from index.encoders.embedding import BulkEmbedder
 from index.encoders.embedder import Embedder
+from index.config import Settings
+from index.engine import Engine
 
 TEXTS = [
     "Where will NATO deploy its new battlegroups?",
@@ -87,3 +89,37 @@ def test_importing_the_engine_leaves_the_environment_alone():
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "unset"
+
+
+def test_adding_a_few_articles_loads_no_torch_and_their_vectors_match_the_torch_models(tmp_path, embedder):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, write_corpus
+
+    corpus = write_corpus(tmp_path / "corpus", {
+        "rates.txt": "Title: Rates\n\nThe central bank raised rates to 5.25% on Thursday, the highest in 22 years.",
+    })
+    data = tmp_path / "data"
+    first = subprocess.run([sys.executable, "-m", "bot.cli", "-q", "--data-dir", str(data), "build", str(corpus)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]  # the first build also exports the model for questions
+    engine = Engine(Settings(data_dir=data, corpus_dir=corpus), embedder)
+    write_corpus(corpus, {"copper.txt": "Title: Copper\n\nCopper prices rose 4% after a strike closed the "
+                                        "largest mine in Chile for a week."})
+    script = ("import sys\nfrom index.config import Settings\nfrom index.engine import Engine\n"
+              f"engine = Engine(Settings(data_dir={str(engine.settings.data_dir)!r}, corpus_dir={str(corpus)!r}))\n"
+              "report = engine.build()\n"
+              "answer = engine.ask('Why did copper prices rise?')\n"
+              "print(report.embedded, 'torch' in sys.modules, answer.citations[0].title)\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["1", "False", "Copper"], "one chunk embedded through ONNX Runtime, no torch"
+
+    from index.ingest.chunking import embedding_text
+
+    view = Engine(engine.settings, engine.embedder).snapshot
+    records = view.chunks(list(range(view.chunk_count)))
+    by_torch = engine.embedder.bulk.embed([embedding_text(c.title, c.text) for c in records.values()])
+    cosines = (np.asarray(view.vectors[list(records)], dtype=np.float32) * by_torch).sum(axis=1)
+    assert len(cosines) == 2 and cosines.min() > 0.999, cosines

@@ -282,7 +282,8 @@ def test_a_full_disk_gets_one_sentence_leaves_nothing_behind_and_the_old_index_s
 
 KILL_POINTS = {
     "reading": "from index.ingest import documents as m; m.make_document = die",
-    "embedding": "from index.encoders.embedding import BulkEmbedder as m; m.embed_into = die",
+    "embedding": "from index.encoders.embedding import BulkEmbedder as m; m.embed_into = die\n"
+                 "from index.encoders.embedder import UpdateEmbedder as u; u.embed_into = die",
     "writing vectors": "m = store.IndexWriter; m.write_vectors = die",
     "writing BM25": "m = store.IndexWriter; m.write_bm25 = die",
     "renamed, before CURRENT": "real = store._fsync_dir\n"
@@ -299,8 +300,8 @@ def test_a_build_killed_at_any_point_leaves_an_index_that_loads_and_no_growing_l
         (corpus / f"new-{n}.txt").write_text(NEW_ARTICLE.replace("Copper", f"Copper {n}"))
         script = "import os, signal\nfrom index.store import files as store\n" \
                  "def die(*args, **kwargs):\n    os.kill(os.getpid(), signal.SIGKILL)\n" + patch + "\n" + \
-                 "from index.store.builder import build_index\nfrom index.config import Settings\n" + \
-                 f"build_index(Settings(data_dir={str(data)!r}, corpus_dir={str(corpus)!r}))\n"
+                 "from index.engine import Engine\nfrom index.config import Settings\n" + \
+                 f"Engine(Settings(data_dir={str(data)!r}, corpus_dir={str(corpus)!r})).build()\n"
         result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, timeout=300)
         assert result.returncode == -signal.SIGKILL, (point, result.stderr[-2000:])
         fresh = Engine(engine.settings, engine.embedder)
