@@ -30,6 +30,7 @@ from index.news.newsdesk import Newsdesk
 from . import handlers
 from .config import BotConfig
 from .conversation import open_history
+from .digests import open_digests
 from .history import MORE, VOTE
 from .observe import Metrics, ObserveServer
 from .render import describe_coverage
@@ -41,6 +42,7 @@ REFRESH_FIRST_S = 30  # seconds after start of the first scheduled feed refresh
 COMMANDS = [
     BotCommand("ask", "Ask a question about the news articles"),
     BotCommand("help", "What I know and how to ask"),
+    BotCommand("digest", "The day's main stories every day: /digest 07:30 [Europe/Berlin] or off"),
 ]
 ADMIN_COMMANDS = COMMANDS + [
     BotCommand("reindex", "Rebuild the index from the corpus (admins)"),
@@ -144,6 +146,7 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
         desk=Newsdesk(engine, database=database),
         database=database,
         metrics=Metrics(engine) if config.metrics_port else None,
+        digests=open_digests(engine.settings.data_dir, database),
     )
     new_text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
     app.add_handler(CommandHandler(["start", "help"], handlers.start, filters.UpdateType.MESSAGE))
@@ -155,6 +158,7 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
     app.add_handler(CommandHandler("removefeed", handlers.removefeed, filters.UpdateType.MESSAGE))
     app.add_handler(CommandHandler("add", handlers.add_page, filters.UpdateType.MESSAGE))
     app.add_handler(CommandHandler("refresh", handlers.refresh, filters.UpdateType.MESSAGE))
+    app.add_handler(CommandHandler("digest", handlers.digest, filters.UpdateType.MESSAGE))
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & new_text, handlers.private_text))
     app.add_handler(MessageHandler(filters.ChatType.GROUPS & new_text, handlers.group_message))
     app.add_handler(MessageHandler(filters.UpdateType.CHANNEL_POST & filters.TEXT, handlers.channel_post))
@@ -171,11 +175,23 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
     app.add_error_handler(handlers.error_handler)
     if app.job_queue is not None:  # forget old answers and questions as the settings say, every 6 h
         app.job_queue.run_repeating(handlers.prune_history, interval=6 * 3600, first=6 * 3600, name="prune")
+    if app.job_queue is not None:  # restart-proof: every chat's stored digest, at its time in its zone
+        for stored in app_state_digests(app):
+            handlers.schedule_digest(app.job_queue, stored)
     if config.refresh_minutes and app.job_queue is not None:
         # The first run soon after start catches up on what the feeds published during downtime.
         app.job_queue.run_repeating(handlers.scheduled_refresh, interval=config.refresh_minutes * 60,
                                     first=REFRESH_FIRST_S, name=handlers.REFRESH_JOB)
     return app
+
+
+def app_state_digests(app: Application) -> list:
+    """The stored digests to schedule at start (none if their store cannot be read: logged)."""
+    try:
+        return handlers.app_state(app).digests.all()
+    except Exception as exc:  # a damaged digests.sqlite must not keep the bot from answering
+        log.warning("Could not read the daily digests (%s); none is scheduled until /digest sets one again", exc)
+        return []
 
 
 # Only what the handlers above take: Telegram then sends nothing else (edits, reactions, polls...).

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import html
 import logging
@@ -9,7 +10,7 @@ import re
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from telegram import (
     InlineKeyboardButton,
@@ -30,16 +31,17 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from index.read.answer import Answer
 from index.engine import Engine
 from index.errors import BuildError, BuildInProgress, CitebotError, IndexUnavailable, QuestionError
-from index.store.database import DatabaseError
-from index.store.database import Database
+from index.search.timeframe import say_iso
+from index.store.database import Database, DatabaseError
 from index.news.newsdesk import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, DeskReport, Newsdesk
 
 from .config import BotConfig
 from .conversation import ALL_SHOWN, answer_turn, remember_turn
+from .digests import Digest, DigestStore, parse_schedule
 from .history import History, Remembered, callback_data, parse_callback_data, parse_vote_data, vote_data
 from .observe import Metrics, ObserveServer
 from .ratelimit import RateLimiter, Verdict
-from .render import describe_coverage, render_report, feed_lines, render_answer, render_inline_message, render_page
+from .render import describe_coverage, render_digest, render_report, feed_lines, render_answer, render_inline_message, render_page
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class BotState:
     database: Database | None = None  # CITEBOT_DATABASE_URL's, shared by the stores above; None: files
     metrics: Metrics | None = None  # Prometheus counters (CITEBOT_METRICS_PORT); None: not kept
     observer: ObserveServer | None = None  # the /healthz and /metrics server, while it runs
+    digests: DigestStore | None = None  # chats' daily digests (bot/digests.py)
 
 
 STATE_KEY = "citebot"  # application.bot_data[STATE_KEY] holds the BotState
@@ -625,6 +628,103 @@ async def scheduled_refresh(context: CitebotContext) -> None:
     if metrics is not None:
         metrics.refreshed("ok", len(report.added))
     log.info("Scheduled refresh: %s", report.summary().replace("\n", "; "))
+
+
+# -- the daily digest ----------------------------------------------------------------------------
+
+DIGEST_HELP = ("No digest here yet: /digest 07:30 sends the main stories of the new articles every day at 07:30 "
+               "UTC (or /digest 07:30 Europe/Berlin); /digest off stops it.")
+DIGEST_FIRST_DAYS = 1  # a first digest tells the articles published since yesterday
+DIGEST_GAP = timedelta(hours=20)  # a digest sent this recently (by another replica) is not sent again
+
+
+def digest_job_name(chat_id: int) -> str:
+    return f"digest:{chat_id}"
+
+
+def schedule_digest(job_queue, digest: Digest) -> None:
+    """(Re)schedule one chat's digest on the JobQueue, every day at its time in its time zone."""
+    if job_queue is None:
+        return
+    for job in job_queue.get_jobs_by_name(digest_job_name(digest.chat_id)):
+        job.schedule_removal()
+    job_queue.run_daily(send_digest, time=digest.time, chat_id=digest.chat_id, name=digest_job_name(digest.chat_id))
+
+
+async def _is_chat_admin(context: CitebotContext, chat_id: int, user_id: int) -> bool:
+    if user_id in context.citebot.config.admin_ids:
+        return True
+    try:
+        member = await context.bot.get_chat_member(chat_id, user_id)
+    except TelegramError as exc:
+        log.info("Cannot tell whether %s is an admin of %s: %s", user_id, chat_id, exc)
+        return False
+    return member.status in ("creator", "administrator")
+
+
+async def digest(update: Update, context: CitebotContext) -> None:
+    """/digest HH:MM [TIME ZONE] | off: the day's main stories in this chat every day (group admins only)."""
+    s = context.citebot
+    message, chat = update.effective_message, update.effective_chat
+    user = update.effective_user
+    if chat.type != "private" and (user is None or not await _is_chat_admin(context, chat.id, user.id)):
+        await message.reply_text("In a group only its admins can set the digest.")
+        return
+    args = context.args or []
+    if not args:
+        current = await asyncio.to_thread(s.digests.get, chat.id)
+        await message.reply_text(f"The digest comes every day at {current.at} ({html.escape(current.tz)}); "
+                                 "/digest off stops it." if current else DIGEST_HELP)
+        return
+    if args[0].lower() == "off":
+        removed = await asyncio.to_thread(s.digests.off, chat.id)
+        for job in context.job_queue.get_jobs_by_name(digest_job_name(chat.id)) if context.job_queue else ():
+            job.schedule_removal()
+        await message.reply_text("The digest is stopped." if removed else "There was no digest here to stop.")
+        return
+    try:
+        at, tz = parse_schedule(args)
+    except ValueError as exc:
+        await message.reply_text(html.escape(str(exc)))
+        return
+    stored = await asyncio.to_thread(s.digests.set, chat.id, at, tz)
+    schedule_digest(context.job_queue, stored)
+    await message.reply_text(f"Every day at {at} ({html.escape(tz)}) I will send the main stories of the articles "
+                             "published since the last digest, each with its lead. /digest off stops it.")
+
+
+def _digest_now(s: BotState, chat_id: int):
+    """(stories, since) for a chat's digest now, or None when it was just sent (by another replica)."""
+    from index.news.digest import stories
+
+    current = s.digests.get(chat_id)
+    if current is None:
+        return None
+    now = datetime.now(timezone.utc)
+    last = datetime.fromisoformat(current.last_sent) if current.last_sent else None
+    if last is not None and now - last < DIGEST_GAP:
+        return None
+    since = (last or now - timedelta(days=DIGEST_FIRST_DAYS)).date()
+    return stories(s.engine.snapshot, since, exclude=frozenset(current.last_docs)), since
+
+
+async def send_digest(context: CitebotContext) -> None:
+    """JobQueue: one chat's daily digest, if its articles hold new stories (else nothing is sent)."""
+    s, chat_id = context.citebot, context.job.chat_id
+    lock = s.database.try_lock(f"citebot:digest:{chat_id}") if s.database is not None else contextlib.nullcontext(True)
+    with lock as mine:
+        if not mine:
+            return  # another replica is sending it
+        found = await asyncio.to_thread(_digest_now, s, chat_id)
+        if found is None:
+            return
+        told, since = found
+        if not told:
+            log.info("Digest for %s: no new stories since %s", chat_id, since)
+            return
+        await context.bot.send_message(chat_id, render_digest(told, say_iso(since.isoformat())))
+        docs = [a.doc_id for story in told for a in story.articles]
+        await asyncio.to_thread(s.digests.sent, chat_id, datetime.now(timezone.utc), docs)
 
 
 async def prune_history(context: CitebotContext) -> None:

@@ -196,3 +196,22 @@ def render_page(answer: Answer, start: int, count: int, reserve: int = 0) -> tup
 def render_inline_message(c: Citation) -> str:
     """What an inline result sends into the chat: the excerpt with its citation."""
     return f"{render_excerpt(c, 2000)}\n{render_citation_line(c)}"
+
+
+def render_digest(stories, since: str) -> str:
+    """The daily digest: each story's lead excerpt under its title (a link), with how many articles
+    carried it; kept within one message (stories past the limit are left out)."""
+    head = f"<b>The main stories since {escape(since)}</b>"
+    parts = [head]
+    for n, story in enumerate(stories, 1):
+        lead = story.lead
+        title = escape(_cap(lead.title, 200))
+        if lead.url and linkable(lead.url):
+            title = f'<a href="{escape(lead.url.strip(), quote=True)}">{title}</a>'
+        carried = f" ({len(story.articles)} articles)" if len(story.articles) > 1 else ""
+        meta = " · ".join(x for x in (escape(_cap(lead.source, 80)), escape(lead.published[:10])) if x)
+        part = f"{n}. <b>{title}</b>{carried}\n{escape(_cap(_one_line(story.excerpt), 400))}" + (f"\n— {meta}" if meta else "")
+        if _visible_len("\n\n".join(parts + [part])) > 3800:
+            break
+        parts.append(part)
+    return "\n\n".join(parts)

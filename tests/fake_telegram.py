@@ -91,6 +91,7 @@ class FakeTelegram:
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._failures: dict[str, list[int]] = {}
+        self.chat_admins: dict[int, set[int]] = {}  # chat id -> its admins' user ids (getChatMember)
         self.files: dict[str, bytes] = {}  # file_id -> content, served by getFile and /file/bot<token>/
         self._cond = threading.Condition()
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
@@ -261,6 +262,14 @@ class FakeTelegram:
             return 200, {"ok": True, "result": result}
         except ValueError as exc:
             return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {exc}"}
+
+    def _api_getChatMember(self, params):
+        """Creators are the ids in chat_admins (per chat id); everyone else is a member."""
+        user_id = int(params["user_id"])
+        user = {"id": user_id, "is_bot": False, "first_name": f"u{user_id}"}
+        if user_id in self.chat_admins.get(int(params["chat_id"]), ()):
+            return {"status": "creator", "user": user, "is_anonymous": False}
+        return {"status": "member", "user": user}
 
     def _api_getMe(self, params):
         return self.bot_user

@@ -149,11 +149,20 @@ CREATE TABLE index_terms (token text PRIMARY KEY, df integer NOT NULL);  -- chun
 CREATE TABLE index_state (key text PRIMARY KEY, value jsonb NOT NULL);  -- manifest, generation, totals
 """
 
+# Daily digests (bot/digests.py).
+DIGESTS_SQL = """
+CREATE TABLE digests (
+    chat_id bigint PRIMARY KEY, at text NOT NULL, tz text NOT NULL,
+    last_sent text NOT NULL DEFAULT '', last_docs text NOT NULL DEFAULT '[]'
+);
+"""
+
 # In order, each applied once in its own transaction. Never edit an entry that has shipped: add one.
 # The index (documents, chunks, vectors, term statistics) is entry 2: index/store/postgres.py reads it.
 MIGRATIONS: list[Migration] = [
     Migration(1, "bot state: answers, votes, question log, rate limits, feeds", BOT_STATE),
     Migration(2, "index: documents, chunks (pgvector HNSW, tsvector GIN), term statistics", INDEX_SQL),
+    Migration(3, "daily digests: chats, times, what the last one told", DIGESTS_SQL),
 ]
 
 SCHEMA_VERSION_TABLE = """

@@ -565,6 +565,19 @@ class IndexSnapshot:
             rows = self._db.execute("SELECT hash, row FROM sentences").fetchall()
         return dict(rows), self.sentence_vectors
 
+    def leads(self, where: ChunkFilter | None = None) -> list[ChunkRecord]:
+        with self._db_lock:
+            rows = np.asarray([r for (r,) in self._db.execute("SELECT row FROM chunks WHERE ordinal = 0 ORDER BY row")],
+                              dtype=np.int64)
+        allowed = self.rows(where)
+        if allowed is not None:
+            rows = np.intersect1d(rows, allowed)
+        found = self.chunks(rows.tolist())
+        return sorted(found.values(), key=lambda c: (c.published, c.row), reverse=True)
+
+    def vectors_of(self, ids: Sequence[int]) -> np.ndarray:
+        return np.asarray(self.vectors[np.asarray(ids, dtype=np.int64)], dtype=np.float32)
+
     def close(self) -> None:
         with self._db_lock:
             self._db.close()

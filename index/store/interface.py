@@ -87,6 +87,12 @@ class IndexView(Protocol):
     def document_frequencies(self, tokens: Sequence[str]) -> dict[str, int]:
         """How many chunks hold each token the lexical index knows."""
 
+    def leads(self, where: ChunkFilter | None = None) -> list[ChunkRecord]:
+        """The first chunk of each article the filter allows (a story's lead), newest first."""
+
+    def vectors_of(self, ids: Sequence[int]) -> np.ndarray:
+        """The chunks' vectors, one row per id, in order."""
+
     def coverage(self) -> dict:
         """articles, sources (by number of articles), first and last date."""
 

@@ -263,6 +263,21 @@ class PostgresView:
                               "sources": [{"source": s, "articles": int(n)} for s, n in sources]}
         return self._coverage
 
+    def leads(self, where: ChunkFilter | None = None) -> list[ChunkRecord]:
+        sql, args = _where(where)
+        with self.db.transaction() as conn:
+            rows = conn.execute(self._CHUNK_SQL + f"WHERE c.ordinal = 0 AND {sql}", args).fetchall()
+        return sorted(self._records(rows).values(), key=lambda c: (c.published, c.row), reverse=True)
+
+    def vectors_of(self, ids: Sequence[int]) -> np.ndarray:
+        ids = [int(i) for i in ids]
+        if not ids:
+            return np.zeros((0, DIM), dtype=np.float32)
+        with self.db.transaction() as conn:
+            found = {int(i): v for i, v in conn.execute(
+                "SELECT id, embedding::text FROM index_chunks WHERE id = ANY(%s)", [ids])}
+        return np.asarray([np.asarray(json.loads(found[i]), dtype=np.float32) for i in ids], dtype=np.float32)
+
     def close(self) -> None:
         """The database's pool belongs to the process (Database.shared): nothing of the view's to close."""
 
