@@ -151,13 +151,15 @@ class SqliteFollowStore:
 
     def list(self, user_id: int) -> list[Follow]:
         with self._guard(), self._lock:
-            rows = self._db.execute("SELECT id, topic FROM follows WHERE user_id = ? ORDER BY id", (user_id,)).fetchall()
+            rows = self._db.execute("SELECT id, topic FROM follows WHERE user_id = ? ORDER BY id",
+                                    (user_id,)).fetchall()
         return [Follow(i, user_id, t) for i, t in rows]
 
     def remove(self, user_id: int, n: int) -> Follow | None:
         """The user's n-th follow (1-based, as `list` numbers them), removed; None when there is none."""
         with self._guard(), self._lock, self._db:
-            rows = self._db.execute("SELECT id, topic FROM follows WHERE user_id = ? ORDER BY id", (user_id,)).fetchall()
+            rows = self._db.execute("SELECT id, topic FROM follows WHERE user_id = ? ORDER BY id",
+                                    (user_id,)).fetchall()
             if not 1 <= n <= len(rows):
                 return None
             fid, topic = rows[n - 1]

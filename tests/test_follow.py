@@ -10,13 +10,12 @@ import logging
 import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bot import cli
-from bot.follows import CONSOLE_USER, MAX_TOPICS, FollowRefused
+from bot.follows import MAX_TOPICS, FollowRefused
 from bot.handlers import app_state, scheduled_refresh
 from index.config import Settings
 from index.engine import Engine
@@ -185,11 +184,14 @@ def test_the_paths_filter_searches_only_those_files_articles(where, tmp_path, em
 # -- the bot, end to end --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("where", ["files", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_follower_gets_one_message_citing_only_the_new_matching_article_and_never_twice(
-        tmp_path, embedder, monkeypatch, caplog):
+        where, tmp_path, embedder, monkeypatch, caplog, request):
+    """On the file index with follows.sqlite, then with the index, feeds and follows in PostgreSQL."""
     monkeypatch.setenv("CITEBOT_FETCH_ALLOW_PRIVATE", "1")
     corpus = write_corpus(tmp_path / "corpus", {"tram.json": article(*TRAM)})
-    engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus), embedder)
+    url = request.getfixturevalue("new_database")() if where == "postgres" else ""
+    engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus, database_url=url), embedder)
     engine.build()
 
     async def say(fake, text, uid=ALICE, chat_id=None):
@@ -213,7 +215,10 @@ def test_a_follower_gets_one_message_citing_only_the_new_matching_article_and_ne
                 assert "Following “copper prices”" in await say(fake, "/follow copper prices")
                 assert "Following “Chilean mines”" in await say(fake, "/follow Chilean mines")
                 assert "Following" in await say(fake, "/follow elections in France", uid=BOB)
-                Newsdesk(engine, FetchPolicy(allow_private=True, timeout_s=5)).add_feed(f"{base}/rss")
+                state = app_state(app)
+                assert type(state.follows).__name__ == ("PostgresFollowStore" if url else "SqliteFollowStore")
+                await asyncio.to_thread(Newsdesk(engine, FetchPolicy(allow_private=True, timeout_s=5),
+                                                 database=state.database).add_feed, f"{base}/rss")
 
                 # A refresh brings a copper story and a football report: one message, only the copper one.
                 site.update(copper=COPPER, football=FOOTBALL)
@@ -230,7 +235,6 @@ def test_a_follower_gets_one_message_citing_only_the_new_matching_article_and_ne
                 await refreshed(fake, app)
                 await refreshed(fake, app)
                 # The copper article offered again (as if re-added): it was sent for these topics already.
-                state = app_state(app)
                 await asyncio.to_thread(state.follows.queue, ["fetched/" + p.relative_to(corpus / "fetched").as_posix()
                                                               for p in (corpus / "fetched").rglob("*.json")])
                 await refreshed(fake, app)
