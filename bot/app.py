@@ -31,6 +31,7 @@ from . import handlers
 from .config import BotConfig
 from .conversation import open_history
 from .digests import open_digests
+from .follows import open_follows
 from .history import MORE, VOTE
 from .observe import Metrics, ObserveServer
 from .render import describe_coverage
@@ -43,6 +44,9 @@ COMMANDS = [
     BotCommand("ask", "Ask a question about the news articles"),
     BotCommand("help", "What I know and how to ask"),
     BotCommand("digest", "The day's main stories every day: /digest 07:30 [Europe/Berlin] or off"),
+    BotCommand("follow", "Get new articles about a topic: /follow TOPIC"),
+    BotCommand("following", "The topics you follow"),
+    BotCommand("unfollow", "Stop following a topic: /unfollow N"),
 ]
 ADMIN_COMMANDS = COMMANDS + [
     BotCommand("reindex", "Rebuild the index from the corpus (admins)"),
@@ -109,6 +113,8 @@ async def close_state(app: Application) -> None:
     if state.observer is not None:
         await asyncio.to_thread(state.observer.stop)
         state.observer = None
+    if state.follows is not None:
+        state.follows.close()
     state.history.close()  # the database's pool is the process's (the engine's too): it goes with the process
 
 
@@ -147,6 +153,7 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
         database=database,
         metrics=Metrics(engine) if config.metrics_port else None,
         digests=open_digests(engine.settings.data_dir, database),
+        follows=open_follows(engine.settings.data_dir, database),
     )
     new_text = filters.UpdateType.MESSAGE & filters.TEXT & ~filters.COMMAND
     app.add_handler(CommandHandler(["start", "help"], handlers.start, filters.UpdateType.MESSAGE))
@@ -159,6 +166,9 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
     app.add_handler(CommandHandler("add", handlers.add_page, filters.UpdateType.MESSAGE))
     app.add_handler(CommandHandler("refresh", handlers.refresh, filters.UpdateType.MESSAGE))
     app.add_handler(CommandHandler("digest", handlers.digest, filters.UpdateType.MESSAGE))
+    app.add_handler(CommandHandler("follow", handlers.follow, filters.UpdateType.MESSAGE))
+    app.add_handler(CommandHandler("following", handlers.following, filters.UpdateType.MESSAGE))
+    app.add_handler(CommandHandler("unfollow", handlers.unfollow, filters.UpdateType.MESSAGE))
     app.add_handler(MessageHandler(filters.ChatType.PRIVATE & new_text, handlers.private_text))
     app.add_handler(MessageHandler(filters.ChatType.GROUPS & new_text, handlers.group_message))
     app.add_handler(MessageHandler(filters.UpdateType.CHANNEL_POST & filters.TEXT, handlers.channel_post))

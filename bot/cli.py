@@ -320,8 +320,77 @@ def cmd_add(args) -> int:
 
 
 def cmd_refresh(args) -> int:
-    """Fetch every feed and update the index."""
-    return _print_desk(_desk(args).refresh(build=not args.no_build), args.json)
+    """Fetch every feed and update the index; then the console user's followed topics searched
+    among the new articles (`citebot follow`), printed; the bot's users get theirs from the bot."""
+    desk = _desk(args)
+    report = desk.refresh(build=not args.no_build)
+    found = []
+    if report.added and report.build is not None:
+        from bot.alerts import find_alerts, record
+        from bot.follows import CONSOLE_USER
+
+        store = _follows(desk.engine.settings)
+        try:
+            store.queue(report.added)
+            found = find_alerts(desk.engine, store, CONSOLE_USER, store.take(CONSOLE_USER))
+            record(store, found)
+        finally:
+            store.close()
+    if args.json:
+        out = report.to_json()
+        out["alerts"] = [{"topic": a.follow.topic, "citations": [c.to_dict() for c in a.citations]} for a in found]
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return 0
+    print(report.summary())
+    if found:
+        from bot.alerts import render_alerts_text
+
+        print()
+        print(render_alerts_text(found))
+    return 0
+
+
+def _follows(settings):
+    from bot.follows import open_follows
+
+    return open_follows(settings.data_dir, settings.database_url or None)
+
+
+def cmd_follow(args) -> int:
+    """Follow a topic as the console user, list the topics, or stop following one."""
+    from bot.follows import CONSOLE_USER, MAX_TOPICS, FollowRefused
+
+    store = _follows(_settings(args))
+    try:
+        if args.action == "list":
+            listed = store.list(CONSOLE_USER)
+            if not listed:
+                print("You follow no topics yet: citebot follow add TOPIC")
+            for i, f in enumerate(listed, 1):
+                print(f"{i}. {f.topic}")
+            return 0
+        if not args.value:
+            what = "the topic" if args.action == "add" else "the topic's number (citebot follow list)"
+            print(f"citebot: follow {args.action} needs {what}.", file=sys.stderr)
+            return 2
+        if args.action == "add":
+            try:
+                added = store.add(CONSOLE_USER, " ".join(args.value))
+            except FollowRefused as exc:
+                print(f"citebot: {exc}", file=sys.stderr)
+                return 2
+            print(f"Following “{added.topic}” ({len(store.list(CONSOLE_USER))} of at most {MAX_TOPICS}). "
+                  "`citebot refresh` prints the new articles about it.")
+            return 0
+        number = args.value[0]
+        removed = store.remove(CONSOLE_USER, int(number)) if len(args.value) == 1 and number.isdigit() else None
+        if removed is None:
+            print(f"citebot: there is no topic number {' '.join(args.value)} (citebot follow list).", file=sys.stderr)
+            return 2
+        print(f"No longer following “{removed.topic}”.")
+        return 0
+    finally:
+        store.close()
 
 
 def cmd_report(args) -> int:
@@ -633,11 +702,25 @@ def parser() -> argparse.ArgumentParser:
                        "Fetch every feed (conditional GET: unchanged feeds cost one small request), fetch the "
                        "pages of new items (at most CITEBOT_MAX_FEED_ITEMS a feed), write them to CORPUS_DIR/fetched/ "
                        "and update the index whenever the corpus differs from it. One feed's "
-                       "failure stops no other; each is reported in one line. The bot does this every "
-                       "CITEBOT_REFRESH_MINUTES (default 30).")
+                       "failure stops no other; each is reported in one line. Then the topics followed with "
+                       "`citebot follow` are searched among the new articles and their matches printed. The bot "
+                       "does this every CITEBOT_REFRESH_MINUTES (default 30), and sends its users their alerts.")
     r.add_argument("--no-build", action="store_true", help="write the articles but do not update the index")
-    r.add_argument("--json", action="store_true", help="print the result as JSON")
+    r.add_argument("--json", action="store_true", help="print the result as JSON (with an \"alerts\" list)")
     r.set_defaults(func=cmd_refresh)
+
+    fo = sub.add_parser("follow", parents=[common], help="follow topics: new articles about them after each refresh",
+                        description=
+                        "The console's followed topics, as /follow, /following and /unfollow are a Telegram user's "
+                        "(in DATA_DIR/follows.sqlite, or the database of CITEBOT_DATABASE_URL). `follow add TOPIC` "
+                        "follows a topic (3 to 200 characters, at most 10 topics); `follow list` numbers them; "
+                        "`follow remove N` stops following the N-th. After a `citebot refresh` that added "
+                        "articles, each topic is searched among the new articles only (by meaning, with the "
+                        "engine's abstention) and the cited excerpts that match are printed, each article once "
+                        "per topic.")
+    fo.add_argument("action", choices=("add", "list", "remove"))
+    fo.add_argument("value", nargs="*", metavar="TOPIC|N", help="the topic (add) or its number in the list (remove)")
+    fo.set_defaults(func=cmd_follow)
 
     rp = sub.add_parser("report", parents=[common], help="what users asked the bot, and what it could not answer", description=
                         "From the bot's log in DATA_DIR/bot.sqlite (or the database of CITEBOT_DATABASE_URL): questions in the last 24 hours and the last "

@@ -35,7 +35,9 @@ from index.search.timeframe import say_iso
 from index.store.database import Database, DatabaseError
 from index.news.newsdesk import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, DeskReport, Newsdesk
 
+from . import alerts
 from .config import BotConfig
+from .follows import MAX_TOPICS, FollowRefused, FollowStore
 from .conversation import ALL_SHOWN, answer_turn, remember_turn
 from .digests import Digest, DigestStore, parse_schedule
 from .history import History, Remembered, callback_data, parse_callback_data, parse_vote_data, vote_data
@@ -76,6 +78,8 @@ class BotState:
     metrics: Metrics | None = None  # Prometheus counters (CITEBOT_METRICS_PORT); None: not kept
     observer: ObserveServer | None = None  # the /healthz and /metrics server, while it runs
     digests: DigestStore | None = None  # chats' daily digests (bot/digests.py)
+    follows: FollowStore | None = None  # followed topics (bot/follows.py): follows.sqlite or the database
+    alerting: asyncio.Lock = field(default_factory=asyncio.Lock)  # one alert delivery at a time here
 
 
 STATE_KEY = "citebot"  # application.bot_data[STATE_KEY] holds the BotState
@@ -248,7 +252,8 @@ async def start(update: Update, context: CitebotContext) -> None:
         f"In groups: /ask your question, mention @{html.escape(me)}, or reply to my answer. "
         f"Anywhere: type @{html.escape(me)} and a question.\n"
         f"Time works too: <i>latest</i>, <i>yesterday</i>, <i>this week</i>, <i>in March 2022</i>, "
-        f"or filters like since:2022-03-01 source:bbc."
+        f"or filters like since:2022-03-01 source:bbc.\n"
+        f"Here in private: /follow <i>topic</i> and I send you new articles about it after each refresh."
     )
 
 
@@ -496,6 +501,7 @@ async def _desk_update(update: Update, context: CitebotContext, working: str, ca
     def announce(sentence: str) -> None:  # called from the build's thread
         pending.append(asyncio.run_coroutine_threadsafe(status.edit_text(html.escape(f"{working} {sentence}")), loop))
 
+    report = None
     try:
         report: DeskReport = await asyncio.to_thread(functools.partial(call, announce=announce))
         text = html.escape(report.summary())
@@ -506,6 +512,26 @@ async def _desk_update(update: Update, context: CitebotContext, working: str, ca
         text = UPDATE_FAILED
     await asyncio.gather(*map(asyncio.wrap_future, pending), return_exceptions=True)  # the result comes last
     await status.edit_text(text[:4000])
+    if report is not None:
+        await send_alerts(context, report)
+
+
+async def send_alerts(context: CitebotContext, report: DeskReport | None) -> None:
+    """After a news-desk update: queue the articles it added for everyone following a topic, then
+    send the alerts (at most alerts.MAX_MESSAGES; the rest next time). Never raises: the update
+    itself is done and said."""
+    s = context.citebot
+    if s.follows is None:
+        return
+    try:
+        if report is not None and report.added:
+            await asyncio.to_thread(s.follows.queue, report.added)
+        async with s.alerting:
+            await alerts.deliver(context.bot, s.engine, s.follows)
+    except CitebotError as exc:
+        log.warning("Topic alerts wait for the next refresh: %s", exc)
+    except Exception:
+        log.exception("Topic alerts failed")
 
 
 def _refresh_note(context: CitebotContext) -> str:
@@ -606,6 +632,77 @@ async def document(update: Update, context: CitebotContext) -> None:
 REFRESH_JOB = "refresh-feeds"
 
 
+# -- followed topics ---------------------------------------------------------------------------------
+
+PRIVATE_ONLY = "I follow topics in a private chat only: message me directly and send /follow TOPIC there."
+FOLLOW_USAGE = ("Put the topic after the command, like: /follow copper prices. After each feed refresh I "
+                "send you the new articles about it, with cited excerpts.")
+
+
+async def _private(update: Update) -> bool:
+    """Whether the command came in a private chat; elsewhere one sentence saying so."""
+    if update.effective_chat is not None and update.effective_chat.type == "private":
+        return True
+    await update.effective_message.reply_text(PRIVATE_ONLY)
+    return False
+
+
+def _numbered(follows) -> str:
+    return "\n".join(f"{i}. {html.escape(f.topic)}" for i, f in enumerate(follows, 1))
+
+
+async def follow(update: Update, context: CitebotContext) -> None:
+    """/follow TOPIC (private chats): alerts with cited excerpts when new articles match it."""
+    if not await _private(update):
+        return
+    store = context.citebot.follows
+    topic = " ".join(context.args or [])
+    if not topic.strip():
+        await update.effective_message.reply_text(FOLLOW_USAGE)
+        return
+    try:
+        added = await asyncio.to_thread(store.add, update.effective_user.id, topic)
+    except FollowRefused as exc:
+        await update.effective_message.reply_text(html.escape(str(exc)))
+        return
+    await update.effective_message.reply_text(
+        f"Following “{html.escape(added.topic)}”. After each refresh that brings new articles about it I send "
+        "you their cited excerpts, each article once. /following lists your topics.")
+
+
+async def following(update: Update, context: CitebotContext) -> None:
+    """/following: the user's topics, numbered for /unfollow N."""
+    if not await _private(update):
+        return
+    store = context.citebot.follows
+    uid = update.effective_user.id
+    await asyncio.to_thread(store.resume, uid)
+    listed = await asyncio.to_thread(store.list, uid)
+    if not listed:
+        await update.effective_message.reply_text("You follow no topics yet. Start with /follow TOPIC.")
+        return
+    await update.effective_message.reply_text(
+        f"<b>You follow {len(listed)} of at most {MAX_TOPICS} topics</b>\n{_numbered(listed)}\n\n"
+        "Stop one with /unfollow N.")
+
+
+async def unfollow(update: Update, context: CitebotContext) -> None:
+    """/unfollow N: stop following the N-th topic of /following."""
+    if not await _private(update):
+        return
+    store = context.citebot.follows
+    args = context.args or []
+    if len(args) != 1 or not args[0].isdigit():
+        await update.effective_message.reply_text("Put the topic's number from /following after the command, "
+                                                  "like: /unfollow 2")
+        return
+    removed = await asyncio.to_thread(store.remove, update.effective_user.id, int(args[0]))
+    if removed is None:
+        await update.effective_message.reply_text(f"You have no topic number {int(args[0])}; see /following.")
+        return
+    await update.effective_message.reply_text(f"No longer following “{html.escape(removed.topic)}”.")
+
+
 async def scheduled_refresh(context: CitebotContext) -> None:
     """JobQueue: fetch every feed and update the index; the result goes to the log. With replicas
     sharing a database, the one that takes the refresh lock does it and the others skip this turn."""
@@ -628,6 +725,7 @@ async def scheduled_refresh(context: CitebotContext) -> None:
     if metrics is not None:
         metrics.refreshed("ok", len(report.added))
     log.info("Scheduled refresh: %s", report.summary().replace("\n", "; "))
+    await send_alerts(context, report)
 
 
 # -- the daily digest ----------------------------------------------------------------------------

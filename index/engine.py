@@ -247,13 +247,16 @@ class Engine:
 
     def ask(self, question: str, k: int = 5, retriever: str = "hybrid", abstain: bool = True, *,
             since: date | None = None, until: date | None = None, sources: Sequence[str] = (),
-            today: date | None = None, within_docs: Sequence[str] = (), language: str = "") -> Answer:
+            today: date | None = None, within_docs: Sequence[str] = (), within_paths: Sequence[str] = (),
+            language: str = "") -> Answer:
         """Cited excerpts answering question, best first, or an abstention. Raises QuestionError.
 
         Time in the question ("latest", "yesterday", "in March 2022", since:/until:/source:) or in
         since/until/sources limits or orders what is cited (index/search/timeframe.py), relative to today
         (default: the current UTC date). within_docs limits the search to those documents (a
-        follow-up searching the articles an earlier answer cited). language: the asker's language
+        follow-up searching the articles an earlier answer cited); within_paths to the articles of
+        those files, relative to the corpus folder (a followed topic searched in what a refresh
+        added). language: the asker's language
         as their client reports it (Telegram's language_code), a hint when the question is too
         short to identify.
         abstain=False keeps the citations of a question the engine would abstain on (for evaluation);
@@ -296,6 +299,8 @@ class Engine:
                           timeframe=frame.label)
         if within_docs:
             where = replace(where, doc_ids=tuple(within_docs))
+        if within_paths:
+            where = replace(where, paths=tuple(within_paths))
         ranked, best, score = self._retrieve(loaded, query, k, retriever, where)
         if frame.window and not frame.strict and ranked and score < self._min_relevance():
             # Nothing in the words' window is relevant: the dates may be the event's, not the articles'.

@@ -93,6 +93,7 @@ class FakeTelegram:
         self._failures: dict[str, list[int]] = {}
         self.chat_admins: dict[int, set[int]] = {}  # chat id -> its admins' user ids (getChatMember)
         self.files: dict[str, bytes] = {}  # file_id -> content, served by getFile and /file/bot<token>/
+        self.blocked: set[int] = set()  # users who blocked the bot: sendMessage to them is 403 Forbidden
         self._cond = threading.Condition()
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -252,6 +253,8 @@ class FakeTelegram:
                     return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
                 return 429, {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after {retry_after}",
                              "parameters": {"retry_after": retry_after}}
+        if method == "sendMessage" and int(params.get("chat_id") or 0) in self.blocked:
+            return 403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"}
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             return 404, {"ok": False, "error_code": 404, "description": "Not Found"}

@@ -41,6 +41,11 @@ class StateBackend:
 
         return PostgresFeedStore(self.database()) if self.postgres else SqliteFeedStore(self.folder / "feeds.sqlite")
 
+    def follows(self):
+        from bot.follows import PostgresFollowStore, SqliteFollowStore
+
+        return PostgresFollowStore(self.database()) if self.postgres else SqliteFollowStore(self.folder / "follows.sqlite")
+
     def limiter(self, limit: int, window: float, clock, scope: str = "questions"):
         from bot.ratelimit import PostgresRateLimiter, UserRateLimiter
 

@@ -157,12 +157,30 @@ CREATE TABLE digests (
 );
 """
 
+# Followed topics (bot/follows.py): a user's topics (at most 10), the articles each was sent (never twice),
+# and the new articles' files queued for each user until a delivery pass takes them.
+FOLLOWS_SQL = """
+CREATE TABLE follows (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, user_id bigint NOT NULL, topic text NOT NULL,
+    paused boolean NOT NULL DEFAULT false, at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX follows_topic ON follows (user_id, lower(topic));
+CREATE TABLE follow_sent (
+    follow_id bigint NOT NULL REFERENCES follows ON DELETE CASCADE, doc_id text NOT NULL,
+    at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (follow_id, doc_id)
+);
+CREATE TABLE follow_pending (
+    user_id bigint NOT NULL, path text NOT NULL, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (user_id, path)
+);
+"""
+
 # In order, each applied once in its own transaction. Never edit an entry that has shipped: add one.
 # The index (documents, chunks, vectors, term statistics) is entry 2: index/store/postgres.py reads it.
 MIGRATIONS: list[Migration] = [
     Migration(1, "bot state: answers, votes, question log, rate limits, feeds", BOT_STATE),
     Migration(2, "index: documents, chunks (pgvector HNSW, tsvector GIN), term statistics", INDEX_SQL),
     Migration(3, "daily digests: chats, times, what the last one told", DIGESTS_SQL),
+    Migration(4, "follows: followed topics, articles sent for each, new articles queued per user", FOLLOWS_SQL),
 ]
 
 SCHEMA_VERSION_TABLE = """

@@ -374,6 +374,9 @@ class IndexSnapshot:
         if where.doc_ids:
             docs = self.rows_of_documents(where.doc_ids)
             rows = docs if rows is None else np.intersect1d(rows, docs)
+        if where.paths:
+            files = self.rows_of_paths(where.paths)
+            rows = files if rows is None else np.intersect1d(rows, files)
         with self._db_lock:
             if len(self._resolved) >= FILTERS_KEPT:
                 self._resolved.pop(next(iter(self._resolved)))
@@ -510,6 +513,17 @@ class IndexSnapshot:
         with self._db_lock:
             rows = [r for (r,) in self._db.execute(
                 f"SELECT row FROM chunks WHERE doc_id IN ({marks}) ORDER BY row", list(doc_ids))]
+        return np.asarray(rows, dtype=np.int64)
+
+    def rows_of_paths(self, paths: Sequence[str]) -> np.ndarray:
+        """Rows of the chunks of the articles in these files (relative to the corpus folder), sorted."""
+        if not paths:
+            return np.zeros(0, dtype=np.int64)
+        marks = ",".join("?" * len(paths))
+        with self._db_lock:
+            rows = [r for (r,) in self._db.execute(
+                f"SELECT c.row FROM chunks c JOIN documents d USING (doc_id) WHERE d.path IN ({marks}) "
+                "ORDER BY c.row", list(paths))]
         return np.asarray(rows, dtype=np.int64)
 
     def coverage(self) -> dict:

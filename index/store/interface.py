@@ -39,16 +39,19 @@ class ChunkFilter:
     since/until: ISO days, inclusive, on the article's publication date (undated articles never
     match a date window); sources: the article's source or web address contains one of these
     (case-insensitive, ignoring spaces, dots and dashes); doc_ids: only these articles;
-    published_by: no article dated after this ISO day (undated articles pass)."""
+    published_by: no article dated after this ISO day (undated articles pass); paths: only the
+    articles of these files, relative to the corpus folder (ChunkRecord.path: what a refresh just
+    added, for topic alerts)."""
 
     since: str = ""
     until: str = ""
     sources: tuple[str, ...] = ()
     doc_ids: tuple[str, ...] = ()
     published_by: str = ""
+    paths: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.since or self.until or self.sources or self.doc_ids or self.published_by)
+        return bool(self.since or self.until or self.sources or self.doc_ids or self.published_by or self.paths)
 
 
 class SentenceVectors(Protocol):

@@ -86,6 +86,9 @@ def _where(where: ChunkFilter | None, alias: str = "c") -> tuple[str, list]:
     if where.doc_ids:
         parts.append(f"{alias}.doc_id = ANY(%s)")
         args.append(list(where.doc_ids))
+    if where.paths:
+        parts.append(f"{alias}.doc_id IN (SELECT doc_id FROM index_documents WHERE path = ANY(%s))")
+        args.append(list(where.paths))
     if where.published_by:
         parts.append(f"({alias}.published_day IS NULL OR {alias}.published_day <= %s)")
         args.append(date.fromisoformat(where.published_by))
