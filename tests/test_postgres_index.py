@@ -117,6 +117,36 @@ def test_date_and_source_filters_are_searched_in_the_database(tmp_path, embedder
     assert empty.abstained and "I have no articles" in empty.reason
 
 
+def test_the_lexical_search_skips_chunks_of_common_words_only_and_finds_what_scoring_them_all_finds(
+        tmp_path, embedder, new_database, monkeypatch):
+    from index.search.tokenize import tokenize
+
+    corpus = write_corpus(tmp_path / "corpus", {f"{i}.json": article(*a) for i, a in enumerate([
+        HARBOUR, ORCHARD, COMET,
+        ("Bridge repairs delayed", "Repairs to the old bridge in Varna were delayed by a week of rain."),
+        ("Frost in April", "A late frost in April damaged vines and apple trees across the south of England."),
+        ("New telescope in Chile", "A new telescope in Chile will look for comets and asteroids from next year."),
+    ])})
+    engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus, database_url=new_database()), embedder)
+    engine.build()
+    view = engine.snapshot
+    monkeypatch.setattr(postgres.PostgresView, "FIRST_PASS_DF", 0)  # a first pass of the rarest token alone
+    passes, pruned = [], 0
+    scored = postgres.PostgresView._bm25
+    monkeypatch.setattr(postgres.PostgresView, "_bm25", lambda self, *a: passes.append(a[2]) or scored(self, *a))
+    for question in ("Was the new bridge in Varna delayed in April?", "the new comet telescope in Chile",
+                     "frost in April in Kent, the new apple harvest", "bridge bridge in Chile"):
+        tokens = tokenize(question)
+        every = sorted(set(tokens))
+        for n in (1, 2, 3, 10):
+            known = [t for t in tokens if t in view.document_frequencies(tokens)]
+            idf = {t: postgres.bm25_idf(df, view.chunk_count) for t, df in view.document_frequencies(tokens).items()}
+            passes.clear()
+            assert view.lexical(tokens, n) == scored(view, known, idf, every, n, None), (question, n)
+            pruned += len(passes) == 1 and len(passes[0]) < len(idf)
+    assert pruned, "some searches were answered by the first pass alone"
+
+
 def test_db_import_moves_a_file_index_into_the_database_without_embedding_again(tmp_path, make_engine, new_database,
                                                                                monkeypatch, capsys):
     from bot.cli import main
