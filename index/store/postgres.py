@@ -132,10 +132,11 @@ class PostgresView:
         self._sentences: dict[int, np.ndarray] = {}  # chunk id -> its sentence vectors
         self._lock = threading.Lock()
         self._coverage: dict | None = None
+        self._dfs: dict[str, int] = {}  # token -> chunks holding it (0: none), for this generation
         self.build_dir = None  # no folder: the database is the build
 
     def _state(self) -> dict:
-        with self.db.transaction() as conn:
+        with self.db.connection() as conn:
             return {k: v for k, v in conn.execute("SELECT key, value FROM index_state")}
 
     @property
@@ -208,7 +209,7 @@ class PostgresView:
         """The n best chunks holding one of the tokens in match, by BM25 over all the query's tokens."""
         sql, args = _where(where)
         query = " | ".join("'" + t.replace("'", "''").replace("\\", "\\\\") + "'" for t in match)
-        with self.db.transaction() as conn:
+        with self.db.connection() as conn:
             rows = conn.execute(
                 "WITH q(token, idf) AS (SELECT * FROM unnest(%s::text[], %s::float8[])) "
                 "SELECT c.id, sum(q.idf * cardinality(u.positions)::float8 / (cardinality(u.positions) "
@@ -222,7 +223,7 @@ class PostgresView:
         ids = [int(i) for i in ids]
         if not ids:
             return {}
-        with self.db.transaction() as conn:
+        with self.db.connection() as conn:
             rows = conn.execute("SELECT id, -(embedding <#> %s::vector) FROM index_chunks WHERE id = ANY(%s)",
                                 [_vector_text(vector), ids]).fetchall()
         return {int(i): float(s) for i, s in rows}
@@ -231,7 +232,7 @@ class PostgresView:
         if not where:
             return self._chunk_count
         sql, args = _where(where)
-        with self.db.transaction() as conn:
+        with self.db.connection() as conn:
             (n,) = conn.execute(f"SELECT count(*) FROM index_chunks c WHERE {sql}", args).fetchone()
         return int(n)
 
@@ -259,11 +260,11 @@ class PostgresView:
         ids = [int(i) for i in ids]
         if not ids:
             return {}
-        with self.db.transaction() as conn:
+        with self.db.connection() as conn:
             return self._records(conn.execute(self._CHUNK_SQL + "WHERE c.id = ANY(%s)", [ids]).fetchall())
 
     def neighbours(self, id: int, reach: int) -> dict[int, ChunkRecord]:
-        with self.db.transaction() as conn:
+        with self.db.connection() as conn:
             rows = conn.execute(
                 self._CHUNK_SQL + "JOIN index_chunks me ON me.doc_id = c.doc_id WHERE me.id = %s AND c.id <> %s "
                 "AND c.ordinal BETWEEN me.ordinal - %s AND me.ordinal + %s", [int(id), int(id), reach, reach]).fetchall()
@@ -284,12 +285,21 @@ class PostgresView:
         return out
 
     def document_frequencies(self, tokens: Sequence[str]) -> dict[str, int]:
+        """Kept per view (one generation of the index): the question's query and its lexical search
+        ask for the same tokens."""
         tokens = sorted(set(tokens))
-        if not tokens:
-            return {}
-        with self.db.transaction() as conn:
-            return {t: int(df) for t, df in conn.execute(
-                "SELECT token, df FROM index_terms WHERE token = ANY(%s) AND df > 0", [tokens])}
+        with self._lock:
+            missing = [t for t in tokens if t not in self._dfs]
+        if missing:
+            with self.db.connection() as conn:
+                found = {t: int(df) for t, df in conn.execute(
+                    "SELECT token, df FROM index_terms WHERE token = ANY(%s) AND df > 0", [missing])}
+            with self._lock:
+                if len(self._dfs) > 100_000:
+                    self._dfs.clear()
+                self._dfs.update({t: found.get(t, 0) for t in missing})
+        with self._lock:
+            return {t: self._dfs[t] for t in tokens if self._dfs.get(t)}
 
     def coverage(self) -> dict:
         if self._coverage is None:
@@ -306,7 +316,7 @@ class PostgresView:
 
     def leads(self, where: ChunkFilter | None = None) -> list[ChunkRecord]:
         sql, args = _where(where)
-        with self.db.transaction() as conn:
+        with self.db.connection() as conn:
             rows = conn.execute(self._CHUNK_SQL + f"WHERE c.ordinal = 0 AND {sql}", args).fetchall()
         return sorted(self._records(rows).values(), key=lambda c: (c.published, c.row), reverse=True)
 
@@ -314,7 +324,7 @@ class PostgresView:
         ids = [int(i) for i in ids]
         if not ids:
             return np.zeros((0, DIM), dtype=np.float32)
-        with self.db.transaction() as conn:
+        with self.db.connection() as conn:
             found = {int(i): v for i, v in conn.execute(
                 "SELECT id, embedding::text FROM index_chunks WHERE id = ANY(%s)", [ids])}
         return np.asarray([np.asarray(json.loads(found[i]), dtype=np.float32) for i in ids], dtype=np.float32)
@@ -330,22 +340,22 @@ class PostgresIndex:
         self.db = db
 
     def generation(self) -> int:
-        with self.db.transaction() as conn:
+        with self.db.connection() as conn:
             row = conn.execute("SELECT value FROM index_state WHERE key = 'generation'").fetchone()
         return int(row[0]) if row else 0
 
     def manifest(self) -> dict | None:
-        with self.db.transaction() as conn:
+        with self.db.connection() as conn:
             row = conn.execute("SELECT value FROM index_state WHERE key = 'manifest'").fetchone()
         return row[0] if row else None
 
     def signatures(self) -> dict[str, str]:
         """doc_id -> the signature it was indexed with."""
-        with self.db.transaction() as conn:
+        with self.db.connection() as conn:
             return dict(conn.execute("SELECT doc_id, signature FROM index_documents"))
 
     def paths(self) -> frozenset[str]:
-        with self.db.transaction() as conn:
+        with self.db.connection() as conn:
             return frozenset(p for (p,) in conn.execute("SELECT path FROM index_documents"))
 
     def apply(self, documents: Iterable[IndexedDocument], removed: Sequence[str], manifest: dict) -> int:
