@@ -489,6 +489,8 @@ async def reindex(update: Update, context: CitebotContext) -> None:
 # -- the news desk (admins) ----------------------------------------------------------------------
 
 UPDATE_FAILED = "That did not work because of an internal error (see the log); nothing else changed."
+REFRESH_BUSY = ("Another replica is fetching the feeds right now; what it finds reaches the index in a moment, "
+                "so there is nothing to do twice.")
 
 
 async def _desk_update(update: Update, context: CitebotContext, working: str, call) -> None:
@@ -503,8 +505,8 @@ async def _desk_update(update: Update, context: CitebotContext, working: str, ca
 
     report = None
     try:
-        report: DeskReport = await asyncio.to_thread(functools.partial(call, announce=announce))
-        text = html.escape(report.summary())
+        report: DeskReport | None = await asyncio.to_thread(functools.partial(call, announce=announce))
+        text = html.escape(report.summary()) if report is not None else REFRESH_BUSY
     except CitebotError as exc:
         text = html.escape(str(exc))
     except Exception:
@@ -602,7 +604,8 @@ async def add_page(update: Update, context: CitebotContext) -> None:
 async def refresh(update: Update, context: CitebotContext) -> None:
     """/refresh for admins: fetch every feed now."""
     desk = context.citebot.desk
-    await _desk_update(update, context, "Fetching the feeds…", desk.refresh)
+    # With replicas on one database, one fetches at a time (the scheduled refresh's lock).
+    await _desk_update(update, context, "Fetching the feeds…", desk.refresh_if_free)
 
 
 async def document(update: Update, context: CitebotContext) -> None:

@@ -346,6 +346,26 @@ def test_a_bot_whose_database_goes_away_says_so_in_one_sentence_and_answers_when
     assert not any(server.password in m for m in logged)
 
 
+def test_an_admins_refresh_while_another_replica_fetches_says_so_and_fetches_nothing(tmp_path, embedder,
+                                                                                     new_database):
+    from index.store.database import Database
+
+    url = new_database()
+    engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=SAMPLE_CORPUS, database_url=url), embedder)
+
+    async def scenario():
+        with FakeTelegram() as fake:
+            async with running_bot(fake, engine):
+                with Database.shared(url).try_lock("citebot:refresh") as mine:  # the other replica's refresh
+                    assert mine
+                    asked = message("/refresh", uid=ADMIN, chat_id=ADMIN)
+                    fake.push(message=asked)
+                    await fake.wait_for(lambda: [m for (c, _), m in fake.messages.items()
+                                                 if c == ADMIN and "Another replica" in m["text"]])
+
+    run(scenario())
+
+
 def test_only_admins_may_reindex_and_see_stats(tmp_path, embedder):
     corpus = write_corpus(tmp_path / "corpus", {"a.txt": "Title: Rates\n\nThe central bank raised rates to 5.25% on Thursday."})
     engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus), embedder)

@@ -60,7 +60,7 @@ def test_refreshes_are_counted_by_result():
 
     done = SimpleNamespace(added=["fetched/a.json", "fetched/b.json"], summary=lambda: "1 feed, 2 new articles.")
     for result in (done, None, DiskFull("The disk is full."), done):
-        run(scheduled_refresh(SimpleNamespace(citebot=SimpleNamespace(desk=Desk(result), metrics=metrics))))
+        run(scheduled_refresh(SimpleNamespace(citebot=SimpleNamespace(desk=Desk(result), metrics=metrics, follows=None))))
     text = __import__("prometheus_client").generate_latest(metrics.registry).decode()
     assert 'citebot_refreshes_total{result="ok"} 2.0' in text
     assert 'citebot_refreshes_total{result="skipped"} 1.0' in text and 'citebot_refreshes_total{result="failed"} 1.0' in text
