@@ -79,8 +79,9 @@ one replica runs each scheduled feed refresh. The database needs the pgvector ex
   citebot db init     create the schema, or migrate it to this citebot's version; run it again and
                       nothing changes. Prints the schema version. (`citebot serve` also migrates a
                       schema that is behind; a schema newer than this citebot is refused.)
-  citebot db import   copy DATA_DIR/bot.sqlite, DATA_DIR/feeds.sqlite and the file index (its corpus,
-                      with the index's vectors: nothing is embedded again) into the database (creating
+  citebot db import   copy DATA_DIR/bot.sqlite, feeds.sqlite, follows.sqlite, digests.sqlite and the file
+                      index (its corpus, with the index's vectors: nothing is embedded again) into the
+                      database (creating
                       the schema first). Rows already there are kept: importing twice adds nothing.
                       Prints what was added. Run it before the bot's first start on the database.
   citebot db status   the server, pgvector, the schema's version and the rows in each table; exits 1
@@ -502,13 +503,16 @@ def _db_import(settings, args) -> int:
     """citebot db import: the bot's SQLite files in DATA_DIR copied into the database (creating the schema
     first); a second import adds nothing. The index's own import comes here too, as one more step."""
     from bot.config import BotConfig
+    from bot.digests import DIGESTS_FILE, PostgresDigests, import_digests
+    from bot.follows import FOLLOWS_FILE, PostgresFollowStore, import_follows
     from bot.history import PostgresHistory
     from index.news.feeds import FEEDS_FILE, PostgresFeedStore
     from index.store.database import Database
 
     from index.store.files import current_build_dir, read_manifest
 
-    sources = [(settings.data_dir / "bot.sqlite", "bot's memory"), (settings.data_dir / FEEDS_FILE, "feeds")]
+    sources = [(settings.data_dir / "bot.sqlite", "bot's memory"), (settings.data_dir / FEEDS_FILE, "feeds"),
+               (settings.data_dir / FOLLOWS_FILE, "followed topics"), (settings.data_dir / DIGESTS_FILE, "digests")]
     present = [(path, what) for path, what in sources if path.is_file()]
     build = current_build_dir(settings.index_root)
     if not present and build is None:
@@ -523,6 +527,10 @@ def _db_import(settings, args) -> int:
             if path.name == "bot.sqlite":
                 history = PostgresHistory(db, config.history_days, config.log_days, config.log_questions)
                 results[path.name] = history.import_sqlite(path)
+            elif path.name == FOLLOWS_FILE:
+                results[path.name] = import_follows(path, PostgresFollowStore(db))
+            elif path.name == DIGESTS_FILE:
+                results[path.name] = import_digests(path, PostgresDigests(db))
             else:
                 results[path.name] = PostgresFeedStore(db).import_sqlite(path)
     finally:

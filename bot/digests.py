@@ -149,3 +149,22 @@ def open_digests(data_dir: Path, database: "Database | None" = None) -> DigestSt
     if database is not None:
         return PostgresDigests(database)
     return SqliteDigests(Path(data_dir) / DIGESTS_FILE)
+
+
+def import_digests(path: Path, store: DigestStore) -> dict:
+    """`citebot db import`: the digests of a digests.sqlite into store (the database's); a chat that
+    already has one there keeps it: importing twice adds nothing."""
+    old = SqliteDigests(path)
+    try:
+        digests = old.all()
+    finally:
+        old._db.close()
+    added = 0
+    for d in digests:
+        if store.get(d.chat_id) is not None:
+            continue
+        store.set(d.chat_id, d.at, d.tz)
+        if d.last_sent:
+            store.sent(d.chat_id, datetime.fromisoformat(d.last_sent), list(d.last_docs))
+        added += 1
+    return {"read": {"digests": len(digests)}, "added": {"digests": added}}

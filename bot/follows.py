@@ -321,3 +321,38 @@ class PostgresFollowStore:
     def close(self) -> None:
         if self._own:
             self.db.close()
+
+
+def import_follows(path: Path, store: FollowStore) -> dict:
+    """`citebot db import`: the topics of a follows.sqlite, with what each was sent and what waits,
+    into store (the database's). A topic already there is kept as it is: importing twice adds nothing."""
+    import sqlite3
+
+    read = {"topics": 0, "articles sent": 0}
+    added = dict.fromkeys(read, 0)
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        follows = db.execute("SELECT id, user_id, topic, paused FROM follows ORDER BY id").fetchall()
+        sent = db.execute("SELECT follow_id, doc_id FROM follow_sent").fetchall()
+        pending = db.execute("SELECT user_id, path FROM follow_pending").fetchall()
+    finally:
+        db.close()
+    paused = {user for _, user, _, p in follows if p}
+    for old_id, user, topic, _ in follows:
+        read["topics"] += 1
+        docs = [doc for follow, doc in sent if follow == old_id]
+        read["articles sent"] += len(docs)
+        try:
+            follow = store.add(user, topic)
+        except FollowRefused:  # there already (or over the cap there): its record stays as it is
+            continue
+        added["topics"] += 1
+        fresh = store.unsent(follow.id, docs)
+        store.mark_sent(follow.id, fresh)
+        added["articles sent"] += len(fresh)
+    for user in {u for u, _ in pending}:  # queued again: a path already waiting is not queued twice
+        store.queue([p for u, p in pending if u == user], user_id=user)
+    for user in paused:
+        store.pause(user)
+    note = f"{len(pending)} new article(s) waiting for their alerts were queued again." if pending else ""
+    return {"read": read, "added": added, "note": note}

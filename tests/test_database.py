@@ -369,3 +369,42 @@ def test_a_temporary_server_goes_when_the_process_that_started_it_is_killed(post
         with connect(postgres_server.url(), autocommit=True) as conn:
             directory = conn.execute("SHOW data_directory").fetchone()[0]
         assert os.stat(directory).st_uid != 0
+
+
+def test_db_import_copies_followed_topics_and_digests_and_a_second_import_adds_nothing(new_database, tmp_path,
+                                                                                      monkeypatch, capsys):
+    from datetime import datetime, timezone
+
+    from bot.digests import PostgresDigests, SqliteDigests
+    from bot.follows import PostgresFollowStore, SqliteFollowStore
+
+    follows = SqliteFollowStore(tmp_path / "follows.sqlite")
+    copper = follows.add(7, "copper prices")
+    follows.add(7, "Chilean mines")
+    follows.mark_sent(copper.id, ["doc-1", "doc-2"])
+    follows.queue(["fetched/new.json"])
+    follows.close()
+    digests = SqliteDigests(tmp_path / "digests.sqlite")
+    digests.set(-100, "07:30", "Europe/Berlin")
+    digests.sent(-100, datetime(2026, 12, 2, 6, 30, tzinfo=timezone.utc), ["doc-1"])
+    url = new_database()
+    monkeypatch.setenv("CITEBOT_DATABASE_URL", url)
+    status, out, err = _citebot(capsys, "--data-dir", str(tmp_path), "db", "import")
+    assert status == 0, err
+    assert "follows.sqlite into" in out and "added 2 of 2 topics, 2 of 2 articles sent" in out
+    assert "1 new article(s) waiting for their alerts were queued again." in out
+    assert "digests.sqlite into" in out and "added 1 of 1 digests" in out
+    status, out, err = _citebot(capsys, "--data-dir", str(tmp_path), "db", "import")
+    assert "added 0 of 2 topics" in out and "added 0 of 1 digests" in out
+
+    db = Database(url).open()
+    try:
+        store = PostgresFollowStore(db)
+        topics = {f.topic: f for f in store.list(7)}
+        assert set(topics) == {"copper prices", "Chilean mines"}
+        assert store.unsent(topics["copper prices"].id, ["doc-1", "doc-3"]) == ["doc-3"], "sent stays sent"
+        assert store.take(7) == ["fetched/new.json"]
+        digest = PostgresDigests(db).get(-100)
+        assert (digest.at, digest.tz, digest.last_docs) == ("07:30", "Europe/Berlin", ("doc-1",))
+    finally:
+        db.close()
