@@ -1,1 +1,1 @@
-"""The built index on disk (chunks, vectors, lexical index, builds swapped in atomically) and the builder that writes it."""
+"""Storing the index: the contract every store keeps (interface.py), the files (files.py, ann.py) and PostgreSQL (postgres.py, database.py), and the builder that writes either."""
