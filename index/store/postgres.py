@@ -151,7 +151,7 @@ class PostgresView:
         sql, args = _where(where)
         with self.db.transaction() as conn:
             # A filter can leave an HNSW scan short of n rows: iterative scans keep looking.
-            conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, min(int(n) * 2, 1000))}")
+            conn.execute(f"SET LOCAL hnsw.ef_search = {max(100, min(int(n) * 4, 1000))}")
             conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             rows = conn.execute(
                 f"SELECT id, -(embedding <#> %s::vector) AS cosine FROM index_chunks c WHERE {sql} "
