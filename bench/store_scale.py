@@ -67,11 +67,7 @@ def folder_bytes(path: Path) -> int:
 
 
 def database_bytes(db: Database) -> int:
-    with db.transaction() as conn:
-        (size,) = conn.execute(
-            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE c.relkind = 'r' "
-            "AND c.relname LIKE 'index\\_%'").fetchone()
-    return int(size or 0)
+    return PostgresIndex(db).size_bytes()
 
 
 # -- serving, in a child process ----------------------------------------------------------------------

@@ -27,14 +27,11 @@ from index.config import Settings  # noqa: E402
 from index.engine import Engine  # noqa: E402
 from index.evaluate import evaluate, load_jsonl, prepare, squad_half  # noqa: E402
 from index.store.database import Database  # noqa: E402
+from index.store.postgres import PostgresIndex  # noqa: E402
 
 
 def database_bytes(db: Database) -> int:
-    with db.transaction() as conn:
-        (size,) = conn.execute(
-            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE c.relkind = 'r' "
-            "AND c.relname LIKE 'index\\_%'").fetchone()
-    return int(size or 0)
+    return PostgresIndex(db).size_bytes()
 
 
 def main() -> int:

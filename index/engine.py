@@ -399,7 +399,11 @@ class Engine:
         snapshot = self.snapshot
         m = snapshot.manifest
         size = m.get("index_bytes")
-        if size is None and snapshot.build_dir is not None:  # a build from before the manifest said its size
+        if snapshot.build_dir is None:  # the database: its tables' size
+            from .store.postgres import PostgresIndex
+
+            size = PostgresIndex(self.database).size_bytes()
+        elif size is None:  # a build from before the manifest said its size
             size = sum(p.stat().st_size for p in snapshot.build_dir.rglob("*") if p.is_file())
         return {
             "documents": m["documents"],

@@ -52,6 +52,8 @@ def test_a_new_article_is_embedded_alone_and_the_other_replica_answers_from_it(r
     assert "March" in answer.citations[0].excerpt
     assert reader.snapshot.manifest["generation"] == first + 1
     assert writer.build().unchanged, "a second build of the same corpus writes nothing"
+    stats = reader.stats()  # `citebot stats` and /stats: the database's tables, not a folder
+    assert stats["index_bytes"] > 0 and stats["index_dir"].startswith("PostgreSQL at") and stats["chunks"] == 3
 
 
 def test_a_removed_article_is_never_cited_again_and_its_words_leave_the_statistics(replicas):

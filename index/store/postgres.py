@@ -349,6 +349,14 @@ class PostgresIndex:
             row = conn.execute("SELECT value FROM index_state WHERE key = 'manifest'").fetchone()
         return row[0] if row else None
 
+    def size_bytes(self) -> int:
+        """Disk used by the index's tables and their indexes."""
+        with self.db.connection() as conn:
+            (size,) = conn.execute(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE c.relkind = 'r' "
+                "AND c.relname LIKE 'index\\_%'").fetchone()
+        return int(size or 0)
+
     def signatures(self) -> dict[str, str]:
         """doc_id -> the signature it was indexed with."""
         with self.db.connection() as conn:
