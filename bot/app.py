@@ -149,7 +149,7 @@ def build_application(config: BotConfig, engine: Engine) -> Application:
         inline_limiter=make_limiter("inline", 3 * config.rate_limit, config.rate_window, database),
         more_limiter=make_limiter("more", config.rate_limit, config.rate_window, database),
         executor=ThreadPoolExecutor(config.workers, thread_name_prefix="engine"),
-        desk=Newsdesk(engine, database=database),
+        desk=Newsdesk(engine, database=database, merge="background"),
         database=database,
         metrics=Metrics(engine) if config.metrics_port else None,
         digests=open_digests(engine.settings.data_dir, database),

@@ -194,6 +194,9 @@ def cmd_stats(args) -> int:
     print(f"language:           {stats['language']} ({stats['foreign_paragraphs']} foreign paragraph(s) not indexed)")
     print(f"built:              {stats['built_at']} from {stats['corpus_dir']}")
     print(f"index size:         {stats['index_bytes'] / 2**20:.1f} MiB in {stats['index_dir']}")
+    if stats.get("segments"):
+        print(f"updates:            {stats['segments']} segment(s) not merged yet, "
+              f"{stats['masked_chunks']} replaced or removed chunk(s) masked")
     print(f"reading model:      {stats['reader']}")
     cover = stats["coverage"]
     if cover["first"]:

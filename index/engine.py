@@ -24,8 +24,9 @@ from .search.relevance import coverage, relevance
 from .search.query import Query
 from .read.rerank import RERANK_DEPTH, Ranked, rerank
 from .search.retrieval import MODES, Hit, Retriever
-from .store.files import IndexSnapshot, IndexUnavailable, current_build_dir
+from .store.files import IndexUnavailable
 from .store.interface import ChunkFilter, IndexView
+from .store.segments import MergePolicy, SegmentedView, live_state
 from .search.timeframe import LATEST, TimeFrame, parse_timeframe, say_iso
 
 log = logging.getLogger(__name__)
@@ -82,9 +83,9 @@ def stale_note(citations, today: date) -> str:
 
 @dataclass(frozen=True)
 class _Loaded:
-    snapshot: IndexView  # the file build (IndexSnapshot) or the database (PostgresView)
+    snapshot: IndexView  # the files (SegmentedView: a build and its segments) or the database (PostgresView)
     retriever: Retriever
-    pointer: str  # CURRENT's content (or the database's generation) when loaded, to notice updates by others
+    pointer: str  # the live build and segment list (or the database's generation) when loaded, to notice updates
 
 
 class Engine:
@@ -101,6 +102,8 @@ class Engine:
         )
         self._loaded: _Loaded | None = None
         self._swap_lock = threading.Lock()
+        self.merge_policy = MergePolicy()
+        self._merger: threading.Thread | None = None
         self._reader: Reader | None = reader  # None: the committed model, loaded on first use
         self._reader_failed = False
         self._reader_lock = threading.Lock()
@@ -121,11 +124,7 @@ class Engine:
             from .store.postgres import PostgresIndex
 
             return f"generation {PostgresIndex(self.database).generation()}"
-        try:
-            build = current_build_dir(self.settings.index_root)
-        except IndexUnavailable:
-            return "(damaged)"  # loading then says so; a loaded index keeps serving
-        return build.name if build else ""
+        return live_state(self.settings.index_root)  # "(damaged)": loading says so; a loaded index keeps serving
 
     def _current(self) -> _Loaded:
         """The loaded index, (re)loading it if a newer build went live. Raises IndexUnavailable."""
@@ -156,25 +155,62 @@ class Engine:
             from .store.postgres import PostgresView
 
             return PostgresView(self.database, self.settings.model)
-        return IndexSnapshot.load(self.settings.index_root, self.settings.model)
+        # An update adds a segment: the parts already loaded are shared with the new view, not loaded again.
+        loaded = self._loaded.snapshot if self._loaded is not None else None
+        return SegmentedView.open(self.settings.index_root, self.settings.model,
+                                  reuse=loaded if isinstance(loaded, SegmentedView) else None)
 
     @property
     def snapshot(self) -> IndexView:
         return self._current().snapshot
 
     def build(self, corpus_dir: Path | None = None, progress: Progress | None = None, force: bool = False,
-              announce: Announce | None = None) -> BuildReport:
-        """Rebuild the index from the corpus; queries keep using the old one until the new one is live.
-        announce hears, once and early, how long the embedding will take when that is long."""
+              announce: Announce | None = None, merge: str = "now") -> BuildReport:
+        """Bring the index up to date with the corpus; queries keep using the old one until the new
+        one is live. A few new articles become a segment (index/store/segments.py); when the
+        segments pass the merge policy they are merged into a new base by a whole build: at once
+        (merge="now"), or in a background thread (merge="background": the bot, which answers
+        meanwhile; the next build waits for it). announce hears, once and early, how long the
+        embedding will take when that is long."""
+        if merge not in ("now", "background"):
+            raise ValueError(f"merge must be 'now' or 'background', not {merge!r}")
+        self.wait_for_merge()
         embedder = UpdateEmbedder(self.embedder)  # a few articles: through ONNX Runtime, no torch
         if self.settings.database_url:
             report = build_database_index(self.settings, self.database, corpus_dir, embedder, progress, force,
                                           announce)
         else:
-            report = build_index(self.settings, corpus_dir, embedder, progress, force, announce)
-        self.embedder.queries.prepare()  # export for ONNX Runtime now, while torch is loaded anyway
+            report = build_index(self.settings, corpus_dir, embedder, progress, force, announce, self.merge_policy)
         self._current()
+        if report.merge_due:
+            if merge == "background":
+                self._merger = threading.Thread(target=self._merge, args=(corpus_dir,), name="index-merge",
+                                                daemon=True)
+                self._merger.start()
+            else:
+                self._merge(corpus_dir)
+        if not report.segment:
+            self.embedder.queries.prepare()  # export for ONNX Runtime now, while torch is loaded anyway
         return report
+
+    def _merge(self, corpus_dir: Path | None) -> None:
+        """Merge the segments into a new base: a whole build, reusing every vector."""
+        began = time.perf_counter()
+        try:
+            report = build_index(self.settings, corpus_dir, UpdateEmbedder(self.embedder), force=True,
+                                 policy=self.merge_policy)
+        except Exception:  # the segments keep serving; the next update's merge tries again
+            log.exception("Merging the index's segments failed")
+            return
+        self._current()
+        log.info("Merged the index's segments into %s in %.1f s", report.build_dir.name, time.perf_counter() - began)
+
+    def wait_for_merge(self) -> None:
+        """Return when no merge started by this engine is running."""
+        merger = self._merger
+        if merger is not None and merger.is_alive():
+            log.info("Waiting for the index merge to finish")
+            merger.join()
 
     # -- the reading model -----------------------------------------------------------------------
 
@@ -419,6 +455,8 @@ class Engine:
             "build_id": m.get("build_id") or f"generation {m.get('generation', 0)}",
             "corpus_dir": m.get("corpus_dir", ""),
             "index_bytes": size,
+            "segments": m.get("segments", 0),  # updates not merged yet (files; the database has none)
+            "masked_chunks": m.get("masked_chunks", 0),
             "index_dir": os.fspath(snapshot.build_dir) if snapshot.build_dir is not None else
             f"PostgreSQL at {self.database.where}",
             "reader": self.reader_status(),

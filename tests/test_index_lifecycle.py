@@ -99,7 +99,7 @@ def test_a_build_killed_midway_leaves_the_old_index_answering(tmp_path, make_eng
         from index.config import Settings
         def die(self, tokens):
             os.kill(os.getpid(), signal.SIGKILL)
-        store.IndexWriter.write_bm25 = die
+        store.IndexWriter.write_postings = die
         build_index(Settings(data_dir={str(engine.settings.data_dir)!r}, corpus_dir={str(corpus)!r}))
     """)
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, timeout=300)
@@ -285,7 +285,7 @@ KILL_POINTS = {
     "embedding": "from index.encoders.embedding import BulkEmbedder as m; m.embed_into = die\n"
                  "from index.encoders.embedder import UpdateEmbedder as u; u.embed_into = die",
     "writing vectors": "m = store.IndexWriter; m.write_vectors = die",
-    "writing BM25": "m = store.IndexWriter; m.write_bm25 = die",
+    "writing postings": "m = store.IndexWriter; m.write_postings = die",
     "renamed, before CURRENT": "real = store._fsync_dir\n"
                                "store._fsync_dir = lambda p: die() if p.name == 'builds' else real(p)",
     "after CURRENT, before pruning": "m = store.IndexWriter; m._prune = die",

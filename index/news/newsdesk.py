@@ -83,10 +83,14 @@ def _upload_name(name: str) -> str:
 class Newsdesk:
     """Adds feeds, pages and files to the corpus and updates the engine's index. Thread-safe."""
 
-    def __init__(self, engine: Engine, policy: FetchPolicy | None = None, database=None) -> None:
+    def __init__(self, engine: Engine, policy: FetchPolicy | None = None, database=None,
+                 merge: str = "now") -> None:
         """database: the open index.store.database.Database to keep feeds in (the bot's); None: the
-        settings say (CITEBOT_DATABASE_URL's, shared in this process, or DATA_DIR/feeds.sqlite)."""
+        settings say (CITEBOT_DATABASE_URL's, shared in this process, or DATA_DIR/feeds.sqlite).
+        merge: how an update that makes the segments due for a merge runs it (Engine.build): "now",
+        or "background" (the bot: its answer to /add does not wait for the merge)."""
         self.engine = engine
+        self.merge = merge
         self.database = database
         self.policy = policy or replace(FetchPolicy.from_env(), timeout_s=engine.settings.fetch_timeout)
         self._update = threading.Lock()  # one update at a time: a refresh and an /add never interleave
@@ -260,7 +264,7 @@ class Newsdesk:
         announce hears the build's estimate when its embedding will take long."""
         if build:
             try:
-                report.build = self.engine.build(announce=announce)
+                report.build = self.engine.build(announce=announce, merge=self.merge)
             except BuildInProgress:  # the articles are saved; that build or the next one takes them
                 report.notes.append("Another index update is running; the next one includes these articles."
                                     if report.added else "Another index update is running.")

@@ -7,6 +7,7 @@ import logging
 import shutil
 import sqlite3
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,8 +22,10 @@ from ..ingest.documents import Corpus, SkippedFile, load_corpus
 from ..encoders.embedding import BulkEmbedder
 from ..errors import BuildError, is_disk_full
 from ..ingest.language import main_language
-from .files import (BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, indexed_paths,
-                    intact_builds, prune_builds, read_manifest)
+from .files import (BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, intact_builds,
+                    prune_builds, read_manifest)
+from .segments import (SEGMENTS_DIR, MergePolicy, SegmentedView, indexed_paths, read_segments, sweep_segments,
+                       write_segments)
 from ..search.tokenize import tokenize
 
 log = logging.getLogger(__name__)
@@ -49,10 +52,20 @@ class BuildReport:
     skipped: list[SkippedFile] = field(default_factory=list)
     duplicates: list[SkippedFile] = field(default_factory=list)
     foreign_paragraphs: int = 0
+    segment: str = ""  # the update went into this new segment (a few articles), not a whole build
+    written: int = 0  # articles the update wrote into its segment (new, or a new version)
+    removed: int = 0  # articles masked by the update (removed from the corpus, or replaced by a new version)
+    merge_due: bool = False  # the segments have passed the merge policy: a whole build should follow
 
     def summary(self) -> str:
         if self.unchanged:
             head = f"Index is up to date: {self.documents} documents, {self.chunks} chunks (nothing to embed)."
+        elif self.segment:
+            head = (
+                f"Indexed {self.documents} documents as {self.chunks} chunks in {self.seconds:.1f} s, as an update: "
+                f"{self.written} article(s) written ({self.embedded} chunks embedded, {self.reused} reused), "
+                f"{self.removed} old version(s) or removed article(s) left out."
+            )
         else:
             head = (
                 f"Indexed {self.documents} documents as {self.chunks} chunks in {self.seconds:.1f} s "
@@ -87,9 +100,9 @@ def _fingerprint(settings: Settings, language: str, corpus: Corpus) -> str:
     return h.hexdigest()[:32]
 
 
-def _previous(root: Path, model: str) -> tuple[dict | None, IndexSnapshot | None]:
-    """The live build's manifest and snapshot, if it loads. Loading it whole (not just reading its
-    manifest) proves it intact: a damaged index is rebuilt, never reported up to date.
+def _previous(root: Path, model: str) -> tuple[dict | None, SegmentedView | IndexSnapshot | None]:
+    """The live index's manifest and view (base and segments), if it loads. Loading it whole (not
+    just reading its manifest) proves it intact: a damaged index is rebuilt, never reported up to date.
 
     When the live build or the CURRENT pointer is damaged, the newest intact build still lends its
     vectors to the rebuild (its manifest is not returned: the rebuild must happen)."""
@@ -98,11 +111,11 @@ def _previous(root: Path, model: str) -> tuple[dict | None, IndexSnapshot | None
         build_dir = live = current_build_dir(root)
         if build_dir is None:
             return None, None
-        manifest = read_manifest(build_dir)
-        snapshot = IndexSnapshot.load(root, model, build_dir)
+        read_manifest(build_dir)
+        snapshot = SegmentedView.open(root, model)
         damage = snapshot.vector_damage()
         if damage is None:
-            return manifest, snapshot
+            return snapshot.manifest, snapshot
         snapshot.close()
         log.warning("Not reusing the live index's vectors: %s; what no intact build holds is embedded again", damage)
     except IndexUnavailable as exc:
@@ -129,11 +142,15 @@ def build_index(
     progress: Progress | None = None,
     force: bool = False,
     announce: Announce | None = None,
+    policy: MergePolicy = MergePolicy(),
 ) -> BuildReport:
-    """Build the index for a corpus folder and make it live atomically.
+    """Bring the index up to date with a corpus folder; what is new goes live atomically.
 
-    Unchanged corpora are detected by fingerprint and left alone (unless force); otherwise only
-    chunks whose text is new are embedded, the rest reuse the previous build's vectors.
+    Unchanged corpora are detected by fingerprint and left alone (unless force). A few new,
+    changed or removed articles become a new segment and a deletion list (index/store/segments.py);
+    more, or force, make a whole build, in which only chunks whose text is new are embedded, the
+    rest reuse the live index's vectors. The report says when the segments should be merged
+    (a whole build: build_index(force=True)).
     """
     began = time.perf_counter()
     root = settings.index_root
@@ -141,7 +158,7 @@ def build_index(
     with BuildLock(root):
         cache = BuildCache(cache_path(root))
         try:
-            return _build(settings, corpus_dir, embedder, progress, force, cache, began, announce)
+            return _build(settings, corpus_dir, embedder, progress, force, cache, began, announce, policy)
         finally:
             cache.save()
             cache.close()
@@ -190,13 +207,11 @@ class BuildVectors:
 
 
 def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, began: float,
-           announce: Announce | None = None) -> BuildReport:
-    """build_index under the lock: read -> (up to date?) -> plan -> vectors -> write."""
+           announce: Announce | None = None, policy: MergePolicy = MergePolicy()) -> BuildReport:
+    """build_index under the lock: read -> (up to date?) -> (a segment?) -> plan -> vectors -> write."""
     root = settings.index_root
     read = read_corpus(corpus_dir, settings, progress, cache)
     previous_manifest, previous = _previous(root, settings.model)
-    if previous is not None:
-        _keep_in_cache(previous, cache)
     corpus = read.corpus
     report = BuildReport(
         build_dir=None, documents=len(corpus.documents), chunks=0, embedded=0, reused=0, seconds=0.0,
@@ -208,6 +223,15 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
             prune_builds(root)
             report.seconds = time.perf_counter() - began
             return report
+        if isinstance(previous, SegmentedView) and not force and _same_layout(previous.manifest, settings, read):
+            update = plan_update(previous, read, settings)
+            if update.size <= policy.whole_build_share * max(previous.manifest["documents"], 1):
+                append_segment(settings, read, previous, update, cache, embedder, progress, announce, policy, report)
+                report.seconds = time.perf_counter() - began
+                return report
+            log.info("%d of %d articles changed: a whole build", update.size, previous.manifest["documents"])
+        if previous is not None:
+            _keep_in_cache(previous, cache)
         plan = plan_build(read, settings, cache)
         vectors = build_vectors(plan, settings, previous, embedder, progress, announce, cache)
     finally:
@@ -222,6 +246,94 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
     cache.keep_vectors("sentence", plan.sentence_hashes)
     report.seconds = time.perf_counter() - began
     log.info("Built index %s", report.build_dir.name)
+    return report
+
+
+def _same_layout(manifest: dict, settings: Settings, read: CorpusRead) -> bool:
+    """Whether new chunks can join the live index as a segment: same model, chunking and language
+    (anything else changes every chunk: a whole build)."""
+    return (manifest.get("model") == settings.model and manifest.get("chunk_words") == settings.chunk_words
+            and manifest.get("overlap_words") == settings.overlap_words and manifest.get("language") == read.language)
+
+
+@dataclass
+class SegmentUpdate:
+    """What an update changes in the live index: articles to write (new, or a new version) and
+    articles to mask (removed from the corpus, or replaced), each by the number of the part
+    holding it live."""
+
+    changed: list  # Documents
+    masked: dict[str, int]  # doc_id -> number of its part (0: the base)
+
+    @property
+    def size(self) -> int:
+        return len(self.changed) + sum(1 for _ in self.masked)
+
+
+def plan_update(live: SegmentedView, read: CorpusRead, settings: Settings, removals: bool = True) -> SegmentUpdate:
+    """Compare the corpus with the live index by document signature. removals=False: the corpus
+    read holds only new articles (nothing indexed is taken as removed)."""
+    signature = {d.doc_id: document_signature(d, read.language, settings) for d in read.corpus.documents}
+    indexed = live.signatures()
+    changed = [d for d in read.corpus.documents if indexed.get(d.doc_id, (0, ""))[1] != signature[d.doc_id]]
+    masked = {d.doc_id: indexed[d.doc_id][0] for d in changed if d.doc_id in indexed}
+    if removals:
+        masked.update({doc_id: number for doc_id, (number, _) in indexed.items() if doc_id not in signature})
+    return SegmentUpdate(changed, masked)
+
+
+def append_segment(settings: Settings, read: CorpusRead, live: SegmentedView, update: SegmentUpdate,
+                   cache: BuildCache, embedder, progress: Progress | None, announce: Announce | None,
+                   policy: MergePolicy, report: BuildReport | None = None) -> BuildReport:
+    """Write the update's articles as a new segment and mask the ones it removes or replaces, then
+    publish the new segment list atomically (under the build lock). Vectors are reused from the
+    live index and the build cache by content hash; the rest are embedded."""
+    began = time.perf_counter()
+    corpus = read.corpus
+    report = report or BuildReport(build_dir=None, documents=len(corpus.documents), chunks=0, embedded=0,
+                                   reused=0, seconds=0.0)
+    base_dir = live.build_dir
+    segments = read_segments(base_dir)
+    sweep_segments(base_dir, segments)
+    if update.changed:
+        part = CorpusRead(read.corpus_dir, Corpus(documents=update.changed, files_read=corpus.files_read),
+                          read.language, read.foreign_paragraphs, read.fingerprint)
+        plan = plan_build(part, settings, cache)
+        vectors = build_vectors(plan, settings, live, embedder, progress, announce, cache)
+        number = segments.next_number
+        name = f"{number:06d}-{uuid.uuid4().hex[:6]}"
+        folder = write_build(settings.index_root, plan, vectors, settings, progress, began,
+                             segment=(base_dir / SEGMENTS_DIR, name))
+        segments.segments.append({"number": number, "name": folder.name, "chunks": len(plan.chunks)})
+        segments.next_number += 1
+        report.embedded, report.reused = vectors.embedded, vectors.reused
+        report.duplicate_chunks, report.sentences_embedded = vectors.duplicate_chunks, vectors.sentences_embedded
+        report.segment = folder.name
+    else:
+        report.segment = "(masks only)"
+    for doc_id, number in update.masked.items():
+        segments.deleted.setdefault(number, []).append(doc_id)
+    segments.generation += 1
+    segments.corpus = {
+        "corpus_fingerprint": read.fingerprint, "corpus_dir": str(read.corpus_dir), "files_read": corpus.files_read,
+        "skipped_files": [{"path": s.path, "reason": s.reason} for s in corpus.skipped],
+        "duplicate_documents": [{"path": s.path, "reason": s.reason} for s in corpus.duplicates],
+        "foreign_paragraphs": read.foreign_paragraphs, "embedded": report.embedded, "reused": report.reused,
+        "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_segments(base_dir, segments)
+    report.written, report.removed = len(update.changed), len(update.masked)
+    report.build_dir = base_dir
+    view = SegmentedView.open(settings.index_root, settings.model, reuse=live)
+    report.chunks, report.documents = view.chunk_count, view.manifest["documents"]
+    report.merge_due = view.merge_due(policy)
+    shared = {id(p.snapshot) for p in live.parts}
+    for p in view.parts:  # the caller closes the live view's parts; this one's new part is ours
+        if id(p.snapshot) not in shared:
+            p.snapshot.close()
+    report.seconds = time.perf_counter() - began
+    log.info("Index update %s: %d article(s) written, %d masked (%d segment(s) live)", report.segment,
+             len(update.changed), len(update.masked), len(view.parts) - 1)
     return report
 
 
@@ -272,11 +384,13 @@ def plan_build(read: CorpusRead, settings: Settings, cache: BuildCache) -> Build
 
 
 def write_build(root: Path, plan: BuildPlan, vectors: BuildVectors, settings: Settings,
-                progress: Progress | None, began: float) -> Path:
-    """Stage 3: write every part of the build and make it live (atomically); returns its folder."""
+                progress: Progress | None, began: float, segment: tuple[Path, str] | None = None) -> Path:
+    """Stage 3: write every part of the build and make it live (atomically); returns its folder.
+    segment (folder, name): write a segment there instead, finished but not live (the caller
+    publishes it in the segment list)."""
     corpus = plan.read.corpus
     try:
-        writer = IndexWriter(root)
+        writer = IndexWriter(root, *segment) if segment else IndexWriter(root)
     except (OSError, sqlite3.Error) as exc:
         if is_disk_full(exc):
             raise _disk_full_error(root, vectors, corpus) from exc
@@ -284,8 +398,10 @@ def write_build(root: Path, plan: BuildPlan, vectors: BuildVectors, settings: Se
     try:
         if progress:
             progress("write", 0, 1)
+        language = plan.read.language
         writer.add_documents(
-            (d.doc_id, d.title, d.source, d.url, d.published, d.path, d.text) for d in corpus.documents
+            (d.doc_id, d.title, d.source, d.url, d.published, d.path, d.text,
+             document_signature(d, language, settings)) for d in corpus.documents
         )
         writer.add_chunks(
             (row, c.chunk_id, c.doc_id, c.ordinal, c.start, c.end, c.text, h,
@@ -295,8 +411,9 @@ def write_build(root: Path, plan: BuildPlan, vectors: BuildVectors, settings: Se
         writer.add_sentences(enumerate(plan.sentence_hashes))
         dense_index = writer.write_vectors(vectors.chunks, settings.dense_index)
         writer.write_sentence_vectors(vectors.sentences)
-        writer.write_bm25(plan.tokens)
-        build_dir = writer.commit(_manifest(plan, vectors, settings, dense_index, time.perf_counter() - began))
+        writer.write_postings(plan.tokens)
+        manifest = _manifest(plan, vectors, settings, dense_index, time.perf_counter() - began)
+        build_dir = writer.seal(manifest) if segment else writer.commit(manifest)
         if progress:
             progress("write", 1, 1)
         return build_dir

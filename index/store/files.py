@@ -2,8 +2,10 @@
 
 Layout under <data_dir>/index/:
     CURRENT                  name of the live build (replaced atomically with os.replace)
-    builds/<build-id>/       manifest.json, vectors.npy, dense.faiss, sentences.npy, meta.sqlite, bm25/
+    builds/<build-id>/       manifest.json, vectors.npy, dense.faiss, sentences.npy, meta.sqlite,
+                             postings.npz, vocabulary.json (index/store/postings.py)
     builds/.tmp-<build-id>/  a build in progress; never read, swept by the next build
+    builds/<build-id>/segments/, segments.json: what updates added since (index/store/segments.py)
 
 Metadata lives in SQLite rather than JSON files: a query fetches a handful of chunks by row id
 without loading the corpus into memory, the file is one self-checking unit, and it is in the
@@ -29,16 +31,18 @@ import numpy as np
 
 from ..errors import BuildInProgress, IndexCorrupt, IndexMismatch, IndexMissing, IndexUnavailable  # noqa: F401
 from .interface import ChunkFilter, ChunkRecord
+from .postings import Postings
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: sentence vectors
+FORMAT_VERSION = 3  # 2: sentence vectors; 3: BM25 from raw postings, document signatures
 KEEP_BUILDS = 2  # the live build and the one before it, for processes that have not reloaded yet
 
 SCHEMA = """
 CREATE TABLE documents (
     doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, url TEXT NOT NULL,
-    published TEXT NOT NULL, path TEXT NOT NULL, text TEXT NOT NULL
+    published TEXT NOT NULL, path TEXT NOT NULL, text TEXT NOT NULL,
+    signature TEXT NOT NULL  -- what it was indexed from (builder.document_signature): changed or not
 );
 CREATE TABLE chunks (
     row INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL REFERENCES documents,
@@ -111,14 +115,16 @@ class BuildLock:
 
 
 class IndexWriter:
-    """Writes one build into a temporary folder; commit() makes it live with an atomic rename."""
+    """Writes one build into a temporary folder; commit() makes it live with an atomic rename.
+    A segment (index/store/segments.py) is written the same way into its base build's folder."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, folder: Path | None = None, name: str | None = None):
         self.root = root
-        self.build_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        _builds_dir(root).mkdir(parents=True, exist_ok=True)
+        self.folder = folder or _builds_dir(root)  # where the finished folder goes
+        self.build_id = name or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        self.folder.mkdir(parents=True, exist_ok=True)
         self._sweep_abandoned()
-        self.tmp = _builds_dir(root) / f".tmp-{self.build_id}"
+        self.tmp = self.folder / f".tmp-{self.build_id}"
         self.tmp.mkdir()
         try:
             self.db = sqlite3.connect(self.tmp / "meta.sqlite")
@@ -129,12 +135,12 @@ class IndexWriter:
 
     def _sweep_abandoned(self) -> None:
         """Remove temporary folders left by builds that crashed or were killed."""
-        for path in _builds_dir(self.root).glob(".tmp-*"):
+        for path in self.folder.glob(".tmp-*"):
             log.info("Removing the unfinished build %s", path.name)
             shutil.rmtree(path, ignore_errors=True)
 
     def add_documents(self, rows: Iterable[tuple]) -> None:
-        self.db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        self.db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def add_chunks(self, rows: Iterable[tuple]) -> None:
         self.db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -157,15 +163,11 @@ class IndexWriter:
         faiss.write_index(index, str(self.tmp / "dense.faiss"))
         return description
 
-    def write_bm25(self, corpus_tokens: list[list[str]]) -> None:
-        import bm25s
+    def write_postings(self, corpus_tokens: list[list[str]]) -> None:
+        Postings.build(corpus_tokens).save(self.tmp)
 
-        bm25 = bm25s.BM25()
-        bm25.index(corpus_tokens, show_progress=False)
-        bm25.save(str(self.tmp / "bm25"))
-
-    def commit(self, manifest: dict) -> Path:
-        """Finish the build and point CURRENT at it; the previous build stays intact until then."""
+    def seal(self, manifest: dict) -> Path:
+        """Finish the folder durably under its final name (not live yet); returns it."""
         self.db.commit()
         self.db.close()
         # The next build copies these vectors instead of embedding again: it checks them first.
@@ -182,9 +184,14 @@ class IndexWriter:
             else:
                 _fsync_dir(path)
         _fsync_dir(self.tmp)
-        final = _builds_dir(self.root) / self.build_id
+        final = self.folder / self.build_id
         os.rename(self.tmp, final)
-        _fsync_dir(_builds_dir(self.root))  # the build is durable before CURRENT names it
+        _fsync_dir(self.folder)  # the build is durable before anything names it
+        return final
+
+    def commit(self, manifest: dict) -> Path:
+        """Finish the build and point CURRENT at it; the previous build stays intact until then."""
+        final = self.seal(manifest)
         pointer = self.root / "CURRENT.tmp"
         pointer.write_text(self.build_id + "\n")
         with open(pointer, "rb") as f:
@@ -243,21 +250,6 @@ def read_manifest(build_dir: Path) -> dict:
     return manifest
 
 
-def indexed_paths(root: Path) -> frozenset[str]:
-    """The corpus paths of the live build's documents; none when there is no readable build."""
-    try:
-        build = current_build_dir(root)
-        if build is None:
-            return frozenset()
-        db = sqlite3.connect(f"file:{build / 'meta.sqlite'}?mode=ro", uri=True)
-        try:
-            return frozenset(path for (path,) in db.execute("SELECT path FROM documents"))
-        finally:
-            db.close()
-    except (IndexUnavailable, sqlite3.Error, OSError):
-        return frozenset()
-
-
 # A filtered dense search over at most this many chunks is exact, from the stored vectors (about
 # 10 ms at 20k); a wider one asks the index, which skips the rows outside the filter.
 EXACT_WINDOW = 20_000
@@ -278,7 +270,8 @@ class IndexSnapshot:
     the rows of the build. Safe to share between threads; never changes once loaded."""
 
     def __init__(
-        self, build_dir: Path, manifest: dict, dense, vectors: np.ndarray, sentence_vectors: np.ndarray, bm25,
+        self, build_dir: Path, manifest: dict, dense, vectors: np.ndarray, sentence_vectors: np.ndarray,
+        postings: Postings,
         db: sqlite3.Connection,
     ):
         self.build_dir = build_dir
@@ -286,7 +279,7 @@ class IndexSnapshot:
         self.dense_index = dense  # the FAISS index (flat or HNSW), memory-mapped
         self.vectors = vectors  # memory-mapped, row i = chunk i
         self.sentence_vectors = sentence_vectors  # memory-mapped float16, rows named by ChunkRecord.sentences
-        self.bm25 = bm25
+        self.postings = postings  # lexical: token -> chunks and counts, and chunk lengths
         self._db = db
         self._db_lock = threading.Lock()
         self._coverage: dict | None = None
@@ -308,7 +301,6 @@ class IndexSnapshot:
                 "run `citebot build` to rebuild it with the configured model."
             )
         broken = f"The index in {build_dir} is damaged ({{}}); run `citebot build` to rebuild it."
-        import bm25s
         import faiss
 
         def read(part: str, load):
@@ -324,7 +316,7 @@ class IndexSnapshot:
             str(build_dir / "dense.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY))
         vectors = read("vectors.npy", lambda: np.load(build_dir / "vectors.npy", mmap_mode="r"))
         sentence_vectors = read("sentences.npy", lambda: np.load(build_dir / "sentences.npy", mmap_mode="r"))
-        bm25 = read("bm25/", lambda: bm25s.BM25.load(str(build_dir / "bm25"), mmap=True))
+        postings = read("postings/", lambda: Postings.load(build_dir))
 
         def open_db():
             db = sqlite3.connect(f"file:{build_dir / 'meta.sqlite'}?mode=ro", uri=True, check_same_thread=False)
@@ -334,14 +326,14 @@ class IndexSnapshot:
 
         db, count, sentences = read("meta.sqlite", open_db)
         expected = manifest.get("chunks")
-        shapes = (dense.ntotal, count, vectors.shape[0], bm25.scores["num_docs"])
+        shapes = (dense.ntotal, count, vectors.shape[0], postings.chunk_count)
         if any(n != expected for n in shapes) or dense.d != manifest.get("dim") or vectors.shape[1:] != (dense.d,):
             raise IndexCorrupt(broken.format("its parts disagree on the number of chunks"))
         # Chunks name sentence rows the same build wrote; checking each reference here took a scan
         # of every chunk (over a second at 100k chunks), so the counts stand for them.
         if sentence_vectors.shape != (sentences, dense.d) or sentences != manifest.get("sentences"):
             raise IndexCorrupt(broken.format("its sentence vectors do not match its sentences"))
-        snapshot = cls(build_dir, manifest, dense, vectors, sentence_vectors, bm25, db)
+        snapshot = cls(build_dir, manifest, dense, vectors, sentence_vectors, postings, db)
         # Numbers damaged under an intact header load fine and answer wrongly (the engine abstains
         # on what the index holds): a sample of each vector file must be unit vectors, as built.
         damage = snapshot.norm_damage()
@@ -389,9 +381,12 @@ class IndexSnapshot:
 
     def dense(self, vector: np.ndarray, n: int, where: ChunkFilter | None = None) -> list[tuple[int, float]]:
         """(row, cosine) of the n nearest chunks (among the rows the filter allows)."""
+        return self.dense_within(vector, n, self.rows(where))
+
+    def dense_within(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        """(row, cosine) of the n nearest chunks among the sorted rows allowed (None: all)."""
         import faiss
 
-        allowed = self.rows(where)
         n = min(n, self.chunk_count if allowed is None else len(allowed))
         if n <= 0:
             return []
@@ -415,10 +410,10 @@ class IndexSnapshot:
     def lexical(self, tokens: Sequence[str], n: int, where: ChunkFilter | None = None) -> list[tuple[int, float]]:
         """(row, BM25 score) of the n best matches (among the rows the filter allows); empty when no
         token is in the index."""
-        ids = self.bm25.get_tokens_ids(list(tokens))
-        if not ids:
+        stats = self.postings.statistics(tokens)
+        if not stats.frequencies:
             return []
-        scores = np.asarray(self.bm25.get_scores_from_ids(ids))
+        scores = self.postings.scores(tokens, stats)
         allowed = self.rows(where)
         if allowed is not None:
             kept = np.zeros_like(scores)
@@ -441,15 +436,8 @@ class IndexSnapshot:
         return {row: c for row, c in found.items() if me is not None and c.doc_id == me.doc_id}
 
     def document_frequencies(self, tokens: Sequence[str]) -> dict[str, int]:
-        """How many chunks hold each token the BM25 index knows (tokens it lacks are left out).
-        The one place that reads bm25s's stored matrix: a token's column length is its frequency."""
-        indptr = self.bm25.scores["indptr"]
-        out = {}
-        for token in set(tokens):
-            tid = self.bm25.vocab_dict.get(token)
-            if tid is not None and tid + 1 < len(indptr):
-                out[token] = int(indptr[tid + 1] - indptr[tid])
-        return out
+        """How many chunks hold each token the lexical index knows (tokens it lacks are left out)."""
+        return self.postings.statistics(tokens).frequencies
 
     def chunks(self, rows: Sequence[int]) -> dict[int, ChunkRecord]:
         """Chunk records by row id, with their documents' citation fields."""
@@ -525,6 +513,16 @@ class IndexSnapshot:
                 f"SELECT c.row FROM chunks c JOIN documents d USING (doc_id) WHERE d.path IN ({marks}) "
                 "ORDER BY c.row", list(paths))]
         return np.asarray(rows, dtype=np.int64)
+
+    def documents(self) -> list[tuple[str, str, str, str]]:
+        """(doc_id, signature, published, source) of every document in this build."""
+        with self._db_lock:
+            return self._db.execute("SELECT doc_id, signature, published, source FROM documents").fetchall()
+
+    def document_paths(self) -> list[tuple[str, str]]:
+        """(doc_id, path) of every document in this build."""
+        with self._db_lock:
+            return self._db.execute("SELECT doc_id, path FROM documents").fetchall()
 
     def coverage(self) -> dict:
         """What the corpus covers: articles, sources by number of articles, first and last date."""
