@@ -20,8 +20,9 @@ $PY bench/scale.py "$DATA/bbc-news" --squad "$DATA/squad-v1.1-dev.json" --json "
 echo; echo "### 3/3 the bot end to end against the fake Bot API (bench/bot_throughput.py)"
 $PY bench/bot_throughput.py --users 50 --questions 4 --json "$OUT/bot.json"
 
-echo; echo "### live news: 10 new articles into the indexed BBC corpus (bench/incremental.py)"
-$PY bench/incremental.py "$DATA/bbc-news" --new 10 --json "$OUT/incremental.json"
+echo; echo "### live news: updates as segments, merges, recall after 20 updates (bench/incremental.py)"
+$PY bench/incremental.py "$DATA/bbc-news" --squad "$DATA/squad-v1.1-dev.json" --synthetic 100000 \
+    --json "$OUT/incremental.json"
 
 echo; echo "### time in questions (bench/dated.py) and follow-ups (bench/followups.py)"
 $PY bench/dated.py --haystack "$DATA/bbc-news" --json "$OUT/dated.json"

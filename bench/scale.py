@@ -82,8 +82,8 @@ def write_synthetic(real: IndexSnapshot, n: int, root: Path, rng: np.random.Gene
     copies = -(-n // rows)
     writer = IndexWriter(root)
     writer.add_documents(
-        (f"{d}#{c}", t, s, u, p, path, text)
-        for c in range(copies) for d, (_, t, s, u, p, path, text) in doc_rows.items()
+        (f"{d}#{c}", t, s, u, p, path, text, f"synthetic{c}")
+        for c in range(copies) for d, (_, t, s, u, p, path, text, _sig) in doc_rows.items()
     )
     with real._db_lock:
         sentence_json = dict(real._db.execute("SELECT row, sentences FROM chunks"))
@@ -97,7 +97,7 @@ def write_synthetic(real: IndexSnapshot, n: int, root: Path, rng: np.random.Gene
     vectors = synthetic_vectors(np.asarray(real.vectors, dtype=np.float32), n, rng)
     description = writer.write_vectors(vectors)
     writer.write_sentence_vectors(np.asarray(real.sentence_vectors))
-    writer.write_bm25([tokens[i % rows] for i in range(n)])
+    writer.write_postings([tokens[i % rows] for i in range(n)])
     manifest = {k: real.manifest[k] for k in ("model", "dim", "language", "chunk_words", "overlap_words")}
     writer.commit({**manifest, "documents": len(doc_rows) * copies, "chunks": n, "dense_index": description,
                    "sentences": real.manifest["sentences"], "synthetic": True, "built_at": "synthetic",
