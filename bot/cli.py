@@ -618,9 +618,13 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", parents=[common], help="build or refresh the index", description=
                        "Read the corpus folder, clean and chunk the articles, embed new chunks and write the index "
                        "atomically: the old index keeps answering until the new one is complete. An unchanged "
-                       "corpus is detected and left alone; changed corpora re-embed only new text.")
+                       "corpus is detected and left alone. When only a few articles are new, changed or removed "
+                       "(a quarter at most) they are written as a small update beside the index (a segment; "
+                       "old versions masked); when updates pile up they are merged by a whole build. Changed "
+                       "corpora re-embed only new text.")
     b.add_argument("corpus_dir", nargs="?", help="folder of articles (default: $CITEBOT_CORPUS_DIR or corpus/)")
-    b.add_argument("--force", action="store_true", help="write a new build even if the corpus is unchanged")
+    b.add_argument("--force", action="store_true",
+                   help="write a whole new build even if the corpus is unchanged (merges any updates)")
     b.set_defaults(func=cmd_build)
 
     a = sub.add_parser("ask", parents=[common], help="answer a question with cited excerpts", description=
