@@ -82,8 +82,8 @@ def write_synthetic(real: IndexSnapshot, n: int, root: Path, rng: np.random.Gene
     copies = -(-n // rows)
     writer = IndexWriter(root)
     writer.add_documents(
-        (f"{d}#{c}", t, s, u, p, path, text, f"synthetic{c}")
-        for c in range(copies) for d, (_, t, s, u, p, path, text, _sig) in doc_rows.items()
+        (f"{d}#{c}", t, s, u, p, path, f"synthetic{c}", text)
+        for c in range(copies) for d, (_, t, s, u, p, path, _sig, text) in doc_rows.items()
     )
     with real._db_lock:
         sentence_json = dict(real._db.execute("SELECT row, sentences FROM chunks"))

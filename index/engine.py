@@ -104,6 +104,7 @@ class Engine:
         self._swap_lock = threading.Lock()
         self.merge_policy = MergePolicy()
         self._merger: threading.Thread | None = None
+        self._merge_lock = threading.Lock()
         self._reader: Reader | None = reader  # None: the committed model, loaded on first use
         self._reader_failed = False
         self._reader_lock = threading.Lock()
@@ -184,9 +185,11 @@ class Engine:
         self._current()
         if report.merge_due:
             if merge == "background":
-                self._merger = threading.Thread(target=self._merge, args=(corpus_dir,), name="index-merge",
-                                                daemon=True)
-                self._merger.start()
+                with self._merge_lock:
+                    if self._merger is None or not self._merger.is_alive():
+                        self._merger = threading.Thread(target=self._merge_quietly, args=(corpus_dir,),
+                                                        name="index-merge", daemon=True)
+                        self._merger.start()
             else:
                 self._merge(corpus_dir)
         if not report.segment:
@@ -196,18 +199,23 @@ class Engine:
     def _merge(self, corpus_dir: Path | None) -> None:
         """Merge the segments into a new base: a whole build, reusing every vector."""
         began = time.perf_counter()
-        try:
-            report = build_index(self.settings, corpus_dir, UpdateEmbedder(self.embedder), force=True,
-                                 policy=self.merge_policy)
-        except Exception:  # the segments keep serving; the next update's merge tries again
-            log.exception("Merging the index's segments failed")
-            return
+        report = build_index(self.settings, corpus_dir, UpdateEmbedder(self.embedder), force=True,
+                             policy=self.merge_policy)
         self._current()
         log.info("Merged the index's segments into %s in %.1f s", report.build_dir.name, time.perf_counter() - began)
 
+    def _merge_quietly(self, corpus_dir: Path | None) -> None:
+        """_merge in the background: a failure is logged, the segments keep serving, and the next
+        update that finds them due tries again."""
+        try:
+            self._merge(corpus_dir)
+        except Exception:
+            log.exception("Merging the index's segments failed; the updates keep serving unmerged")
+
     def wait_for_merge(self) -> None:
         """Return when no merge started by this engine is running."""
-        merger = self._merger
+        with self._merge_lock:
+            merger = self._merger
         if merger is not None and merger.is_alive():
             log.info("Waiting for the index merge to finish")
             merger.join()

@@ -121,6 +121,28 @@ def test_updates_are_segments_that_search_exactly_as_a_fresh_build_of_the_same_a
     assert engine.build().unchanged, "an update that went live is not done again"
 
 
+def test_many_masked_chunks_are_skipped_by_the_dense_index_itself(tmp_path, embedder):
+    """Past a few masked chunks the dense search stops over-fetching and gives FAISS a bitmap of
+    the live rows: the nearest live chunk is still the fresh build's."""
+    corpus = tmp_path / "corpus"
+    corpus_of(corpus, {**STORIES, **NEW})
+    engine = Engine(Settings_of(tmp_path, corpus), embedder)
+    engine.merge_policy = replace(HOLD, whole_build_share=1.0)
+    engine.build()
+    gone = ["rates.txt", "wheat.txt", "rail.txt", "film.txt", "chess.txt"]
+    corpus_of(corpus, {k: v for k, v in {**STORIES, **NEW}.items() if k not in gone})
+    assert engine.build().segment == "(masks only)"
+    fresh = fresh_build(tmp_path, corpus, embedder, "fresh")
+    assert engine.snapshot.parts[0].masked >= 4  # dense(n=1) takes the bitmap path
+    for question in QUESTIONS + ("What did the central bank do to rates?", "wheat harvest drought"):
+        mine, theirs = engine.snapshot, fresh.snapshot
+        query = engine.query(question)
+        (a, sa), = mine.dense(query.vector, 1)
+        (b, sb), = theirs.dense(query.vector, 1)
+        assert mine.chunks([a])[a].chunk_id == theirs.chunks([b])[b].chunk_id and abs(sa - sb) < 1e-5, question
+        assert mine.count() == theirs.count() and mine.coverage() == theirs.coverage()
+
+
 def test_segments_past_the_policy_are_merged_into_a_new_base_embedding_nothing(tmp_path, embedder):
     corpus = tmp_path / "corpus"
     corpus_of(corpus, STORIES)

@@ -138,6 +138,11 @@ class BuildCache:
         self._write("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
                     ((kind, h, np.asarray(v, dtype=dtype).tobytes()) for h, v in items), many=True)
 
+    def keep_chunkings(self) -> None:
+        """This build chunked only some documents (an update): save() forgets no chunking, or the
+        next whole build would chunk every article again."""
+        self._seen_chunks.clear()
+
     def keep_vectors(self, kind: str, hashes: Iterable[str]) -> None:
         """The vectors of a build that went live: save() forgets the others of this kind."""
         self._keep_vectors[kind] = set(hashes)

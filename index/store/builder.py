@@ -102,7 +102,9 @@ def _fingerprint(settings: Settings, language: str, corpus: Corpus) -> str:
 
 def _previous(root: Path, model: str) -> tuple[dict | None, SegmentedView | IndexSnapshot | None]:
     """The live index's manifest and view (base and segments), if it loads. Loading it whole (not
-    just reading its manifest) proves it intact: a damaged index is rebuilt, never reported up to date.
+    just reading its manifest) proves it intact as far as serving checks (shapes, a sample of
+    norms): a damaged index is rebuilt, never reported up to date. The vectors' checksums are
+    checked only where vectors are copied from it (lender()).
 
     When the live build or the CURRENT pointer is damaged, the newest intact build still lends its
     vectors to the rebuild (its manifest is not returned: the rebuild must happen)."""
@@ -113,16 +115,18 @@ def _previous(root: Path, model: str) -> tuple[dict | None, SegmentedView | Inde
             return None, None
         read_manifest(build_dir)
         snapshot = SegmentedView.open(root, model)
-        damage = snapshot.vector_damage()
-        if damage is None:
-            return snapshot.manifest, snapshot
-        snapshot.close()
-        log.warning("Not reusing the live index's vectors: %s; what no intact build holds is embedded again", damage)
+        return snapshot.manifest, snapshot
     except IndexUnavailable as exc:
         log.warning("Not reusing the live index: %s", exc)
+    return None, _intact_build(root, model, skip=live)
+
+
+def _intact_build(root: Path, model: str, skip: Path | None = None) -> IndexSnapshot | None:
+    """The newest build folder that loads and whose vectors match their checksums (skip: one
+    already found wanting), to lend its vectors to a rebuild."""
     for build_dir in intact_builds(root):
-        if build_dir == live:
-            continue  # checked above
+        if build_dir == skip:
+            continue
         try:
             snapshot = IndexSnapshot.load(root, model, build_dir)
         except IndexUnavailable:
@@ -131,8 +135,22 @@ def _previous(root: Path, model: str) -> tuple[dict | None, SegmentedView | Inde
             snapshot.close()
             continue
         log.info("Reusing vectors from the intact build %s", build_dir.name)
-        return None, snapshot
-    return None, None
+        return snapshot
+    return None
+
+
+def _lender(root: Path, model: str, previous):
+    """What a whole build copies vectors from: the live view when its vectors match their
+    checksums, else the newest intact build (or nothing)."""
+    if isinstance(previous, SegmentedView):
+        damage = previous.vector_damage()
+        if damage is None:
+            return previous
+        log.warning("Not reusing the live index's vectors: %s; what no intact build holds is embedded again", damage)
+        live = previous.build_dir
+        previous.close()
+        return _intact_build(root, model, skip=live)
+    return previous
 
 
 def build_index(
@@ -227,9 +245,11 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
             update = plan_update(previous, read, settings)
             if update.size <= policy.whole_build_share * max(previous.manifest["documents"], 1):
                 append_segment(settings, read, previous, update, cache, embedder, progress, announce, policy, report)
+                cache.keep_chunkings()
                 report.seconds = time.perf_counter() - began
                 return report
             log.info("%d of %d articles changed: a whole build", update.size, previous.manifest["documents"])
+        previous = _lender(root, settings.model, previous)
         if previous is not None:
             _keep_in_cache(previous, cache)
         plan = plan_build(read, settings, cache)
@@ -253,7 +273,8 @@ def _same_layout(manifest: dict, settings: Settings, read: CorpusRead) -> bool:
     """Whether new chunks can join the live index as a segment: same model, chunking and language
     (anything else changes every chunk: a whole build)."""
     return (manifest.get("model") == settings.model and manifest.get("chunk_words") == settings.chunk_words
-            and manifest.get("overlap_words") == settings.overlap_words and manifest.get("language") == read.language)
+            and manifest.get("overlap_words") == settings.overlap_words and manifest.get("language") == read.language
+            and manifest.get("dense_index_setting") == settings.dense_index)
 
 
 @dataclass
@@ -299,7 +320,9 @@ def append_segment(settings: Settings, read: CorpusRead, live: SegmentedView, up
         part = CorpusRead(read.corpus_dir, Corpus(documents=update.changed, files_read=corpus.files_read),
                           read.language, read.foreign_paragraphs, read.fingerprint)
         plan = plan_build(part, settings, cache)
-        vectors = build_vectors(plan, settings, live, embedder, progress, announce, cache)
+        # The build cache holds every live vector (whole builds keep theirs, updates add theirs): no
+        # need to read, or checksum, the live index's vector files for a few articles.
+        vectors = build_vectors(plan, settings, None, embedder, progress, announce, cache)
         number = segments.next_number
         name = f"{number:06d}-{uuid.uuid4().hex[:6]}"
         folder = write_build(settings.index_root, plan, vectors, settings, progress, began,
@@ -400,8 +423,8 @@ def write_build(root: Path, plan: BuildPlan, vectors: BuildVectors, settings: Se
             progress("write", 0, 1)
         language = plan.read.language
         writer.add_documents(
-            (d.doc_id, d.title, d.source, d.url, d.published, d.path, d.text,
-             document_signature(d, language, settings)) for d in corpus.documents
+            (d.doc_id, d.title, d.source, d.url, d.published, d.path, document_signature(d, language, settings),
+             d.text) for d in corpus.documents
         )
         writer.add_chunks(
             (row, c.chunk_id, c.doc_id, c.ordinal, c.start, c.end, c.text, h,
@@ -430,6 +453,7 @@ def _manifest(plan: BuildPlan, vectors: BuildVectors, settings: Settings, dense_
         "model": settings.model,
         "dim": int(vectors.chunks.shape[1]),
         "dense_index": dense_index,
+        "dense_index_setting": settings.dense_index,  # auto, flat or hnsw: another setting is a whole build
         "documents": len(corpus.documents),
         "chunks": len(plan.chunks),
         "sentences": len(plan.sentence_row),
@@ -492,7 +516,10 @@ def _keep_in_cache(previous: IndexSnapshot, cache: BuildCache) -> None:
         missing = sorted((row, h) for h, row in known.items() if h not in have)
         if missing:
             log.info("Keeping %d %s vectors of %s in the build cache", len(missing), kind, previous.build_dir.name)
-            cache.put_vectors(kind, ((h, old[row]) for row, h in missing))
+            for first in range(0, len(missing), 4096):  # bounded reads, whole blocks at a time
+                block = missing[first:first + 4096]
+                vectors = old[np.asarray([row for row, _ in block], dtype=np.int64)]
+                cache.put_vectors(kind, ((h, v) for (_, h), v in zip(block, vectors)))
 
 
 def build_vectors(plan: BuildPlan, settings: Settings, previous: IndexSnapshot | None,
@@ -686,7 +713,7 @@ def build_database_index(
                                   read.language, read.foreign_paragraphs, read.fingerprint)
                 plan = plan_build(part, settings, cache)
                 # A file index in this data folder lends its vectors: moving it into the database embeds nothing.
-                _, lender = _previous(root, settings.model)
+                lender = _lender(root, settings.model, _previous(root, settings.model)[1])
                 try:
                     vectors = build_vectors(plan, settings, lender, embedder, progress, announce, cache)
                 finally:

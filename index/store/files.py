@@ -41,8 +41,9 @@ KEEP_BUILDS = 2  # the live build and the one before it, for processes that have
 SCHEMA = """
 CREATE TABLE documents (
     doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, url TEXT NOT NULL,
-    published TEXT NOT NULL, path TEXT NOT NULL, text TEXT NOT NULL,
-    signature TEXT NOT NULL  -- what it was indexed from (builder.document_signature): changed or not
+    published TEXT NOT NULL, path TEXT NOT NULL,
+    signature TEXT NOT NULL,  -- what it was indexed from (builder.document_signature): changed or not
+    text TEXT NOT NULL  -- last: reading the columns before it skips its overflow pages
 );
 CREATE TABLE chunks (
     row INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL, doc_id TEXT NOT NULL REFERENCES documents,
@@ -283,6 +284,7 @@ class IndexSnapshot:
         self._db = db
         self._db_lock = threading.Lock()
         self._coverage: dict | None = None
+        self._documents: list[tuple[str, str, str]] | None = None
         self._resolved: dict[ChunkFilter, np.ndarray | None] = {}
 
     @classmethod
@@ -383,10 +385,21 @@ class IndexSnapshot:
         """(row, cosine) of the n nearest chunks (among the rows the filter allows)."""
         return self.dense_within(vector, n, self.rows(where))
 
-    def dense_within(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
-        """(row, cosine) of the n nearest chunks among the sorted rows allowed (None: all)."""
+    def dense_within(self, vector: np.ndarray, n: int, allowed: np.ndarray | None, selector=None
+                     ) -> list[tuple[int, float]]:
+        """(row, cosine) of the n nearest chunks among the sorted rows allowed (None: all), or among
+        those a FAISS selector lets through (a segmented index's live rows)."""
         import faiss
 
+        if selector is not None:
+            index = faiss.downcast_index(self.dense_index)
+            if hasattr(index, "hnsw"):
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(index.hnsw.efSearch, n))
+            else:
+                params = faiss.SearchParameters(sel=selector)
+            scores, ids = index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1),
+                                       min(n, self.chunk_count), params=params)
+            return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
         n = min(n, self.chunk_count if allowed is None else len(allowed))
         if n <= 0:
             return []
@@ -495,13 +508,14 @@ class IndexSnapshot:
 
     def rows_of_documents(self, doc_ids: Sequence[str]) -> np.ndarray:
         """Rows of the chunks of these documents, sorted (documents no longer indexed give none)."""
-        if not doc_ids:
-            return np.zeros(0, dtype=np.int64)
-        marks = ",".join("?" * len(doc_ids))
-        with self._db_lock:
-            rows = [r for (r,) in self._db.execute(
-                f"SELECT row FROM chunks WHERE doc_id IN ({marks}) ORDER BY row", list(doc_ids))]
-        return np.asarray(rows, dtype=np.int64)
+        doc_ids = list(doc_ids)
+        rows: list[int] = []
+        for first in range(0, len(doc_ids), 10_000):  # within SQLite's limit on parameters
+            batch = doc_ids[first:first + 10_000]
+            with self._db_lock:
+                rows += [r for (r,) in self._db.execute(
+                    f"SELECT row FROM chunks WHERE doc_id IN ({','.join('?' * len(batch))})", batch)]
+        return np.unique(np.asarray(rows, dtype=np.int64))
 
     def rows_of_paths(self, paths: Sequence[str]) -> np.ndarray:
         """Rows of the chunks of the articles in these files (relative to the corpus folder), sorted."""
@@ -514,10 +528,17 @@ class IndexSnapshot:
                 "ORDER BY c.row", list(paths))]
         return np.asarray(rows, dtype=np.int64)
 
-    def documents(self) -> list[tuple[str, str, str, str]]:
-        """(doc_id, signature, published, source) of every document in this build."""
+    def documents(self) -> list[tuple[str, str, str]]:
+        """(doc_id, published, source) of every document in this build (read once: a build never changes)."""
+        if self._documents is None:
+            with self._db_lock:
+                self._documents = self._db.execute("SELECT doc_id, published, source FROM documents").fetchall()
+        return self._documents
+
+    def signatures(self) -> list[tuple[str, str]]:
+        """(doc_id, signature) of every document: what the builder compares a corpus with."""
         with self._db_lock:
-            return self._db.execute("SELECT doc_id, signature, published, source FROM documents").fetchall()
+            return self._db.execute("SELECT doc_id, signature FROM documents").fetchall()
 
     def document_paths(self) -> list[tuple[str, str]]:
         """(doc_id, path) of every document in this build."""

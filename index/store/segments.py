@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,6 +41,7 @@ SEGMENTS_FILE = "segments.json"
 SEGMENTS_DIR = "segments"
 SHIFT = 32  # id = segment number << SHIFT | row
 ROW_MASK = (1 << SHIFT) - 1
+_SELECTOR_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -113,21 +115,19 @@ def sweep_segments(build_dir: Path, segments: SegmentList) -> None:
 
 
 def live_state(root: Path) -> str:
-    """What is live, cheaply: the base build's name and its segment list's generation ("" when
-    nothing is built, "(damaged)" when the pointer or the list cannot be read)."""
+    """What is live, cheaply (asked before every question): the base build's name and the identity
+    of its segment list file (an update replaces it: a new inode), "" when nothing is built,
+    "(damaged)" when the pointer cannot be read. Loading the view reads and checks the list."""
     try:
         build = current_build_dir(root)
         if build is None:
             return ""
-        raw = (build / SEGMENTS_FILE).read_bytes()
+        stat = os.stat(build / SEGMENTS_FILE)
     except FileNotFoundError:
         return build.name
     except (IndexUnavailable, OSError):
         return "(damaged)"
-    try:
-        return f"{build.name}+{int(json.loads(raw)['generation'])}"
-    except (ValueError, KeyError, TypeError):
-        return "(damaged)"
+    return f"{build.name}+{stat.st_ino}.{stat.st_mtime_ns}.{stat.st_size}"
 
 
 @dataclass
@@ -138,10 +138,11 @@ class _Part:
     snapshot: IndexSnapshot
     deleted: np.ndarray | None  # bool per row, True: masked; None: nothing masked
     masked_docs: frozenset[str]
+    masked: int = 0  # how many rows are masked
+    _selector: object = None  # a FAISS selector of the live rows, made once, when many are masked
 
-    @property
-    def masked(self) -> int:
-        return 0 if self.deleted is None else int(np.count_nonzero(self.deleted))
+    def __post_init__(self) -> None:
+        self.masked = 0 if self.deleted is None else int(np.count_nonzero(self.deleted))
 
     def live_rows(self, allowed: np.ndarray | None) -> np.ndarray | None:
         """The allowed rows that are not masked (None: all rows, nothing masked)."""
@@ -150,6 +151,17 @@ class _Part:
         if allowed is None:
             return np.flatnonzero(~self.deleted)
         return allowed[~self.deleted[allowed]]
+
+    def live_selector(self):
+        """The live rows as a FAISS bitmap selector, made once for this part (its bits must outlive
+        every search that uses them, so the part keeps them)."""
+        with _SELECTOR_LOCK:  # made once: a second one would free the bits the first is searching with
+            if self._selector is None:
+                import faiss
+
+                bits = np.packbits(~self.deleted, bitorder="little")
+                self._selector = (faiss.IDSelectorBitmap(len(self.deleted), faiss.swig_ptr(bits)), bits)
+            return self._selector[0]
 
 
 def _ids(number: int, rows) -> np.ndarray:
@@ -195,7 +207,7 @@ class SegmentedView:
         self._chunk_count = live
         lengths = sum(p.snapshot.postings.total_length(p.deleted) for p in parts)
         self._mean_length = lengths / live if live else 1.0
-        docs = [(doc_id, signature, published, source) for p in parts for doc_id, signature, published, source
+        docs = [(doc_id, published, source) for p in parts for doc_id, published, source
                 in p.snapshot.documents() if doc_id not in p.masked_docs]
         self._documents = docs
         self.manifest = {
@@ -269,11 +281,16 @@ class SegmentedView:
     def dense(self, vector: np.ndarray, n: int, where: ChunkFilter | None = None) -> list[tuple[int, float]]:
         found: list[tuple[int, float]] = []
         for p in self.parts:
-            if not where and p.deleted is not None and p.masked < n * 4:
+            allowed = p.snapshot.rows(where)  # None: no filter left (e.g. "latest" asked today)
+            if p.deleted is None:
+                hits = p.snapshot.dense_within(vector, n, allowed)
+            elif allowed is None and p.masked < n * 4:
                 # Few masked rows: ask for that many more and drop them (the index stays unfiltered).
                 hits = [(r, s) for r, s in p.snapshot.dense_within(vector, n + p.masked, None) if not p.deleted[r]][:n]
+            elif allowed is None:  # many masked rows: the index skips them (one bitmap, made once)
+                hits = p.snapshot.dense_within(vector, n, None, selector=p.live_selector())
             else:
-                hits = p.snapshot.dense_within(vector, n, p.live_rows(p.snapshot.rows(where)))
+                hits = p.snapshot.dense_within(vector, n, p.live_rows(allowed))
             found += [(int(_ids(p.number, r)), s) for r, s in hits]
         found.sort(key=lambda x: (-x[1], x[0]))
         return found[:n]
@@ -319,8 +336,8 @@ class SegmentedView:
             return self._chunk_count
         total = 0
         for p in self.parts:
-            rows = p.live_rows(p.snapshot.rows(where))
-            total += p.snapshot.chunk_count if rows is None else len(rows)
+            rows = p.snapshot.rows(where)
+            total += p.snapshot.chunk_count - p.masked if rows is None else len(p.live_rows(rows))
         return total
 
     def _global(self, number: int, record: ChunkRecord) -> ChunkRecord:
@@ -358,9 +375,9 @@ class SegmentedView:
 
     def coverage(self) -> dict:
         if self._coverage is None:
-            days = [p[:10] for _, _, p, _ in self._documents if len(p) >= 10 and p[:4].isdigit() and p[4] == "-"
+            days = [p[:10] for _, p, _ in self._documents if len(p) >= 10 and p[:4].isdigit() and p[4] == "-"
                     and p[5:7].isdigit() and p[7] == "-" and p[8:10].isdigit()]
-            sources = Counter(source for _, _, _, source in self._documents if source)
+            sources = Counter(source for _, _, source in self._documents if source)
             self._coverage = {"articles": len(self._documents), "first": min(days, default=""),
                               "last": max(days, default=""),
                               "sources": [{"source": s, "articles": n}
@@ -373,7 +390,7 @@ class SegmentedView:
         """doc_id -> (the number of the part holding it live, its signature)."""
         out = {}
         for p in self.parts:
-            for doc_id, signature, _, _ in p.snapshot.documents():
+            for doc_id, signature in p.snapshot.signatures():
                 if doc_id not in p.masked_docs:
                     out[doc_id] = (p.number, signature)
         return out
