@@ -211,8 +211,20 @@ def copy_cache(source: Path | None, settings: Settings, leave_out: list[Path], a
     log(f"  build cache copied from {source}, less the vectors of the {len(leave_out)} held-out articles")
 
 
+def distinct_articles(folder: Path) -> list[Path]:
+    """The article files less the copies the loader would leave out as duplicates: which copy of
+    a story stays depends on which the live index already holds, so an index grown by updates and
+    a fresh build of the same folder could keep different copies (titles differ), and their
+    answers would differ for that reason alone."""
+    from index.ingest.documents import load_corpus
+
+    corpus = load_corpus(folder)
+    dropped = {d.path for d in corpus.duplicates}
+    return sorted(f for f in folder.rglob("*.txt") if f.is_file() and f.relative_to(folder).as_posix() not in dropped)
+
+
 def news_phase(args, tmp: Path) -> dict:
-    files = sorted(f for f in args.articles.rglob("*.txt") if f.is_file())
+    files = distinct_articles(args.articles)
     dev_articles = {json.loads(line)["article"] for line in NEWS_DEV.read_text().splitlines() if line.strip()}
     wanted = args.updates * 10 + 31  # the speed updates' 30, the recall updates, one for the merge
     held = [f for f in files if str(f.relative_to(args.articles)) in dev_articles]
