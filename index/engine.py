@@ -181,7 +181,9 @@ class Engine:
             report = build_database_index(self.settings, self.database, corpus_dir, embedder, progress, force,
                                           announce)
         else:
-            report = build_index(self.settings, corpus_dir, embedder, progress, force, announce, self.merge_policy)
+            loaded = self._loaded.snapshot if self._loaded is not None else None
+            report = build_index(self.settings, corpus_dir, embedder, progress, force, announce, self.merge_policy,
+                                 loaded if isinstance(loaded, SegmentedView) else None)
         self._current()
         if report.merge_due:
             if merge == "background":

@@ -100,7 +100,8 @@ def _fingerprint(settings: Settings, language: str, corpus: Corpus) -> str:
     return h.hexdigest()[:32]
 
 
-def _previous(root: Path, model: str) -> tuple[dict | None, SegmentedView | IndexSnapshot | None]:
+def _previous(root: Path, model: str, reuse: SegmentedView | None = None
+              ) -> tuple[dict | None, SegmentedView | IndexSnapshot | None]:
     """The live index's manifest and view (base and segments), if it loads. Loading it whole (not
     just reading its manifest) proves it intact as far as serving checks (shapes, a sample of
     norms): a damaged index is rebuilt, never reported up to date. The vectors' checksums are
@@ -114,7 +115,7 @@ def _previous(root: Path, model: str) -> tuple[dict | None, SegmentedView | Inde
         if build_dir is None:
             return None, None
         read_manifest(build_dir)
-        snapshot = SegmentedView.open(root, model)
+        snapshot = SegmentedView.open(root, model, reuse=reuse)  # reuse: a serving engine's parts, not reloaded
         return snapshot.manifest, snapshot
     except IndexUnavailable as exc:
         log.warning("Not reusing the live index: %s", exc)
@@ -161,6 +162,7 @@ def build_index(
     force: bool = False,
     announce: Announce | None = None,
     policy: MergePolicy = MergePolicy(),
+    live: SegmentedView | None = None,
 ) -> BuildReport:
     """Bring the index up to date with a corpus folder; what is new goes live atomically.
 
@@ -168,7 +170,8 @@ def build_index(
     changed or removed articles become a new segment and a deletion list (index/store/segments.py);
     more, or force, make a whole build, in which only chunks whose text is new are embedded, the
     rest reuse the live index's vectors. The report says when the segments should be merged
-    (a whole build: build_index(force=True)).
+    (a whole build: build_index(force=True)). live: the view a serving engine has loaded; the
+    parts it holds are shared rather than loaded again (and left open).
     """
     began = time.perf_counter()
     root = settings.index_root
@@ -176,7 +179,7 @@ def build_index(
     with BuildLock(root):
         cache = BuildCache(cache_path(root))
         try:
-            return _build(settings, corpus_dir, embedder, progress, force, cache, began, announce, policy)
+            return _build(settings, corpus_dir, embedder, progress, force, cache, began, announce, policy, live)
         finally:
             cache.save()
             cache.close()
@@ -225,11 +228,12 @@ class BuildVectors:
 
 
 def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, began: float,
-           announce: Announce | None = None, policy: MergePolicy = MergePolicy()) -> BuildReport:
+           announce: Announce | None = None, policy: MergePolicy = MergePolicy(),
+           live: SegmentedView | None = None) -> BuildReport:
     """build_index under the lock: read -> (up to date?) -> (a segment?) -> plan -> vectors -> write."""
     root = settings.index_root
     read = read_corpus(corpus_dir, settings, progress, cache)
-    previous_manifest, previous = _previous(root, settings.model)
+    previous_manifest, previous = _previous(root, settings.model, live)
     corpus = read.corpus
     report = BuildReport(
         build_dir=None, documents=len(corpus.documents), chunks=0, embedded=0, reused=0, seconds=0.0,
@@ -350,10 +354,7 @@ def append_segment(settings: Settings, read: CorpusRead, live: SegmentedView, up
     view = SegmentedView.open(settings.index_root, settings.model, reuse=live)
     report.chunks, report.documents = view.chunk_count, view.manifest["documents"]
     report.merge_due = view.merge_due(policy)
-    shared = {id(p.snapshot) for p in live.parts}
-    for p in view.parts:  # the caller closes the live view's parts; this one's new part is ours
-        if id(p.snapshot) not in shared:
-            p.snapshot.close()
+    view.close()  # only the new segment's part: the others are the live view's
     report.seconds = time.perf_counter() - began
     log.info("Index update %s: %d article(s) written, %d masked (%d segment(s) live)", report.segment,
              len(update.changed), len(update.masked), len(view.parts) - 1)

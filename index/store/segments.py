@@ -197,8 +197,9 @@ class SegmentedView:
     """The live base build and its segments, searched as one index: the file store's IndexView.
     Read-only and shared between threads; an update makes a new view (reusing the loaded parts)."""
 
-    def __init__(self, parts: list[_Part], segments: SegmentList):
+    def __init__(self, parts: list[_Part], segments: SegmentList, borrowed: frozenset[int] = frozenset()):
         self.parts = parts
+        self._borrowed = borrowed  # ids of the snapshots another view loaded and lent: not ours to close
         self._by_number = {p.number: p for p in parts}
         self.segments = segments
         base = parts[0].snapshot
@@ -258,7 +259,8 @@ class SegmentedView:
                 if part.snapshot not in loaded.values():
                     part.snapshot.close()
             raise
-        return cls(parts, segments)
+        lent = {id(s) for s in loaded.values()}
+        return cls(parts, segments, frozenset(id(p.snapshot) for p in parts if id(p.snapshot) in lent))
 
     def part(self, number: int) -> _Part:
         return self._by_number[number]
@@ -429,8 +431,10 @@ class SegmentedView:
                 or sum(p.masked for p in self.parts) > policy.max_deleted_share * base)
 
     def close(self) -> None:
+        """Close the parts this view loaded; parts lent by another view stay open for it."""
         for p in self.parts:
-            p.snapshot.close()
+            if id(p.snapshot) not in self._borrowed:
+                p.snapshot.close()
 
 
 def indexed_paths(root: Path) -> frozenset[str]:
