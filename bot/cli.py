@@ -196,6 +196,7 @@ def cmd_stats(args) -> int:
     print(f"built:              {stats['built_at']} from {stats['corpus_dir']}")
     print(f"index size:         {stats['index_bytes'] / 2**20:.1f} MiB in {stats['index_dir']}")
     print(f"reading model:      {stats['reader']}")
+    print(f"other languages:    {stats['multilingual']} (CITEBOT_MULTILINGUAL: multilingual vectors)")
     cover = stats["coverage"]
     if cover["first"]:
         print(f"published:          {cover['first']} to {cover['last']}")

@@ -513,12 +513,23 @@ class Engine:
             "index_dir": os.fspath(snapshot.build_dir) if snapshot.build_dir is not None else
             f"PostgreSQL at {self.database.where}",
             "reader": self.reader_status(),
+            "multilingual": self.multilingual_status(),
             "coverage": snapshot.coverage(),
         }
 
     def coverage(self) -> dict:
         """What the live index covers: articles, sources by size, first and last publication day."""
         return self.snapshot.coverage()
+
+    def multilingual_status(self) -> str:
+        """Whether questions in other languages are searched across languages: 'on', 'off'
+        (CITEBOT_MULTILINGUAL=0), 'not built' (the live index has no multilingual vectors) or
+        'unavailable' (the encoder cannot be loaded; the log says why)."""
+        if not self.settings.multilingual:
+            return "off"
+        if not getattr(self.snapshot, "has_multilingual", False):
+            return "not built"
+        return "on" if self.multilingual is not None else "unavailable"
 
     def reader_status(self) -> str:
         """'on', 'off' (CITEBOT_READER=0) or 'unavailable' (the model could not be loaded)."""

