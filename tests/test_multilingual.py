@@ -153,3 +153,13 @@ def test_without_the_encoder_english_keeps_answering(tmp_path, embedder, monkeyp
     assert not answer.abstained and "Bulgaria" in answer.citations[0].excerpt
     german = engine.ask(AID_DE)  # today's path: the English models, the note
     assert german.note == NOTE
+
+
+def test_short_questions_are_identified_with_the_setting_on_only():
+    from index.ingest.language import detect_language, question_language
+
+    assert detect_language("谁赢得了比赛？") == ""  # under 20 characters: today's rule does not say
+    assert question_language("谁赢得了比赛？") == "zh"  # langid is unsure (0.60): its script says enough
+    assert question_language("Wer hat das Spiel gewonnen?") == "de"
+    for english in ("Who won?", "How are ergänzungsschulen funded?", "What did Luther write in 1529?"):
+        assert question_language(english) in ("", "en")
