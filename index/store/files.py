@@ -167,6 +167,11 @@ class IndexWriter:
     def write_postings(self, corpus_tokens: list[list[str]]) -> None:
         Postings.build(corpus_tokens).save(self.tmp)
 
+    def write_multilingual(self, vectors: np.ndarray) -> None:
+        """The multilingual encoder's chunk vectors (CITEBOT_MULTILINGUAL), row i = chunk row i, in
+        half precision: they are searched exactly, and it halves the file."""
+        np.save(self.tmp / "multilingual.npy", np.asarray(vectors, dtype=np.float16))
+
     def seal(self, manifest: dict) -> Path:
         """Finish the folder durably under its final name (not live yet); returns it."""
         self.db.commit()
@@ -225,7 +230,7 @@ def prune_builds(root: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-VECTOR_FILES = ("vectors.npy", "sentences.npy")
+VECTOR_FILES = ("vectors.npy", "sentences.npy", "multilingual.npy")
 SAMPLE_ROWS = 1000  # rows of each vector file whose length is checked when a build is loaded
 
 
@@ -257,6 +262,25 @@ EXACT_WINDOW = 20_000
 FILTERS_KEPT = 64  # resolved filters kept per snapshot (a question's filter is resolved once, not per search)
 
 
+def _load_multilingual(build_dir: Path, manifest: dict) -> np.ndarray | None:
+    """A build's multilingual.npy (memory-mapped), or None when it has none; one that does not fit
+    its build is left unused with a warning (English search does not need it)."""
+    path = build_dir / "multilingual.npy"
+    if not path.exists():
+        return None
+    try:
+        vectors = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        log.warning("Not searching across languages: %s cannot be read (%s); run `citebot build`", path, exc)
+        return None
+    expected = (manifest.get("chunks"), (manifest.get("multilingual") or {}).get("dim"))
+    if vectors.ndim != 2 or vectors.shape != expected:
+        log.warning("Not searching across languages: %s holds %s vectors, not %s; run `citebot build`", path,
+                    vectors.shape, expected)
+        return None
+    return vectors
+
+
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest positive scores, best first."""
     k = min(k, int(np.count_nonzero(scores > 0)))
@@ -286,6 +310,8 @@ class IndexSnapshot:
         self._coverage: dict | None = None
         self._documents: list[tuple[str, str, str]] | None = None
         self._resolved: dict[ChunkFilter, np.ndarray | None] = {}
+        # The multilingual encoder's chunk vectors (memory-mapped float16), when the build has them.
+        self.multilingual: np.ndarray | None = None
 
     @classmethod
     def load(cls, root: Path, model: str | None = None, build_dir: Path | None = None) -> "IndexSnapshot":
@@ -336,6 +362,7 @@ class IndexSnapshot:
         if sentence_vectors.shape != (sentences, dense.d) or sentences != manifest.get("sentences"):
             raise IndexCorrupt(broken.format("its sentence vectors do not match its sentences"))
         snapshot = cls(build_dir, manifest, dense, vectors, sentence_vectors, postings, db)
+        snapshot.multilingual = _load_multilingual(build_dir, manifest)
         # Numbers damaged under an intact header load fine and answer wrongly (the engine abstains
         # on what the index holds): a sample of each vector file must be unit vectors, as built.
         damage = snapshot.norm_damage()
@@ -419,6 +446,34 @@ class IndexSnapshot:
                 params = faiss.SearchParameters(sel=selector)
             scores, ids = index.search(vector, n, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    @property
+    def has_multilingual(self) -> bool:
+        """Whether this build holds multilingual vectors (multilingual_dense can search)."""
+        return self.multilingual is not None
+
+    def multilingual_dense(self, vector: np.ndarray, n: int, where: ChunkFilter | None = None
+                           ) -> list[tuple[int, float]]:
+        """(row, cosine) of the n chunks whose multilingual vectors are nearest to a unit vector of
+        the same encoder, best first (among the rows the filter allows); exact. Empty without them."""
+        return self.multilingual_within(vector, n, self.rows(where))
+
+    def multilingual_within(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        """multilingual_dense among the sorted rows allowed (None: all)."""
+        if self.multilingual is None:
+            return []
+        total = self.chunk_count if allowed is None else len(allowed)
+        n = min(n, total)
+        if n <= 0:
+            return []
+        vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+        cosines = np.empty(total, dtype=np.float32)
+        for first in range(0, total, 16384):  # bounded float32 copies of the memory-mapped rows
+            rows = slice(first, first + 16384) if allowed is None else allowed[first:first + 16384]
+            cosines[first:first + 16384] = np.asarray(self.multilingual[rows], dtype=np.float32) @ vector
+        best = top_k(cosines + 2.0, n)  # top_k keeps positive scores; cosines are >= -1
+        ids = best if allowed is None else allowed[best]
+        return [(int(i), float(cosines[j])) for i, j in zip(ids, best)]
 
     def lexical(self, tokens: Sequence[str], n: int, where: ChunkFilter | None = None) -> list[tuple[int, float]]:
         """(row, BM25 score) of the n best matches (among the rows the filter allows); empty when no

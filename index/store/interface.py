@@ -100,3 +100,14 @@ class IndexView(Protocol):
         """articles, sources (by number of articles), first and last date."""
 
     def close(self) -> None: ...
+
+    # Optional (issue 25, CITEBOT_MULTILINGUAL): a view whose build stored the multilingual
+    # encoder's chunk vectors (index/encoders/multilingual.py) has these; the engine asks
+    # getattr(view, "has_multilingual", False) first, so a store without them needs neither.
+    #
+    # has_multilingual: bool  -- whether multilingual_dense can search
+    #
+    # def multilingual_dense(self, vector: np.ndarray, n: int, where: ChunkFilter | None = None
+    #                        ) -> list[tuple[int, float]]:
+    #     """(id, cosine) of the n chunks whose multilingual vectors are nearest to a unit vector
+    #     of the same encoder, best first, among the chunks the filter allows."""

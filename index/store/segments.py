@@ -169,27 +169,29 @@ def _ids(number: int, rows) -> np.ndarray:
 
 
 class _ByIds:
-    """Stored vectors of every part, indexed by global id (one id or an array of them)."""
+    """Stored vectors of every part, indexed by global id (one id or an array of them): one of the
+    parts' vector arrays, named by attribute (vectors, sentence_vectors, multilingual)."""
 
-    def __init__(self, view: "SegmentedView", sentences: bool):
+    def __init__(self, view: "SegmentedView", attribute: str):
         self._view = view
-        self._sentences = sentences
-        first = view.parts[0].snapshot
-        self.shape = (0, (first.sentence_vectors if sentences else first.vectors).shape[1])
+        self._attribute = attribute
+        stored = getattr(view.parts[0].snapshot, attribute)
+        self.dtype = stored.dtype  # as stored: float32 chunk vectors, float16 sentence and multilingual ones
+        self.shape = (view.chunk_count, stored.shape[1])  # live ids, not consecutive
 
     def __getitem__(self, ids):
         if np.isscalar(ids):
             return self[np.asarray([ids])][0]
         ids = np.asarray(ids, dtype=np.int64)
-        out = np.empty((len(ids), self.shape[1]), dtype=np.float32)
+        out = np.empty((len(ids), self.shape[1]), dtype=self.dtype)
         numbers = ids >> SHIFT
         for number in np.unique(numbers):
             part = self._view.part(int(number))
             at = np.flatnonzero(numbers == number)
             rows = ids[at] & ROW_MASK
             order = np.argsort(rows, kind="stable")  # sorted reads are kinder to a memory-mapped file
-            source = part.snapshot.sentence_vectors if self._sentences else part.snapshot.vectors
-            out[at[order]] = np.asarray(source[rows[order]], dtype=np.float32)
+            source = getattr(part.snapshot, self._attribute)
+            out[at[order]] = source[rows[order]]
         return out
 
 
@@ -221,8 +223,11 @@ class SegmentedView:
         }
         if len(parts) > 1:
             self.manifest["built_at"] = max(p.snapshot.manifest.get("built_at", "") for p in parts)
-        self.sentence_vectors = _ByIds(self, sentences=True)
-        self.vectors = _ByIds(self, sentences=False)
+        self.sentence_vectors = _ByIds(self, "sentence_vectors")
+        self.vectors = _ByIds(self, "vectors")
+        # Questions in other languages (CITEBOT_MULTILINGUAL): only when every part has the vectors.
+        self.has_multilingual = all(getattr(p.snapshot, "multilingual", None) is not None for p in parts)
+        self.multilingual = _ByIds(self, "multilingual") if self.has_multilingual else None
         self._coverage: dict | None = None
 
     @classmethod
@@ -293,6 +298,19 @@ class SegmentedView:
                 hits = p.snapshot.dense_within(vector, n, None, selector=p.live_selector())
             else:
                 hits = p.snapshot.dense_within(vector, n, p.live_rows(allowed))
+            found += [(int(_ids(p.number, r)), s) for r, s in hits]
+        found.sort(key=lambda x: (-x[1], x[0]))
+        return found[:n]
+
+    def multilingual_dense(self, vector: np.ndarray, n: int, where: ChunkFilter | None = None
+                           ) -> list[tuple[int, float]]:
+        """(id, cosine) of the n chunks nearest by the multilingual encoder's vectors (exact), best
+        first; empty unless every part has them."""
+        if not self.has_multilingual:
+            return []
+        found: list[tuple[int, float]] = []
+        for p in self.parts:
+            hits = p.snapshot.multilingual_within(vector, n, p.live_rows(p.snapshot.rows(where)))
             found += [(int(_ids(p.number, r)), s) for r, s in hits]
         found.sort(key=lambda x: (-x[1], x[0]))
         return found[:n]
