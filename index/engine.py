@@ -47,21 +47,16 @@ LATEST_KEEP_SCORE = 0.85
 # (the models read English, so their doubt says little), unless the reader all but rules them out.
 FOREIGN_MIN_CONFIDENCE = 0.02
 # With multilingual vectors (CITEBOT_MULTILINGUAL), such a question is also searched across
-# languages: the multilingual encoder's nearest chunks fused with hybrid's by reciprocal rank
-# ("rrf", hybrid's ranks weighing FOREIGN_HYBRID_WEIGHT of the multilingual ones') or the
-# multilingual ranking alone ("multilingual"); chosen on XQuAD (docs/quality.md, bench/xquad.py).
-FOREIGN_FUSION = "rrf"
+# languages: the multilingual encoder's nearest chunks fused with hybrid's by reciprocal rank,
+# hybrid's ranks weighing FOREIGN_HYBRID_WEIGHT of the multilingual ones' times the share of the
+# question's words the index knows (a Chinese question's words are none of an English index's,
+# and hybrid's ranking of it is noise). The reader does not reorder these passages (it reads
+# English: reordering cut German R@1 from 0.60 to 0.20), and the first passages' excerpts come
+# from their sentence nearest to the question by the multilingual encoder. The variants measured
+# and dropped (the multilingual ranking alone, the reader's order and excerpts, hybrid unscaled)
+# are in bench/README.md and docs/quality.md.
 FOREIGN_HYBRID_WEIGHT = 0.5
-# Hybrid's weight is also scaled by the share of the question's words the index knows: a Chinese
-# question's words are none of an English index's, and hybrid's ranking of it is noise.
-FOREIGN_HYBRID_BY_KNOWN = True
 FOREIGN_RRF_K = 60
-# Whether the reader reorders the passages of a question searched across languages (it reads
-# English: its confidence about a German question says little).
-FOREIGN_READER_ORDER = False
-# Its excerpts: "multilingual" = from the sentence of each of the first passages nearest to the
-# question by the multilingual encoder (embedded at question time), "reader" = as for English.
-FOREIGN_EXCERPT = "multilingual"
 FOREIGN_EXCERPT_PASSAGES = 5  # the first passages whose excerpt the multilingual encoder chooses
 LANGUAGE_NAMES = {"en": "English", "fr": "French", "de": "German", "es": "Spanish", "it": "Italian",
                   "pt": "Portuguese", "nl": "Dutch", "ru": "Russian", "uk": "Ukrainian", "pl": "Polish"}
@@ -412,8 +407,7 @@ class Engine:
         latest = frame.latest and any(_day(r.chunk.published) for r in ranked)
         if reader is not None and ranked:
             ranked, readings = self._read(text, ranked, reader, loaded, query, newest_first=latest,
-                                          reorder=FOREIGN_READER_ORDER or not crossed,
-                                          respan=FOREIGN_EXCERPT != "multilingual" or not crossed)
+                                          reorder=not crossed, respan=not crossed)
             confidence = max(r.confidence for r in readings)
             # The rule fitted with the model (index/models/train_reader.py): the reader's doubt, or
             # a question whose words and meaning are far from everything found.
@@ -448,7 +442,7 @@ class Engine:
     def _cross_lingual(self, loaded: _Loaded, query: Query, text: str, k: int, where: ChunkFilter,
                        ranked: list[Ranked]) -> list[Ranked] | None:
         """A foreign question's candidates: the multilingual encoder's nearest chunks fused with
-        hybrid's ranked ones (FOREIGN_FUSION), each with its excerpt; None without the encoder."""
+        hybrid's ranked ones by reciprocal rank, each with its excerpt; None without the encoder."""
         encoder = self.multilingual
         if encoder is None:
             return None
@@ -461,13 +455,10 @@ class Engine:
         scores: dict[int, float] = {}
         for rank, (row, _) in enumerate(found, 1):
             scores[row] = 1.0 / (FOREIGN_RRF_K + rank)
-        if FOREIGN_FUSION == "rrf":
-            weight = FOREIGN_HYBRID_WEIGHT
-            if FOREIGN_HYBRID_BY_KNOWN:
-                words = set(query.tokens)
-                weight *= len(words & set(query.weights)) / len(words) if words else 0.0
-            for rank, r in enumerate(ranked, 1):
-                scores[r.hit.row] = scores.get(r.hit.row, 0.0) + weight / (FOREIGN_RRF_K + rank)
+        words = set(query.tokens)
+        weight = FOREIGN_HYBRID_WEIGHT * (len(words & set(query.weights)) / len(words) if words else 0.0)
+        for rank, r in enumerate(ranked, 1):
+            scores[r.hit.row] = scores.get(r.hit.row, 0.0) + weight / (FOREIGN_RRF_K + rank)
         order = sorted(scores, key=lambda row: (-scores[row], row))[: k * OVERFETCH]
         known = {r.hit.row: r for r in ranked}
         new = [row for row in order if row not in known]
@@ -476,9 +467,7 @@ class Engine:
             hits = [Hit(row, scores[row], cosine[row]) for row in new]
             known.update({r.hit.row: r for r in rerank(hits, records, query, loaded.snapshot.sentence_vectors, False)})
         out = [replace(known[row], score=scores[row]) for row in order]
-        if FOREIGN_EXCERPT == "multilingual":
-            out = self._multilingual_excerpts(encoder, vector, out)
-        return out
+        return self._multilingual_excerpts(encoder, vector, out)
 
     @staticmethod
     def _multilingual_excerpts(encoder, vector: np.ndarray, ranked: list[Ranked]) -> list[Ranked]:
