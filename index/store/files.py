@@ -595,11 +595,6 @@ class IndexSnapshot:
         with self._db_lock:
             return self._db.execute("SELECT doc_id, signature FROM documents").fetchall()
 
-    def document_paths(self) -> list[tuple[str, str]]:
-        """(doc_id, path) of every document in this build."""
-        with self._db_lock:
-            return self._db.execute("SELECT doc_id, path FROM documents").fetchall()
-
     def coverage(self) -> dict:
         """What the corpus covers: articles, sources by number of articles, first and last date."""
         if self._coverage is None:

@@ -415,24 +415,20 @@ class SegmentedView:
                     out[doc_id] = (p.number, signature)
         return out
 
-    def paths(self) -> frozenset[str]:
-        """The corpus paths of the live documents."""
-        return frozenset(path for p in self.parts for doc_id, path in p.snapshot.document_paths()
-                         if doc_id not in p.masked_docs)
+    def _by_hash(self, method: str) -> dict[str, int]:
+        """Content hash -> global id, from each part's own map (IndexSnapshot.vectors_by_hash or
+        sentence_vectors_by_hash); the first part holding a text lends it."""
+        known: dict[str, int] = {}
+        for p in self.parts:
+            for h, row in getattr(p.snapshot, method)()[0].items():
+                known.setdefault(h, int(_ids(p.number, row)))
+        return known
 
     def vectors_by_hash(self) -> tuple[dict[str, int], "_ByIds"]:
-        known: dict[str, int] = {}
-        for p in self.parts:
-            for h, row in p.snapshot.vectors_by_hash()[0].items():
-                known.setdefault(h, int(_ids(p.number, row)))
-        return known, self.vectors
+        return self._by_hash("vectors_by_hash"), self.vectors
 
     def sentence_vectors_by_hash(self) -> tuple[dict[str, int], "_ByIds"]:
-        known: dict[str, int] = {}
-        for p in self.parts:
-            for h, row in p.snapshot.sentence_vectors_by_hash()[0].items():
-                known.setdefault(h, int(_ids(p.number, row)))
-        return known, self.sentence_vectors
+        return self._by_hash("sentence_vectors_by_hash"), self.sentence_vectors
 
     def vector_damage(self) -> str | None:
         for p in self.parts:
