@@ -163,3 +163,48 @@ def test_short_questions_are_identified_with_the_setting_on_only():
     assert question_language("Wer hat das Spiel gewonnen?") == "de"
     for english in ("Who won?", "How are ergänzungsschulen funded?", "What did Luther write in 1529?"):
         assert question_language(english) in ("", "en")
+
+
+@pytest.mark.postgres
+def test_the_database_store_searches_across_languages_once_the_setting_is_on(tmp_path, embedder, new_database,
+                                                                              ml_engine):
+    """CITEBOT_DATABASE_URL: the multilingual vectors live in the database too. Turning the setting on
+    fills them for the stored articles without embedding anything in English again; an article added
+    while it is off leaves cross-lingual search off until the next build with it on fills that one."""
+    from index.store.postgres import PostgresIndex
+
+    from .conftest import write_corpus
+
+    url = new_database()
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SAMPLE_CORPUS, corpus)
+    off = Engine(Settings(data_dir=tmp_path / "a", corpus_dir=corpus, database_url=url), embedder)
+    chunks = off.build().chunks
+    on = Engine(Settings(data_dir=tmp_path / "b", corpus_dir=corpus, database_url=url, multilingual=True), embedder)
+    assert on.stats()["multilingual"] == "not built"
+
+    report = on.build()
+    assert report.embedded == 0 and report.multilingual_embedded == chunks
+    assert on.stats()["multilingual"] == "on"
+    answer = on.ask(AID_DE)
+    assert not answer.abstained and answer.note == NOTE
+    first = answer.citations[0]
+    assert ANSWER in first.excerpt and first.title.startswith("NATO allies agree")
+    assert all(c.highlight is None for c in answer.citations)
+    assert first.excerpt == ml_engine.ask(AID_DE).citations[0].excerpt, "the same answer as the file store's"
+
+    harbour = ('{"title": "Harbour bridge opens", "published": "2026-11-20", "source": "Test Wire", "text": '
+               '"The new harbour bridge in Varna opened on Monday after four years of work. It cost 310 million '
+               'euros."}\n')
+    write_corpus(corpus, {"harbour.json": harbour})
+    report = off.build()  # a replica with the setting off adds an article: its chunk has no multilingual vector
+    assert report.embedded == 1 and report.multilingual_embedded == 0
+    assert "multilingual" not in PostgresIndex(on.database).manifest()
+    assert on.ask(AID_DE).note == NOTE and on.stats()["multilingual"] == "not built"
+
+    report = on.build()
+    assert report.embedded == 0 and report.multilingual_embedded == 1, "only the new article's chunk"
+    assert on.stats()["multilingual"] == "on"
+    bridge = on.ask("Wie viel hat die Brücke in Varna gekostet?")
+    assert bridge.citations[0].title == "Harbour bridge opens" and "310 million" in bridge.citations[0].excerpt
+    assert on.build().unchanged

@@ -618,28 +618,37 @@ def build_vectors(plan: BuildPlan, settings: Settings, previous: IndexSnapshot |
 
 def multilingual_encoder():
     """The multilingual encoder, or None (said once in the log) when it cannot be loaded."""
+    return load_multilingual()[0]
+
+
+def load_multilingual():
+    """(the multilingual encoder, "") or, when it cannot be loaded, (None, the sentence saying why a
+    build has no vectors for questions in other languages; English search is built as usual)."""
     from ..encoders.multilingual import MultilingualUnavailable, shared_encoder
 
     try:
-        return shared_encoder()
+        return shared_encoder(), ""
     except MultilingualUnavailable as exc:
         log.warning("%s", exc)
-        return None
+        return None, f"No vectors for questions in other languages: {exc}"
 
 
 def add_multilingual(vectors: BuildVectors, plan: BuildPlan, previous: IndexSnapshot | None,
                      progress: Progress | None, cache: BuildCache | None) -> str:
-    """CITEBOT_MULTILINGUAL: the multilingual encoder's vector of every chunk into vectors, copied
-    from the previous build (by the chunk's content hash) or the build cache when its text was
-    embedded before, else embedded. Returns "" or, when the encoder cannot be loaded, the sentence
-    saying why this build has none (English search is built as usual)."""
-    from ..encoders.multilingual import MultilingualUnavailable, shared_encoder
+    """CITEBOT_MULTILINGUAL: the multilingual encoder's vector of every chunk into vectors
+    (multilingual_vectors). Returns "" or the sentence saying why this build has none."""
+    encoder, note = load_multilingual()
+    if encoder is not None:
+        vectors.multilingual, vectors.multilingual_hashes, vectors.multilingual_embedded = multilingual_vectors(
+            encoder, plan, previous, progress, cache)
+    return note
 
-    try:
-        encoder = shared_encoder()
-    except MultilingualUnavailable as exc:
-        log.warning("%s", exc)
-        return f"No vectors for questions in other languages: {exc}"
+
+def multilingual_vectors(encoder, plan: BuildPlan, previous: IndexSnapshot | None, progress: Progress | None,
+                         cache: BuildCache | None) -> tuple[np.ndarray, list[str], int]:
+    """The multilingual encoder's vector of every chunk of the plan, copied from the previous build
+    (by the chunk's content hash) or the build cache when its text was embedded before, else
+    embedded: (vectors, their content hashes, how many were embedded)."""
     hashes = [chunk_hash(ENCODER_ID, t) for t in plan.texts]
     out = np.empty((len(hashes), encoder.dim), dtype=np.float32)
     done = np.zeros(len(hashes), dtype=bool)
@@ -667,8 +676,7 @@ def add_multilingual(vectors: BuildVectors, plan: BuildPlan, previous: IndexSnap
             cache.put_vectors("multilingual", ((hashes[i], out[i]) for i in todo))
     for row, first in copies:
         out[row] = out[first]
-    vectors.multilingual, vectors.multilingual_hashes, vectors.multilingual_embedded = out, hashes, len(todo)
-    return ""
+    return out, hashes, len(todo)
 
 
 LONG_BUILD_S = 1800  # embedding estimated to take longer than this is announced (a BBC-sized build is not)
@@ -761,7 +769,7 @@ def build_database_index(
     """Bring the index in the database up to date with a corpus folder, in one transaction: new and
     changed documents are embedded (vectors reused from the build cache by content hash) and
     written, removed ones deleted; replicas see the result on their next question."""
-    from .postgres import IndexedDocument, PostgresIndex
+    from .postgres import IndexedDocument, MultilingualVectors, PostgresIndex
 
     began = time.perf_counter()
     root = settings.index_root
@@ -776,8 +784,10 @@ def build_database_index(
                 build_dir=None, documents=len(corpus.documents), chunks=0, embedded=0, reused=0, seconds=0.0,
                 skipped=corpus.skipped, duplicates=corpus.duplicates, foreign_paragraphs=read.foreign_paragraphs)
             previous = store.manifest()
+            encoder, report.multilingual_note = load_multilingual() if settings.multilingual else (None, "")
             if previous is not None and not force and previous.get("corpus_fingerprint") == read.fingerprint \
-                    and previous.get("model") == settings.model:
+                    and previous.get("model") == settings.model \
+                    and (encoder is None or (previous.get("multilingual") or {}).get("encoder") == ENCODER_ID):
                 report.chunks, report.unchanged = previous.get("chunks", 0), True
                 report.seconds = time.perf_counter() - began
                 return report
@@ -788,19 +798,34 @@ def build_database_index(
             documents: list[IndexedDocument] = []
             vectors = None
             if changed:
-                part = CorpusRead(read.corpus_dir, Corpus(documents=changed, files_read=corpus.files_read),
-                                  read.language, read.foreign_paragraphs, read.fingerprint)
-                plan = plan_build(part, settings, cache)
+                plan = plan_build(_part(read, changed), settings, cache)
                 # A file index in this data folder lends its vectors: moving it into the database embeds nothing.
                 lender = _lender(root, settings.model, _previous(root, settings.model)[1])
                 try:
                     vectors = build_vectors(plan, settings, lender, embedder, progress, announce, cache)
+                    if encoder is not None:
+                        vectors.multilingual, _, vectors.multilingual_embedded = multilingual_vectors(
+                            encoder, plan, lender, progress, cache)
                 finally:
                     if lender is not None:
                         lender.close()
                 documents = _indexed_documents(plan, vectors, signature)
                 report.embedded, report.reused = vectors.embedded, vectors.reused
                 report.duplicate_chunks, report.sentences_embedded = vectors.duplicate_chunks, vectors.sentences_embedded
+                report.multilingual_embedded = vectors.multilingual_embedded
+            multilingual = None
+            if encoder is not None:
+                # Stored articles without the encoder's vectors (the setting was off when they came,
+                # or another encoder made theirs) get them now; their rows are updated, not rewritten.
+                new = {d.doc_id for d in changed}
+                lacking = store.lacking_multilingual(ENCODER_ID)
+                stored = [d for d in corpus.documents if d.doc_id in lacking and d.doc_id not in new]
+                multilingual = MultilingualVectors(ENCODER_ID, {})
+                if stored:
+                    plan = plan_build(_part(read, stored), settings, cache)
+                    found, _, embedded = multilingual_vectors(encoder, plan, None, progress, cache)
+                    multilingual.backfill = {(c.doc_id, c.ordinal): found[i] for i, c in enumerate(plan.chunks)}
+                    report.multilingual_embedded += embedded
             if progress:
                 progress("write", 0, 1)
             manifest = {
@@ -815,7 +840,7 @@ def build_database_index(
                 "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "build_seconds": round(time.perf_counter() - began, 2),
             }
-            store.apply(documents, removed, manifest)
+            store.apply(documents, removed, manifest, multilingual)
             if progress:
                 progress("write", 1, 1)
             report.chunks = store.manifest()["chunks"]
@@ -825,6 +850,12 @@ def build_database_index(
         finally:
             cache.save()
             cache.close()
+
+
+def _part(read: CorpusRead, documents: list) -> CorpusRead:
+    """The read corpus narrowed to some of its documents (what an update writes)."""
+    return CorpusRead(read.corpus_dir, Corpus(documents=documents, files_read=read.corpus.files_read),
+                      read.language, read.foreign_paragraphs, read.fingerprint)
 
 
 def _indexed_documents(plan: BuildPlan, vectors: BuildVectors, signature: dict[str, str]) -> list:
@@ -837,6 +868,7 @@ def _indexed_documents(plan: BuildPlan, vectors: BuildVectors, signature: dict[s
         by_doc.setdefault(c.doc_id, []).append(dict(
             ordinal=c.ordinal, chunk_id=c.chunk_id, start=c.start, end=c.end, text=c.text, hash=h,
             spans=[[s, e] for s, e in c.sentences], tokens=tokens, vector=vectors.chunks[i],
-            sentence_vectors=vectors.sentences[rows] if rows else np.zeros((0, vectors.chunks.shape[1]))))
+            sentence_vectors=vectors.sentences[rows] if rows else np.zeros((0, vectors.chunks.shape[1])),
+            multilingual=vectors.multilingual[i] if vectors.multilingual is not None else None))
     return [IndexedDocument(d.doc_id, d.title, d.source, d.url, d.published, d.path, d.text, signature[d.doc_id],
                             by_doc.get(d.doc_id, [])) for d in plan.read.corpus.documents]

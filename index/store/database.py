@@ -174,6 +174,14 @@ CREATE TABLE follow_pending (
 );
 """
 
+# Questions in other languages (issue 25, CITEBOT_MULTILINGUAL): the multilingual encoder's vector of
+# each chunk, NULL until a build with the setting on fills it (index/store/builder.py); half precision,
+# as the file store keeps them. The HNSW index leaves NULL rows out.
+MULTILINGUAL_SQL = """
+ALTER TABLE index_chunks ADD COLUMN multilingual halfvec(384);
+CREATE INDEX index_chunks_multilingual ON index_chunks USING hnsw (multilingual halfvec_ip_ops);
+"""
+
 # In order, each applied once in its own transaction. Never edit an entry that has shipped: add one.
 # The index (documents, chunks, vectors, term statistics) is entry 2: index/store/postgres.py reads it.
 MIGRATIONS: list[Migration] = [
@@ -181,6 +189,7 @@ MIGRATIONS: list[Migration] = [
     Migration(2, "index: documents, chunks (pgvector HNSW, tsvector GIN), term statistics", INDEX_SQL),
     Migration(3, "daily digests: chats, times, what the last one told", DIGESTS_SQL),
     Migration(4, "follows: followed topics, articles sent for each, new articles queued per user", FOLLOWS_SQL),
+    Migration(5, "index: multilingual chunk vectors for questions in other languages", MULTILINGUAL_SQL),
 ]
 
 SCHEMA_VERSION_TABLE = """

@@ -20,6 +20,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..encoders.multilingual import ENCODER_ID
 from ..errors import IndexMismatch, IndexMissing
 from ..search.query import bm25_idf
 from .database import Database
@@ -66,7 +67,17 @@ class IndexedDocument:
     path: str
     text: str
     signature: str
-    chunks: list[dict]  # ordinal, chunk_id, start, end, text, hash, spans, tokens, vector, sentence_vectors
+    chunks: list[dict]  # ordinal, chunk_id, start, end, text, hash, spans, tokens, vector, sentence_vectors,
+    #                     and multilingual (the multilingual encoder's vector, or None) when that is on
+
+
+@dataclass
+class MultilingualVectors:
+    """What an update writes of the multilingual column (CITEBOT_MULTILINGUAL): the encoder the new
+    documents' vectors come from, and vectors for chunks already stored, by (doc_id, ordinal)."""
+
+    encoder: str
+    backfill: dict[tuple[str, int], np.ndarray]
 
 
 def _where(where: ChunkFilter | None, alias: str = "c") -> tuple[str, list]:
@@ -146,6 +157,21 @@ class PostgresView:
     # -- searching ------------------------------------------------------------------------------------
 
     def dense(self, vector: np.ndarray, n: int, where: ChunkFilter | None = None) -> list[tuple[int, float]]:
+        return self._nearest("embedding", "vector", vector, n, where)
+
+    @property
+    def has_multilingual(self) -> bool:
+        """Whether every chunk has the current multilingual encoder's vector (the build sets it)."""
+        return (self.manifest.get("multilingual") or {}).get("encoder") == ENCODER_ID
+
+    def multilingual_dense(self, vector: np.ndarray, n: int, where: ChunkFilter | None = None
+                           ) -> list[tuple[int, float]]:
+        """(id, cosine) of the n chunks nearest by the multilingual encoder's vectors, best first."""
+        return self._nearest("multilingual", "halfvec", vector, n, where) if self.has_multilingual else []
+
+    def _nearest(self, column: str, kind: str, vector: np.ndarray, n: int, where: ChunkFilter | None
+                 ) -> list[tuple[int, float]]:
+        """(id, cosine) of the n chunks whose vector in column (HNSW, inner product) is nearest."""
         if n <= 0:
             return []
         sql, args = _where(where)
@@ -154,8 +180,8 @@ class PostgresView:
             conn.execute(f"SET LOCAL hnsw.ef_search = {max(100, min(int(n) * 4, 1000))}")
             conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             rows = conn.execute(
-                f"SELECT id, -(embedding <#> %s::vector) AS cosine FROM index_chunks c WHERE {sql} "
-                "ORDER BY embedding <#> %s::vector LIMIT %s",
+                f"SELECT id, -({column} <#> %s::{kind}) AS cosine FROM index_chunks c WHERE {sql} "
+                f"ORDER BY {column} <#> %s::{kind} LIMIT %s",
                 [_vector_text(vector), *args, _vector_text(vector), int(n)]).fetchall()
         # relaxed_order may return neighbours slightly out of order: order them exactly.
         return sorted(((int(i), float(s)) for i, s in rows), key=lambda x: -x[1])
@@ -366,14 +392,33 @@ class PostgresIndex:
         with self.db.connection() as conn:
             return frozenset(p for (p,) in conn.execute("SELECT path FROM index_documents"))
 
-    def apply(self, documents: Iterable[IndexedDocument], removed: Sequence[str], manifest: dict) -> int:
+    def multilingual_encoder(self) -> str | None:
+        """The encoder whose vectors the multilingual column holds (None: no build has written any)."""
+        with self.db.connection() as conn:
+            return self._stored(conn, "multilingual_encoder")
+
+    def lacking_multilingual(self, encoder: str) -> frozenset[str]:
+        """The documents with a chunk that has no vector of this multilingual encoder."""
+        with self.db.connection() as conn:
+            if self._stored(conn, "multilingual_encoder") != encoder:
+                return frozenset(d for (d,) in conn.execute("SELECT doc_id FROM index_documents"))
+            return frozenset(d for (d,) in conn.execute(
+                "SELECT DISTINCT doc_id FROM index_chunks WHERE multilingual IS NULL"))
+
+    def apply(self, documents: Iterable[IndexedDocument], removed: Sequence[str], manifest: dict,
+              multilingual: MultilingualVectors | None = None) -> int:
         """Replace the removed and re-indexed documents and insert the new ones in one transaction;
-        returns the new generation. Nothing of it is visible until it commits."""
+        returns the new generation. Nothing of it is visible until it commits. multilingual: the
+        encoder of the new chunks' multilingual vectors and those of stored chunks that lack one; the
+        manifest names the encoder only when every chunk then has its vector."""
         documents = list(documents)
         gone = sorted(set(removed) | {d.doc_id for d in documents})
         with self.db.transaction() as conn:
             # One writer at a time: a second build waits here instead of interleaving its counts.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('citebot:index'))")
+            if multilingual is not None:
+                if self._stored(conn, "multilingual_encoder") != multilingual.encoder:  # never two encoders mixed
+                    conn.execute("UPDATE index_chunks SET multilingual = NULL WHERE multilingual IS NOT NULL")
             if gone:
                 # Term statistics lose the tokens of the chunks about to go (each chunk counts a token once).
                 conn.execute(
@@ -389,18 +434,28 @@ class PostgresIndex:
                         copy.write_row((d.doc_id, d.title, d.source, d.url, d.published, published_day(d.published),
                                         d.path, d.text, d.signature))
                 with cur.copy("COPY index_chunks (doc_id, ordinal, chunk_id, start_at, end_at, text, hash, spans, "
-                              "embedding, sentence_vectors, lexical, length, published_day, source_key) FROM STDIN"
-                              ) as copy:
+                              "embedding, sentence_vectors, lexical, length, published_day, source_key, multilingual) "
+                              "FROM STDIN") as copy:
                     for d in documents:
                         day, key = published_day(d.published), source_key(d.source, d.url)
                         for c in d.chunks:
                             for t in set(c["tokens"]):
                                 terms[t] = terms.get(t, 0) + 1
+                            other = c.get("multilingual") if multilingual is not None else None
                             copy.write_row((
                                 d.doc_id, c["ordinal"], c["chunk_id"], c["start"], c["end"], c["text"], c["hash"],
                                 json.dumps(c["spans"]), _vector_text(c["vector"]),
                                 np.ascontiguousarray(c["sentence_vectors"], dtype=np.float16).tobytes(),
-                                _tsvector(c["tokens"]), len(c["tokens"]), day, key))
+                                _tsvector(c["tokens"]), len(c["tokens"]), day, key,
+                                None if other is None else _vector_text(other)))
+                if multilingual is not None and multilingual.backfill:
+                    cur.execute("CREATE TEMPORARY TABLE multilingual_backfill (doc_id text, ordinal integer, "
+                                "vector halfvec(384)) ON COMMIT DROP")
+                    with cur.copy("COPY multilingual_backfill FROM STDIN") as copy:
+                        for (doc_id, ordinal), v in multilingual.backfill.items():
+                            copy.write_row((doc_id, ordinal, _vector_text(v)))
+                    cur.execute("UPDATE index_chunks c SET multilingual = b.vector FROM multilingual_backfill b "
+                                "WHERE c.doc_id = b.doc_id AND c.ordinal = b.ordinal")
             if terms:
                 conn.execute(
                     "INSERT INTO index_terms (token, df) SELECT * FROM unnest(%s::text[], %s::int[]) "
@@ -415,14 +470,27 @@ class PostgresIndex:
             generation = (int(row[0]) if row else 0) + 1
             manifest = {**manifest, "chunks": int(chunks), "documents": int(documents_n), "sentences": int(sentences),
                         "generation": generation}
+            manifest.pop("multilingual", None)
             state = {"manifest": manifest, "generation": generation, "chunks": int(chunks),
                      "avg_length": (float(total) / chunks) if chunks else 1.0}
+            if multilingual is not None:
+                state["multilingual_encoder"] = multilingual.encoder
+            encoder = state.get("multilingual_encoder") or self._stored(conn, "multilingual_encoder")
+            (lacking,) = conn.execute("SELECT count(*) FROM index_chunks WHERE multilingual IS NULL").fetchone()
+            if encoder and chunks and not lacking:  # questions in other languages are searched only then
+                manifest["multilingual"] = {"encoder": encoder, "dim": DIM}
             for key, value in state.items():
                 conn.execute("INSERT INTO index_state (key, value) VALUES (%s, %s::jsonb) "
                              "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, json.dumps(value)])
         log.info("Index generation %d: %d documents written, %d removed", generation, len(documents),
                  len(set(removed)))
         return generation
+
+
+    @staticmethod
+    def _stored(conn, key: str):
+        row = conn.execute("SELECT value FROM index_state WHERE key = %s", [key]).fetchone()
+        return row[0] if row else None
 
 
 def _tsvector(tokens: Sequence[str]) -> str:
