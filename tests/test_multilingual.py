@@ -208,3 +208,18 @@ def test_the_database_store_searches_across_languages_once_the_setting_is_on(tmp
     bridge = on.ask("Wie viel hat die Brücke in Varna gekostet?")
     assert bridge.citations[0].title == "Harbour bridge opens" and "310 million" in bridge.citations[0].excerpt
     assert on.build().unchanged
+
+
+def test_a_long_multilingual_embedding_is_announced_like_a_long_build(tmp_path, embedder, monkeypatch):
+    from index.store import builder
+
+    from .conftest import write_corpus
+
+    monkeypatch.setattr(builder, "LONG_BUILD_S", -1)  # every embedding counts as long here
+    monkeypatch.setattr(builder, "RATE_AFTER_S", 0.0)
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": "Title: Rates\n\nThe central bank raised rates to 5.25%."})
+    told: list[str] = []
+    engine = Engine(Settings(data_dir=tmp_path / "data", corpus_dir=corpus, multilingual=True), embedder)
+    engine.build(announce=told.append)
+    assert any(t.startswith("This index update embeds 1 passages for questions in other languages: about")
+               for t in told), told

@@ -40,6 +40,13 @@ def test_a_build_that_will_take_long_is_announced_once_with_its_estimate(caplog)
     now[0] += 10
     quick.update(500)  # 50 a second: 10 s left
     assert not quick.warned and LONG_BUILD_S >= 60
+    # Vectors for questions in other languages (CITEBOT_MULTILINGUAL) are watched and named too.
+    other = EmbeddingWatch(total=20_000, clock=lambda: now[0], announce=told.append,
+                           what="passages for questions in other languages")
+    now[0] += 100
+    other.update(1_000)  # 10 a second: 19,000 left is about 31 min
+    assert told[-1].startswith("This index update embeds 20,000 passages for questions in other languages: "
+                               "about 32 min more")
 
 
 def test_a_corpus_file_over_the_configured_size_is_skipped_with_both_sizes(tmp_path):

@@ -270,7 +270,7 @@ def _build(settings, corpus_dir, embedder, progress, force, cache: BuildCache, b
         plan = plan_build(read, settings, cache)
         vectors = build_vectors(plan, settings, previous, embedder, progress, announce, cache)
         if settings.multilingual:
-            report.multilingual_note = add_multilingual(vectors, plan, previous, progress, cache)
+            report.multilingual_note = add_multilingual(vectors, plan, previous, progress, cache, announce)
     finally:
         if previous is not None:
             previous.close()
@@ -345,7 +345,7 @@ def append_segment(settings: Settings, read: CorpusRead, live: SegmentedView, up
         # need to read, or checksum, the live index's vector files for a few articles.
         vectors = build_vectors(plan, settings, None, embedder, progress, announce, cache)
         if settings.multilingual:
-            report.multilingual_note = add_multilingual(vectors, plan, None, progress, cache)
+            report.multilingual_note = add_multilingual(vectors, plan, None, progress, cache, announce)
             report.multilingual_embedded = vectors.multilingual_embedded
         number = segments.next_number
         name = f"{number:06d}-{uuid.uuid4().hex[:6]}"
@@ -634,18 +634,19 @@ def load_multilingual():
 
 
 def add_multilingual(vectors: BuildVectors, plan: BuildPlan, previous: IndexSnapshot | None,
-                     progress: Progress | None, cache: BuildCache | None) -> str:
+                     progress: Progress | None, cache: BuildCache | None, announce: Announce | None = None) -> str:
     """CITEBOT_MULTILINGUAL: the multilingual encoder's vector of every chunk into vectors
     (multilingual_vectors). Returns "" or the sentence saying why this build has none."""
     encoder, note = load_multilingual()
     if encoder is not None:
         vectors.multilingual, vectors.multilingual_hashes, vectors.multilingual_embedded = multilingual_vectors(
-            encoder, plan, previous, progress, cache)
+            encoder, plan, previous, progress, cache, announce)
     return note
 
 
 def multilingual_vectors(encoder, plan: BuildPlan, previous: IndexSnapshot | None, progress: Progress | None,
-                         cache: BuildCache | None) -> tuple[np.ndarray, list[str], int]:
+                         cache: BuildCache | None, announce: Announce | None = None
+                         ) -> tuple[np.ndarray, list[str], int]:
     """The multilingual encoder's vector of every chunk of the plan, copied from the previous build
     (by the chunk's content hash) or the build cache when its text was embedded before, else
     embedded: (vectors, their content hashes, how many were embedded)."""
@@ -670,8 +671,15 @@ def multilingual_vectors(encoder, plan: BuildPlan, previous: IndexSnapshot | Non
     todo, copies = _plan([h if not d else "" for h, d in zip(hashes, done)], {""})
     if todo:
         log.info("Embedding %d chunks for questions in other languages (%d reused)", len(todo), int(done.sum()))
-        out[todo] = encoder.passages([plan.texts[i] for i in todo],
-                                     lambda d, t: progress and progress("multilingual", d, t))
+        # This encoder is 5-10 times slower than the English model: a long run is announced too.
+        watch = EmbeddingWatch(len(todo), announce=announce, what="passages for questions in other languages")
+
+        def step(done_now: int, total: int) -> None:
+            watch.update(done_now)
+            if progress:
+                progress("multilingual", done_now, total)
+
+        out[todo] = encoder.passages([plan.texts[i] for i in todo], step)
         if cache is not None:
             cache.put_vectors("multilingual", ((hashes[i], out[i]) for i in todo))
     for row, first in copies:
@@ -687,8 +695,10 @@ class EmbeddingWatch:
     """Measures the embedding rate as a build goes and warns once, early, when the rest will take
     long (a 50 MB file of unique text is many hours on two cores): the admin can stop it then."""
 
-    def __init__(self, total: int, clock=time.perf_counter, announce: Announce | None = None):
+    def __init__(self, total: int, clock=time.perf_counter, announce: Announce | None = None,
+                 what: str = "passages and sentences"):
         self.total = total
+        self.what = what  # what is embedded, as the warning names it
         self.clock = clock
         self.began = clock()
         self.warned = False
@@ -702,12 +712,12 @@ class EmbeddingWatch:
         left = (self.total - done) / rate
         if left > LONG_BUILD_S:
             self.warned = True
-            log.warning("This build embeds %s passages and sentences: about %s more at the measured %.0f a second. "
+            log.warning("This build embeds %s %s: about %s more at the measured %.0f a second. "
                         "Stop it with Ctrl-C if that is not what you meant (the live index is untouched); "
-                        "CITEBOT_MAX_FILE_MB caps the size of a corpus file.", f"{self.total:,}", say_duration(left),
-                        rate)
+                        "CITEBOT_MAX_FILE_MB caps the size of a corpus file.", f"{self.total:,}", self.what,
+                        say_duration(left), rate)
             if self.announce is not None:
-                self.announce(f"This index update embeds {self.total:,} passages and sentences: about "
+                self.announce(f"This index update embeds {self.total:,} {self.what}: about "
                               f"{say_duration(left)} more at the measured {rate:.0f} a second; questions are "
                               "answered from the current index meanwhile.")
 
@@ -805,7 +815,7 @@ def build_database_index(
                     vectors = build_vectors(plan, settings, lender, embedder, progress, announce, cache)
                     if encoder is not None:
                         vectors.multilingual, _, vectors.multilingual_embedded = multilingual_vectors(
-                            encoder, plan, lender, progress, cache)
+                            encoder, plan, lender, progress, cache, announce)
                 finally:
                     if lender is not None:
                         lender.close()
@@ -823,7 +833,7 @@ def build_database_index(
                 multilingual = MultilingualVectors(ENCODER_ID, {})
                 if stored:
                     plan = plan_build(_part(read, stored), settings, cache)
-                    found, _, embedded = multilingual_vectors(encoder, plan, None, progress, cache)
+                    found, _, embedded = multilingual_vectors(encoder, plan, None, progress, cache, announce)
                     multilingual.backfill = {(c.doc_id, c.ordinal): found[i] for i, c in enumerate(plan.chunks)}
                     report.multilingual_embedded += embedded
             if progress:
