@@ -3,6 +3,7 @@ score combine to order citations, and the excerpt's length. Each passage is read
 question and cached, so every variant after the first costs only the engine's own work.
 
     python bench/reader_sweep.py ../shared/data/squad-v1.1-dev.json ../shared/data/bbc-news [--odd 1000]
+        [--fewer-passages]
 
 Question sets: the odd (test) half of SQuAD dev against its own paragraphs (a sample), and
 bench/data/news-dev.jsonl against SQuAD + BBC. Prints excerpt recall@1/@5 per variant, with the
@@ -82,6 +83,52 @@ VARIANTS = [
 ]
 
 
+def fewer_passages(args, settings) -> int:
+    """Recall and abstention when fewer passages are read, and the mean number read (the reader's
+    time grows with it: about 97% of it is the model's forward pass)."""
+    sets = {}
+    questions, eng = prepare(args.squad, settings, articles="odd")
+    random.Random(7).shuffle(questions)
+    sets["squad-odd"] = (questions[: args.odd], eng)
+    for name, corpus in (("news-dev", [args.squad, args.bbc]), ("news-nearmiss", [args.squad, args.bbc]),
+                         ("unanswerable", [args.squad])):
+        sets[name] = prepare(ROOT / f"bench/data/{name}.jsonl", settings, corpus)
+    reader = CachedReader(Reader(args.reader))
+    both = Engine._with_neighbours
+
+    def next_only(head, tail, reach, loaded, query):
+        """The engine's neighbours, less those before the best passage."""
+        more, rest = both(head, tail, reach, loaded, query)
+        extra = [r for r in more[len(head):] if r.chunk.start > head[0].chunk.start]
+        kept = {r.hit.row for r in extra}
+        return head + extra, [r for r in tail if r.hit.row not in kept]
+
+    variants = [("depth 4, neighbours on both sides", 4, 1, both), ("depth 4, the next chunk only", 4, 1, next_only),
+                ("depth 3, both sides", 3, 1, both), ("depth 3, the next chunk only", 3, 1, next_only),
+                ("depth 4, no neighbours", 4, 0, both), ("depth 2, both sides", 2, 1, both)]
+    rows = []
+    for name, (qs, eng) in sets.items():
+        for label, depth, reach, neighbours in variants:
+            reader.config["depth"], reader.config["neighbours"] = depth, reach
+            Engine._with_neighbours = staticmethod(neighbours)
+            counted: list[int] = []
+            real = reader.read
+
+            def counting(question, passages, real=real):
+                counted.append(len(passages))
+                return real(question, passages)
+
+            reader.read = counting
+            rows.append({"set": name, "variant": label, "passages_read": round(sum(counted) / max(len(counted), 1), 2),
+                         **score(Engine(eng.settings, eng.embedder, reader=reader), qs)})
+            reader.read = real
+            print(json.dumps(rows[-1]), flush=True)
+    Engine._with_neighbours = staticmethod(both)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("squad", type=Path)
@@ -93,9 +140,15 @@ def main() -> int:
     ap.add_argument("--lead-weights", help="comma-separated excerpt LEAD_WEIGHT values to compare, "
                     "each with the default variant (instead of the variant list)")
     ap.add_argument("--trims", help="comma-separated excerpt TRIM_BELOW values to compare, likewise")
+    ap.add_argument("--fewer-passages", action="store_true",
+                    help="instead of the variant list: reading fewer passages (depth; the best passage's "
+                    "neighbours on both sides, the next one only, or none), with how many are read per "
+                    "question, on the sets above and the news near misses (issue 20's latency)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     settings = Settings.from_env()
+    if args.fewer_passages:
+        return fewer_passages(args, settings)
     sets = {}
     questions, eng = prepare(args.squad, settings, articles="odd")
     random.Random(7).shuffle(questions)
