@@ -161,6 +161,7 @@ def test_short_questions_are_identified_with_the_setting_on_only():
     assert detect_language("谁赢得了比赛？") == ""  # under 20 characters: today's rule does not say
     assert question_language("谁赢得了比赛？") == "zh"  # langid is unsure (0.60): its script says enough
     assert question_language("Wer hat das Spiel gewonnen?") == "de"
+    assert question_language("¿Cuántos Grammys ha ganado Lady Gaga?") == "es"  # langid: es, but at 0.36
     for english in ("Who won?", "How are ergänzungsschulen funded?", "What did Luther write in 1529?"):
         assert question_language(english) in ("", "en")
 
