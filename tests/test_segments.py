@@ -292,3 +292,34 @@ def test_stats_say_how_many_updates_are_live(tmp_path, embedder):
     assert stats["segments"] == 1 and stats["documents"] == 12
     assert json.loads(json.dumps(stats))["segments"] == 1
     assert np.isfinite(stats["index_bytes"]) and stats["index_bytes"] > 0
+
+
+def test_questions_in_other_languages_search_every_segment_as_a_fresh_build_does(tmp_path, embedder):
+    """CITEBOT_MULTILINGUAL: segments carry multilingual vectors, masked chunks are never found, and
+    the multilingual nearest chunks equal a fresh build's."""
+    engine, corpus = built(tmp_path, embedder, STORIES)
+    engine = Engine(replace(engine.settings, multilingual=True), engine.embedder)
+    engine.merge_policy = HOLD
+    engine.build(force=True)  # the base with multilingual vectors
+    bridge = ("Old bridge to reopen", "The Victorian footbridge will now reopen in June, a month late, after the "
+              "repair cost rose to 4 million.")
+    changed = {**STORIES, "bridge.txt": bridge}
+    for stories in (changed, {**{k: v for k, v in changed.items() if k != "zoo.txt"}, "copper.txt": NEW["copper.txt"]}):
+        corpus_of(corpus, stories)
+        report = engine.build()
+        assert report.segment and report.multilingual_embedded == 1, "only the new chunk, in both encoders"
+    view = engine.snapshot
+    assert view.has_multilingual and engine.stats()["masked_chunks"] == 2
+    fresh = Engine(Settings(data_dir=tmp_path / "fresh", corpus_dir=corpus, multilingual=True), embedder)
+    fresh.build()
+    vector = engine.multilingual.query("Wie viel hat die Reparatur der Brücke gekostet?")
+
+    def nearest(e: Engine) -> list:
+        found = e.snapshot.multilingual_dense(vector, 20)
+        records = e.snapshot.chunks([i for i, _ in found])
+        return [(records[i].chunk_id, round(s, 4)) for i, s in found]
+
+    assert nearest(engine) == nearest(fresh) and len(nearest(engine)) == view.chunk_count == 10
+    answer = engine.ask("Wie viel hat die Reparatur der Brücke gekostet?")
+    assert "4 million" in answer.citations[0].excerpt
+    assert all("3 million" not in c.excerpt for c in answer.citations), "the old version is masked"

@@ -140,6 +140,7 @@ class _Part:
     masked_docs: frozenset[str]
     masked: int = 0  # how many rows are masked
     _selector: object = None  # a FAISS selector of the live rows, made once, when many are masked
+    _live: np.ndarray | None = None  # the live rows, made once (a foreign question's exact scan reads them)
 
     def __post_init__(self) -> None:
         self.masked = 0 if self.deleted is None else int(np.count_nonzero(self.deleted))
@@ -149,7 +150,9 @@ class _Part:
         if self.deleted is None:
             return allowed
         if allowed is None:
-            return np.flatnonzero(~self.deleted)
+            if self._live is None:  # racing threads make the same array: no lock needed
+                self._live = np.flatnonzero(~self.deleted)
+            return self._live
         return allowed[~self.deleted[allowed]]
 
     def live_selector(self):
