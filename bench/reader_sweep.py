@@ -119,9 +119,10 @@ def fewer_passages(args, settings) -> int:
                 return real(question, passages)
 
             reader.read = counting
-            rows.append({"set": name, "variant": label, "passages_read": round(sum(counted) / max(len(counted), 1), 2),
-                         **score(Engine(eng.settings, eng.embedder, reader=reader), qs)})
+            scored = score(Engine(eng.settings, eng.embedder, reader=reader), qs)
             reader.read = real
+            rows.append({"set": name, "variant": label,
+                         "passages_read": round(sum(counted) / max(len(counted), 1), 2), **scored})
             print(json.dumps(rows[-1]), flush=True)
     Engine._with_neighbours = staticmethod(both)
     if args.json:
