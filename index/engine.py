@@ -57,7 +57,7 @@ FOREIGN_MIN_CONFIDENCE = 0.02
 # excerpts, hybrid unscaled) are in bench/README.md and docs/quality.md.
 FOREIGN_HYBRID_WEIGHT = 0.5
 FOREIGN_RRF_K = 60
-FOREIGN_EXCERPT_PASSAGES = 5  # the first passages whose excerpt the multilingual encoder chooses
+FOREIGN_EXCERPT_PASSAGES = 10  # the first passages the multilingual encoder orders and excerpts
 LANGUAGE_NAMES = {"en": "English", "fr": "French", "de": "German", "es": "Spanish", "it": "Italian",
                   "pt": "Portuguese", "nl": "Dutch", "ru": "Russian", "uk": "Ukrainian", "pl": "Polish"}
 STALE_DAYS = 7  # a "latest" answer older than this says how old the newest article is
@@ -270,27 +270,30 @@ class Engine:
         return self._reader
 
     def _read(self, question: str, ranked: list, reader: Reader, loaded: _Loaded, query: Query,
-              newest_first: bool = False, reorder: bool = True, respan: bool = True) -> tuple[list, list[Reading]]:
+              newest_first: bool = False, across_languages: bool = False) -> tuple[list, list[Reading]]:
         """The reader's view of the top passages: them reordered by its confidence, and its readings.
 
         Besides the top passages across articles, the passages next to the best one in its article
         are read (reader.json "neighbours"): a story's lead restates the question's words while the
         asked fact is often a paragraph further on. newest_first (a "latest" question): twice as
         many passages are read, and those the reader finds nearly as likely to answer as the best
-        come newest first."""
+        come newest first. across_languages (a foreign question searched with the multilingual
+        encoder): the reader, which reads English, only judges abstention; the passages keep their
+        order and excerpts, and no neighbours join them."""
         depth = int(reader.config.get("depth", 4)) * (2 if newest_first else 1)
         head, tail = ranked[:depth], ranked[depth:]
-        head, tail = self._with_neighbours(head, tail, int(reader.config.get("neighbours", 0)), loaded, query)
+        if not across_languages:
+            head, tail = self._with_neighbours(head, tail, int(reader.config.get("neighbours", 0)), loaded, query)
         readings = reader.read(question, [(r.chunk.title, r.chunk.text) for r in head])
         read = []
         for r, reading in zip(head, readings):
-            if reading.span is not None and respan:
+            if reading.span is not None and not across_languages:
                 spans = [(s, e) for s, e, _ in r.chunk.sentences]
                 span = excerpt_by_mass(r.chunk.text, spans, reading.starts, reading.span, READER_MAX_CHARS)
                 r = replace(r, span=span)
             # P(the excerpt holds the answer) ~ P(the passage does), with the search's score as a prior
             read.append((reading.confidence + READER_PRIOR_WEIGHT * r.score, r, reading))
-        if reorder:
+        if not across_languages:
             read.sort(key=lambda x: (-x[0], x[1].hit.row))
         if newest_first and read:
             order = newest_first_order([r for _, r, _ in read], [x.confidence for _, _, x in read],
@@ -407,7 +410,7 @@ class Engine:
         latest = frame.latest and any(_day(r.chunk.published) for r in ranked)
         if reader is not None and ranked:
             ranked, readings = self._read(text, ranked, reader, loaded, query, newest_first=latest,
-                                          reorder=not crossed, respan=not crossed)
+                                          across_languages=crossed)
             confidence = max(r.confidence for r in readings)
             # The rule fitted with the model (index/models/train_reader.py): the reader's doubt, or
             # a question whose words and meaning are far from everything found.
@@ -490,7 +493,7 @@ class Engine:
             at += len(ss)
             out.append((nearest, r))
         # The passage holding the sentence nearest in meaning first: a chunk's own vector blurs the
-        # one sentence that answers (bench/README.md, issue 25: XQuAD R@1 +0.12 on a diagnostic sample).
+        # one sentence that answers (issue 25: XQuAD R@1 +0.09; docs/quality.md).
         out.sort(key=lambda x: -x[0])
         return [r for _, r in out] + ranked[len(head):]
 
