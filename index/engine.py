@@ -16,6 +16,7 @@ from .read.answer import Answer, collapse_near_duplicates, make_citation
 from .store.builder import Announce, BuildReport, Progress, build_database_index, build_index
 from .config import Settings
 from .encoders.embedder import Embedder, UpdateEmbedder
+from .encoders.multilingual import load_shared
 from .ingest.language import detect_language, question_language
 from .read.excerpt import READER_MAX_CHARS, excerpt_around, excerpt_by_mass
 from .errors import QuestionError
@@ -121,22 +122,12 @@ class Engine:
         self._reader: Reader | None = reader  # None: the committed model, loaded on first use
         self._reader_failed = False
         self._reader_lock = threading.Lock()
-        self._multilingual_failed = False
 
     @property
     def multilingual(self):
         """The multilingual encoder (index/encoders/multilingual.py), or None when it cannot be
         loaded (said once in the log; English search does not need it)."""
-        if self._multilingual_failed:
-            return None
-        from .encoders.multilingual import MultilingualUnavailable, shared_encoder
-
-        try:
-            return shared_encoder()
-        except MultilingualUnavailable as exc:
-            log.warning("%s", exc)
-            self._multilingual_failed = True
-            return None
+        return load_shared()[0]
 
     @property
     def database(self):
@@ -186,9 +177,12 @@ class Engine:
 
             return PostgresView(self.database, self.settings.model)
         # An update adds a segment: the parts already loaded are shared with the new view, not loaded again.
+        return SegmentedView.open(self.settings.index_root, self.settings.model, reuse=self._served_files())
+
+    def _served_files(self) -> SegmentedView | None:
+        """The file view being served (its loaded parts are shared by updates), or None."""
         loaded = self._loaded.snapshot if self._loaded is not None else None
-        return SegmentedView.open(self.settings.index_root, self.settings.model,
-                                  reuse=loaded if isinstance(loaded, SegmentedView) else None)
+        return loaded if isinstance(loaded, SegmentedView) else None
 
     @property
     def snapshot(self) -> IndexView:
@@ -210,9 +204,8 @@ class Engine:
             report = build_database_index(self.settings, self.database, corpus_dir, embedder, progress, force,
                                           announce)
         else:
-            loaded = self._loaded.snapshot if self._loaded is not None else None
             report = build_index(self.settings, corpus_dir, embedder, progress, force, announce, self.merge_policy,
-                                 loaded if isinstance(loaded, SegmentedView) else None)
+                                 self._served_files())
         self._current()
         if report.merge_due:
             if merge == "background":

@@ -116,7 +116,8 @@ _shared_lock = threading.Lock()
 
 
 def shared_encoder() -> MultilingualEncoder:
-    """The process's encoder, loaded once; a failure is remembered (and raised again) without retrying."""
+    """The process's encoder, loaded once; a failure is said once in the log and remembered (raised
+    again) without retrying."""
     global _shared, _failed
     with _shared_lock:
         if _shared is None:
@@ -126,8 +127,18 @@ def shared_encoder() -> MultilingualEncoder:
                 _shared = MultilingualEncoder()
             except MultilingualUnavailable as exc:
                 _failed = str(exc)
+                log.warning("%s", exc)
                 raise
         return _shared
+
+
+def load_shared() -> tuple[MultilingualEncoder | None, str]:
+    """(the process's encoder, "") or, when it cannot be loaded, (None, the sentence saying why);
+    English search never needs it."""
+    try:
+        return shared_encoder(), ""
+    except MultilingualUnavailable as exc:
+        return None, str(exc)
 
 
 def forget_shared_encoder() -> None:

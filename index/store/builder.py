@@ -20,7 +20,7 @@ from ..ingest.chunking import Chunk, chunk_document, embedding_text
 from ..config import Settings
 from ..ingest.documents import Corpus, SkippedFile, load_corpus
 from ..encoders.embedding import BulkEmbedder
-from ..encoders.multilingual import ENCODER_ID
+from ..encoders.multilingual import ENCODER_ID, load_shared
 from ..errors import BuildError, is_disk_full
 from ..ingest.language import main_language
 from .files import (BuildLock, IndexSnapshot, IndexUnavailable, IndexWriter, current_build_dir, intact_builds,
@@ -338,9 +338,7 @@ def append_segment(settings: Settings, read: CorpusRead, live: SegmentedView, up
     segments = read_segments(base_dir)
     sweep_segments(base_dir, segments)
     if update.changed:
-        part = CorpusRead(read.corpus_dir, Corpus(documents=update.changed, files_read=corpus.files_read),
-                          read.language, read.foreign_paragraphs, read.fingerprint)
-        plan = plan_build(part, settings, cache)
+        plan = plan_build(_part(read, update.changed), settings, cache)
         # The build cache holds every live vector (whole builds keep theirs, updates add theirs): no
         # need to read, or checksum, the live index's vector files for a few articles.
         vectors = build_vectors(plan, settings, None, embedder, progress, announce, cache)
@@ -618,19 +616,14 @@ def build_vectors(plan: BuildPlan, settings: Settings, previous: IndexSnapshot |
 
 def multilingual_encoder():
     """The multilingual encoder, or None (said once in the log) when it cannot be loaded."""
-    return load_multilingual()[0]
+    return load_shared()[0]
 
 
 def load_multilingual():
     """(the multilingual encoder, "") or, when it cannot be loaded, (None, the sentence saying why a
     build has no vectors for questions in other languages; English search is built as usual)."""
-    from ..encoders.multilingual import MultilingualUnavailable, shared_encoder
-
-    try:
-        return shared_encoder(), ""
-    except MultilingualUnavailable as exc:
-        log.warning("%s", exc)
-        return None, f"No vectors for questions in other languages: {exc}"
+    encoder, why = load_shared()
+    return encoder, f"No vectors for questions in other languages: {why}" if why else ""
 
 
 def add_multilingual(vectors: BuildVectors, plan: BuildPlan, previous: IndexSnapshot | None,
@@ -658,11 +651,8 @@ def multilingual_vectors(encoder, plan: BuildPlan, previous: IndexSnapshot | Non
         old = previous.multilingual
     if old is not None:  # rows of the previous build by its chunks' (English model's) hashes
         known, _ = previous.vectors_by_hash()
-        pairs = sorted((known[h], i) for i, h in enumerate(plan.hashes) if h in known)
-        for first in range(0, len(pairs), 4096):
-            source, target = map(np.asarray, zip(*pairs[first:first + 4096]))
-            out[target] = old[source]
-            done[target] = True
+        _copy_known(out, plan.hashes, known, old)
+        done[[i for i, h in enumerate(plan.hashes) if h in known]] = True
     if cache is not None:
         found = cache.vectors("multilingual", (h for h, d in zip(hashes, done) if not d), encoder.dim)
         for i, h in enumerate(hashes):

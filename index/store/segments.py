@@ -66,6 +66,10 @@ class SegmentList:
     deleted: dict[int, list[str]] = field(default_factory=dict)  # segment number (0: base) -> doc ids
     corpus: dict = field(default_factory=dict)  # the latest update's manifest fields about the corpus
 
+    def folders(self, base_dir: Path) -> list[tuple[int, Path]]:
+        """(number, folder) of the base build (0) and of each live segment, oldest first."""
+        return [(0, base_dir)] + [(s["number"], base_dir / SEGMENTS_DIR / s["name"]) for s in self.segments]
+
     def to_json(self) -> str:
         return json.dumps({"generation": self.generation, "next_number": self.next_number,
                            "segments": self.segments, "deleted": {str(k): v for k, v in self.deleted.items()},
@@ -229,7 +233,7 @@ class SegmentedView:
         self.sentence_vectors = _ByIds(self, "sentence_vectors")
         self.vectors = _ByIds(self, "vectors")
         # Questions in other languages (CITEBOT_MULTILINGUAL): only when every part has the vectors.
-        self.has_multilingual = all(getattr(p.snapshot, "multilingual", None) is not None for p in parts)
+        self.has_multilingual = all(p.snapshot.has_multilingual for p in parts)
         self.multilingual = _ByIds(self, "multilingual") if self.has_multilingual else None
         self._coverage: dict | None = None
 
@@ -243,10 +247,9 @@ class SegmentedView:
                                "(or set CITEBOT_DATA_DIR to where it is).")
         loaded = {p.snapshot.build_dir: p.snapshot for p in reuse.parts} if reuse is not None else {}
         segments = read_segments(base_dir) if base_dir.is_dir() else SegmentList()
-        folders = [(0, base_dir)] + [(s["number"], base_dir / SEGMENTS_DIR / s["name"]) for s in segments.segments]
         parts: list[_Part] = []
         try:
-            for number, folder in folders:
+            for number, folder in segments.folders(base_dir):
                 snapshot = loaded.get(folder)
                 if snapshot is None:
                     if number and not folder.is_dir():
@@ -464,9 +467,8 @@ def indexed_paths(root: Path) -> frozenset[str]:
         if base is None:
             return frozenset()
         segments = read_segments(base)
-        folders = [(0, base)] + [(s["number"], base / SEGMENTS_DIR / s["name"]) for s in segments.segments]
         out: set[str] = set()
-        for number, folder in folders:
+        for number, folder in segments.folders(base):
             masked = set(segments.deleted.get(number, ()))
             db = sqlite3.connect(f"file:{folder / 'meta.sqlite'}?mode=ro", uri=True)
             try:
