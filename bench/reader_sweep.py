@@ -41,6 +41,9 @@ class CachedReader:
         self.min_relevance = reader.min_relevance
         self.cache: dict = {}
 
+    def abstains(self, confidence, relevance):
+        return self.reader.abstains(confidence, relevance)
+
     def read(self, question, passages):
         todo = [p for p in dict.fromkeys(passages) if (question, p) not in self.cache]
         for p, r in zip(todo, self.reader.read(question, todo)):

@@ -405,9 +405,9 @@ class Engine:
             ranked, readings = self._read(text, ranked, reader, loaded, query, newest_first=latest,
                                           across_languages=crossed)
             confidence = max(r.confidence for r in readings)
-            # The rule fitted with the model (index/models/train_reader.py): the reader's doubt, or
-            # a question whose words and meaning are far from everything found.
-            abstained = confidence < reader.threshold or score < reader.min_relevance
+            # The rule fitted with the model (index/models/train_reader.py): the reader's doubt, a
+            # question whose words and meaning are far from everything found, or both together.
+            abstained = reader.abstains(confidence, score)
             if foreign:
                 # The model reads English: its doubt about another language says little, so only the
                 # answer head's own probability (not the rule fitted on English features) can rule the

@@ -11,8 +11,8 @@ from index.read.answer import make_citation
 from index.read.answer_type import AMOUNT, DATE, NAME, NUMBER, PERCENT, expected_kind, span_fits
 from index.evaluate import bold_holds_answer
 from index.models.reader_data import news_questions, swapped_question, without_answer_sentence
-from index.models.train_reader import fit_logistic
-from index.read.reader import Calibration, Reading
+from index.models.train_reader import FALSE_ABSTENTION, fit_abstention, fit_logistic
+from index.read.reader import Calibration, Reader, Reading, evidence
 from index.store.interface import ChunkRecord
 
 
@@ -57,6 +57,13 @@ def test_the_calibration_weighs_the_span_heads_doubt_and_the_answers_kind():
     assert doubtful_span.confidence < sure.confidence  # "no answer here" beats the span: less sure
     unsure = calibration.judge(_reading(3.0, 6.0, 0.2, (25, 33)), NUMBER, passage)
     assert unsure.fits and not unsure.bold  # the right kind, but the span head hedges: no bold
+    doubted = calibration.judge(_reading(-6.0, 6.0, 0.8, (25, 33)), NUMBER, passage)
+    assert doubted.fits and not doubted.bold  # a sure span in a passage unlikely to state the answer
+    # A reader.json fitted before bold weighed the passage's answerability is read as it was fitted.
+    before = Calibration.from_config({"answerability": {"bias": -1.0, "answer_logit": 1.0, "span_margin": 0.5,
+                                                        "fits": 2.0}, "bold_probability": 0.4})
+    assert not before.bold_weighs_answerability
+    assert before.judge(_reading(-6.0, 6.0, 0.8, (25, 33)), NUMBER, passage).bold
 
 
 def test_a_model_without_fitted_weights_keeps_the_answer_heads_probability():
@@ -111,3 +118,45 @@ def test_news_questions_ask_for_a_fact_their_sentence_states():
         assert g.question.endswith("?")
         assert text[g.answer_start:g.answer_end] not in g.question
         assert g.sentence[0] <= g.answer_start < g.answer_end <= g.sentence[1]
+
+
+def _rule(config: dict) -> Reader:
+    """A Reader's abstention rule from a reader.json, without loading the model."""
+    reader = Reader.__new__(Reader)
+    reader.config = config
+    reader._set_rule()
+    return reader
+
+
+def test_a_question_is_refused_when_the_reader_and_the_search_are_both_unsure():
+    rule = _rule({"threshold": 0.05, "min_relevance": 0.3, "evidence": {"relevance_weight": 6.0, "threshold": 0.6}})
+    assert not rule.abstains(0.9, 0.8)  # a likely passage, words all over it
+    assert rule.abstains(0.03, 0.9)  # the reader rules every passage out
+    assert rule.abstains(0.9, 0.2)  # nothing found is near the question
+    # Middling on both (0.15 > 0.05, 0.35 > 0.3): each passes its own threshold, together too weak.
+    assert evidence(0.15, 0.35, 6.0) < 0.6 and rule.abstains(0.15, 0.35)
+    assert not rule.abstains(0.15, 0.8)  # the same doubt about a question whose words are found
+    # A reader.json from before the joint line keeps the two thresholds alone.
+    old = _rule({"threshold": 0.05, "min_relevance": 0.3})
+    assert not old.abstains(0.15, 0.35) and old.abstains(0.04, 0.9)
+
+
+def test_the_joint_line_is_fitted_only_when_it_catches_more_stand_ins():
+    rng = np.random.default_rng(1)
+    n = 1000
+    # Answerable: the reader sure, or the question's words found (or both); off-topic stand-ins: both
+    # middling, neither alone below what answerable questions reach.
+    sure = rng.random(n) < 0.5
+    answerable = (True, np.where(sure, rng.uniform(0.8, 0.99, n), rng.uniform(0.3, 0.99, n)),
+                  np.where(sure, rng.uniform(0.5, 1.0, n), rng.uniform(0.75, 1.0, n)))
+    off_topic = (False, rng.uniform(0.3, 0.6, n), rng.uniform(0.5, 0.65, n))
+    rule, refused, caught = fit_abstention({"answerable": answerable, "off-topic": off_topic})
+    assert refused["answerable"] <= FALSE_ABSTENTION
+    assert rule["evidence"]["relevance_weight"] > 0 and caught["off-topic"] > 0.5
+    fitted = _rule(rule)
+    assert np.mean([fitted.abstains(c, r) for c, r in zip(*answerable[1:])]) <= FALSE_ABSTENTION
+    # Stand-ins that the reader alone rules out need no joint line.
+    doubted = (False, rng.uniform(0.0, 0.2, n), rng.uniform(0.5, 1.0, n))
+    answerable_sure = (True, rng.uniform(0.5, 0.99, n), rng.uniform(0.5, 1.0, n))
+    rule, _, caught = fit_abstention({"answerable": answerable_sure, "near miss": doubted})
+    assert rule["evidence"]["relevance_weight"] == 0.0 and caught["near miss"] > 0.9

@@ -39,7 +39,7 @@ from index.ingest.cleaning import normalize_text
 from index.config import Settings
 from index.evaluate import bold_holds_answer, squad_normalize
 from index.read.reader import (
-    CONFIG_FILE, MAX_TOKENS, MODEL_FILE, READER_DIR, TOKENIZER_FILE, Reader, encode, load_tokenizer,
+    CONFIG_FILE, MAX_TOKENS, MODEL_FILE, READER_DIR, TOKENIZER_FILE, Reader, encode, evidence, load_tokenizer,
 )
 from index.store.files import file_sha256
 from index.models.reader_data import (
@@ -50,6 +50,7 @@ log = logging.getLogger("train_reader")
 
 CALIBRATION_ARTICLES = (3, 11, 19)  # indices into the even half: held out to fit the threshold
 FALSE_ABSTENTION = 0.015  # share of each held-out answerable set the fitted rule may refuse
+NEAR_BEST = 0.005  # rules abstaining on this little fewer stand-ins (mean of the kinds) than the best tie
 BOLD_PRECISION = 0.92  # share of bold first spans that must hold a gold answer on the held-out sets
 HARD_NEGATIVES = 2
 DEPTH = 4  # passages the engine reads per question (stored in reader.json as "depth")
@@ -405,6 +406,9 @@ class _Recorder:
         self.threshold, self.min_relevance = 0.0, 0.0  # the rule being fitted: abstain on nothing
         self.last: list = []
 
+    def abstains(self, confidence, relevance):
+        return False
+
     def read(self, question, passages):
         readings = self.reader.read(question, passages)
         self.last = list(zip(passages, readings))
@@ -459,17 +463,58 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 50
     return w
 
 
+def fit_abstention(sets: dict[str, tuple[bool, np.ndarray, np.ndarray]]) -> tuple[dict, dict, dict]:
+    """The abstention rule: abstain when the best passage's answerability c < threshold, or the
+    relevance < min_relevance, or logit(c) + relevance_weight x relevance < evidence threshold.
+
+    sets: per calibration set, (answerable, best answerabilities, relevances). For each (threshold,
+    min_relevance, relevance_weight) on a grid, the evidence threshold is the highest that refuses at
+    most FALSE_ABSTENTION of each answerable set; the rule kept abstains on the most stand-ins (each
+    kind weighed alike, the smallest weight among near ties). A weight of 0 is the two thresholds alone."""
+    fitted = []
+    for t in np.round(np.arange(0.0, 0.51, 0.01), 3):
+        for w in np.round(np.arange(0.0, 15.01, 0.5), 2):
+            for r in np.round(np.arange(0.0, 0.61, 0.02), 3):
+                cut = np.inf
+                for answerable, conf, rel in sets.values():
+                    if not answerable:
+                        continue
+                    base = (conf < t) | (rel < r)
+                    allowed = int(np.floor(FALSE_ABSTENTION * len(conf))) - int(base.sum())
+                    if allowed < 0:
+                        cut = -np.inf
+                        break
+                    # abstaining below the allowed-th smallest evidence refuses exactly `allowed` more
+                    ranked = np.sort(evidence(conf, rel, w)[~base])
+                    cut = min(cut, ranked[allowed] if allowed < len(ranked) else np.inf)
+                if cut == -np.inf:
+                    continue
+                refused, caught = {}, {}
+                for g, (answerable, conf, rel) in sets.items():
+                    out = (conf < t) | (rel < r) | (evidence(conf, rel, w) < cut)
+                    (refused if answerable else caught)[g] = float(np.mean(out))
+                fitted.append((float(np.mean(list(caught.values()))), (float(t), float(r), float(w), float(cut)),
+                               refused, caught))
+    # Past a weight of about 3 the stand-ins caught plateau and the best rule is a near tie (within a few
+    # questions) between many weights: the smallest weight within NEAR_BEST of the best keeps the rule
+    # closest to the two thresholds alone.
+    top = max(f[0] for f in fitted)
+    _, (t, r, w, cut), refused, caught = min(
+        (f for f in fitted if f[0] >= top - NEAR_BEST), key=lambda f: (f[1][2], -f[0], f[1][0], f[1][1]))
+    rule = {"threshold": t, "min_relevance": r,
+            "evidence": {"relevance_weight": w, "threshold": cut}}  # unrounded: the refusals are counted at it
+    return rule, refused, caught
+
+
 def fit_rule(observed: list[Observed]) -> tuple[dict, dict]:
     """The answerability weights, the abstention rule and the bold threshold, from the even half.
 
     1. P(the passage states the answer) = sigmoid(weights . (answer logit, span margin, span fits)),
        a logistic regression over every passage read: holding a gold answer is the label.
-    2. The engine abstains when its best passage's probability is below `threshold` or the
-       relevance below `min_relevance`: of the pairs refusing at most FALSE_ABSTENTION of each
-       answerable set, the one that abstains on the most stand-ins (each kind weighed alike).
-    3. A span is bold when it fits the question's kind and P(start) x P(end) reaches
-       `bold_probability`: the lowest value at which BOLD_PRECISION of the bold first spans of
-       answerable questions hold a gold answer."""
+    2. The abstention rule over the best passage's probability and the relevance (fit_abstention).
+    3. A span is bold when it fits the question's kind and P(it is the answer) = P(start) x P(end) x
+       the passage's answerability reaches `bold_answer_probability`: the lowest value at which
+       BOLD_PRECISION of the bold first spans of answerable questions hold a gold answer."""
     x = np.vstack([o.features for o in observed if len(o.features)])
     y = np.concatenate([o.holds for o in observed if len(o.features)]).astype(float)
     w = fit_logistic(x, y)
@@ -485,19 +530,10 @@ def fit_rule(observed: list[Observed]) -> tuple[dict, dict]:
     for g in sorted({o.group for o in observed}):
         rows = [(o, c) for o, c, _ in scored if o.group == g]
         sets[g] = (rows[0][0].answerable, np.array([c for _, c in rows]), np.array([o.relevance for o, _ in rows]))
-    best_rule = None
-    for t in np.round(np.linspace(0.02, 0.8, 79), 3):
-        for r in np.round(np.linspace(0.0, 0.6, 31), 3):
-            refused, caught = {}, {}
-            for g, (answerable, conf, rel) in sets.items():
-                (refused if answerable else caught)[g] = float(np.mean((conf < t) | (rel < r)))
-            if max(refused.values()) <= FALSE_ABSTENTION:
-                key = (float(np.mean(list(caught.values()))), t, r)
-                if best_rule is None or key > best_rule[0]:
-                    best_rule = (key, refused, caught)
-    (mean_caught, t, r), refused, caught = best_rule
-    firsts = [(o.span_probability[i], o.bold_right[i], o.features[i, 2] > 0)
-              for o, _, i in scored if o.answerable and i >= 0]
+    abstention, refused, caught = fit_abstention(sets)
+    # P(the first span is the answer): the span head's P(start) x P(end) times the passage's answerability
+    firsts = [(o.span_probability[i] * c, o.bold_right[i], o.features[i, 2] > 0)
+              for o, c, i in scored if o.answerable and i >= 0]
     bold_at = 1.0
     for cut in np.round(np.linspace(0.0, 0.95, 96), 3):
         shown = [right for p, right, fits in firsts if fits and p >= cut]
@@ -505,8 +541,7 @@ def fit_rule(observed: list[Observed]) -> tuple[dict, dict]:
             bold_at = float(cut)
             break
     shown = [right for p, right, fits in firsts if fits and p >= bold_at]
-    rule = {"answerability": weights, "threshold": float(t), "min_relevance": float(r),
-            "bold_probability": bold_at}
+    rule = {"answerability": weights, **abstention, "bold_answer_probability": bold_at}
     figures = {"calibration_refused": {g: round(v, 4) for g, v in refused.items()},
                "stand_ins_abstained": {g: round(v, 4) for g, v in caught.items()},
                "bold_shown": round(len(shown) / max(len(firsts), 1), 4),
@@ -589,8 +624,8 @@ no passage is likely enough to state the answer.
 | file | `model.onnx`: ONNX, int8 dynamic quantisation with per-channel weights ({int8_mb:.1f} MB; fp32 {fp32_mb:.1f} MB) |
 | input | at most {max_tokens} word pieces (question at most 64), passage cut to fit |
 | answerability | sigmoid({bias} + {w_logit} x answer logit + {w_margin} x (best span - null score) + {w_fits} x span of the asked kind) |
-| abstention rule | answerability < {threshold} or relevance < {min_relevance} |
-| bold | span of the asked kind (`index/read/answer_type.py`) with P(start) x P(end) >= {bold_probability} |
+| abstention rule | answerability < {threshold}, or relevance < {min_relevance}, or logit(answerability) + {relevance_weight} x relevance < {evidence_threshold} |
+| bold | span of the asked kind (`index/read/answer_type.py`) with P(start) x P(end) x answerability >= {bold_probability} |
 
 ## Data and split
 Only what the training rule allows: SQuAD v1.1 dev articles at **even** positions of its `data`
@@ -617,8 +652,10 @@ questions asked of their own articles ({n_squad}) and news cloze questions asked
 (their story missing), the same questions with a name or number swapped, the SQuAD questions asked
 of the news articles, and the news questions asked of their articles with the answer's sentence cut
 out. The answerability weights are a logistic regression over every passage read (label: it holds
-a gold answer). The thresholds: of the pairs refusing at most {false_pct}% of each answerable set, the
-one abstaining on the most stand-ins, each kind weighed alike. The bold threshold: the lowest at
+a gold answer). The abstention rule: of the rules refusing at most {false_pct}% of each answerable set,
+the one abstaining on the most stand-ins, each kind weighed alike; the joint line (the answerability's
+logit plus a weight times the relevance) catches questions where both are middling, and among rules
+within {near_best} of the best mean the one with the smallest weight is kept. The bold threshold: the lowest at
 which {bold_pct}% of the bold first spans of the answerable questions hold a gold answer.
 
 | held-out set | abstained |
@@ -669,8 +706,8 @@ def write_card(out: Path, result: dict) -> None:
     (out / "README.md").write_text(CARD.format(
         depth=config["depth"], max_tokens=config["max_tokens"], threshold=config["threshold"],
         int8_mb=result["int8_bytes"] / 2**20, fp32_mb=result["fp32_bytes"] / 2**20,
-        calibration=", ".join(result["calibration_articles"]), false_pct=FALSE_ABSTENTION * 100,
-        bold_pct=round(BOLD_PRECISION * 100), bold_probability=config.get("bold_probability", 0.0),
+        calibration=", ".join(result["calibration_articles"]), false_pct=FALSE_ABSTENTION * 100, near_best=NEAR_BEST,
+        bold_pct=round(BOLD_PRECISION * 100), bold_probability=config.get("bold_answer_probability", config.get("bold_probability", 0.0)),
         bias=weights.get("bias"), w_logit=weights.get("answer_logit"), w_margin=weights.get("span_margin"),
         w_fits=weights.get("fits"), negatives=negatives, rule_rows="\n".join(rows),
         bold_shown=result.get("bold_shown"), bold_precision=result.get("bold_precision"),
@@ -681,6 +718,8 @@ def write_card(out: Path, result: dict) -> None:
         i8_em=i8["span_exact_match"], f_em=f["span_exact_match"], i8_f1=i8["span_f1"], f_f1=f["span_f1"],
         i8_rej=i8["same_article_passages_rejected"], f_rej=f["same_article_passages_rejected"],
         questions=i8["questions"], hashes=hashes, min_relevance=config.get("min_relevance", 0.0),
+        relevance_weight=config.get("evidence", {}).get("relevance_weight", 0.0),
+        evidence_threshold=round(config.get("evidence", {}).get("threshold", float("-inf")), 4),
         epochs=result.get("epochs", 1),
         **{k: result[k] for k in (
             "training_articles", "training_pairs", "batch_size", "lr", "seed", "train_minutes", "total_minutes")},
@@ -778,15 +817,21 @@ def main(argv: list[str] | None = None) -> int:
     rule, calib = fit_rule(observed)
     calib["calibration_squad_questions"] = sum(o.group == "answerable squad" for o in observed)
     calib["calibration_news_questions"] = sum(o.group == "answerable news" for o in observed)
+    config.pop("bold_probability", None)  # a reader.json from before the bold weighed answerability
     config.update(rule)
     (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2))
     figures = held_out_figures(Reader(staging), odd, args.held_out, random.Random(args.seed))
-    fp32_dir = args.work / "fp32"
-    fp32_dir.mkdir(exist_ok=True)
-    for name in (TOKENIZER_FILE, CONFIG_FILE):
-        shutil.copy(staging / name, fp32_dir / name)
-    shutil.copy(args.work / "reader-fp32.onnx", fp32_dir / MODEL_FILE)
-    figures_fp32 = held_out_figures(Reader(fp32_dir), odd, args.held_out, random.Random(args.seed))
+    if args.refit:
+        # The work folder's fp32 export may be another run's: the committed weights' fp32 figures stand,
+        # but the rejection rate depends on the threshold refitted here.
+        figures_fp32 = {**previous["odd_half_fp32"], "same_article_passages_rejected": "not re-measured"}
+    else:
+        fp32_dir = args.work / "fp32"
+        fp32_dir.mkdir(exist_ok=True)
+        for name in (TOKENIZER_FILE, CONFIG_FILE):
+            shutil.copy(staging / name, fp32_dir / name)
+        shutil.copy(args.work / "reader-fp32.onnx", fp32_dir / MODEL_FILE)
+        figures_fp32 = held_out_figures(Reader(fp32_dir), odd, args.held_out, random.Random(args.seed))
 
     args.out.mkdir(parents=True, exist_ok=True)
     for name in (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE):
@@ -800,7 +845,9 @@ def main(argv: list[str] | None = None) -> int:
         "calibration_articles": [a["title"] for a in calibration], **calib,
         "threshold": config["threshold"], "min_relevance": config["min_relevance"], "train_minutes": round(trained_s / 60, 1),
         "total_minutes": previous["total_minutes"] if args.refit else round((time.time() - began) / 60, 1),
-        **({"refit_minutes": round((time.time() - began) / 60, 1)} if args.refit else {}), **sizes,
+        **({"refit_minutes": round((time.time() - began) / 60, 1),
+            "rule_note": f"refit {time.strftime('%Y-%m-%d')} (--refit): the weights of the training run above, "
+                         "the rule fitted anew"} if args.refit else {}), **sizes,
         "odd_half_int8": figures, "odd_half_fp32": figures_fp32,
         "sha256": {name: file_sha256(args.out / name) for name in (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE)},
     }

@@ -178,6 +178,13 @@ def decode(features: Features, start: np.ndarray, end: np.ndarray, logits: np.nd
     return out
 
 
+def evidence(confidence, relevance, relevance_weight: float):
+    """How strongly a question is answered: the logit of the best passage's answerability plus the
+    search's relevance, weighed as fitted (reader.json "evidence"). Numbers or numpy arrays."""
+    p = np.clip(confidence, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p)) + relevance_weight * np.asarray(relevance)
+
+
 @dataclass(frozen=True)
 class Calibration:
     """How a Reading's features become P(the passage states the answer), and when a span is bold.
@@ -188,22 +195,29 @@ class Calibration:
     answer_logit: float = 1.0
     span_margin: float = 0.0
     fits: float = 0.0
-    bold_probability: float = 0.0  # a span is bold when P(start) x P(end) reaches this and it fits
+    # A span is bold when it fits and P(it is the answer) reaches this: P(start) x P(end) times the
+    # passage's answerability (reader.json "bold_answer_probability"); a reader.json from before
+    # that has only "bold_probability", fitted on P(start) x P(end) alone, is read as it was fitted.
+    bold_probability: float = 0.0
+    bold_weighs_answerability: bool = True
 
     @classmethod
     def from_config(cls, config: dict) -> "Calibration":
         weights = config.get("answerability", {})
+        joint = "bold_answer_probability" in config
         return cls(bias=float(weights.get("bias", 0.0)), answer_logit=float(weights.get("answer_logit", 1.0)),
                    span_margin=float(weights.get("span_margin", 0.0)), fits=float(weights.get("fits", 0.0)),
-                   bold_probability=float(config.get("bold_probability", 0.0)))
+                   bold_probability=float(config.get("bold_answer_probability" if joint else "bold_probability", 0.0)),
+                   bold_weighs_answerability=joint)
 
     def judge(self, reading: Reading, kind: str, passage: str) -> Reading:
         """The reading with its confidence, fit and bold decided for a question of this kind."""
         fits = reading.span is not None and span_fits(kind, passage[reading.span[0]:reading.span[1]])
-        judged = replace(reading, fits=fits, bold=fits and reading.span_probability >= self.bold_probability)
+        judged = replace(reading, fits=fits)
         logit, margin, fit = judged.features
-        z = self.bias + self.answer_logit * logit + self.span_margin * margin + self.fits * fit
-        return replace(judged, confidence=_sigmoid(z))
+        confidence = _sigmoid(self.bias + self.answer_logit * logit + self.span_margin * margin + self.fits * fit)
+        sure = reading.span_probability * (confidence if self.bold_weighs_answerability else 1.0)
+        return replace(judged, confidence=confidence, bold=fits and sure >= self.bold_probability)
 
 
 class Reader:
@@ -222,10 +236,24 @@ class Reader:
                 "`git checkout -- index/models/reader`, or set CITEBOT_READER=0 to answer without it."
             ) from None
         self.max_tokens = int(self.config.get("max_tokens", MAX_TOKENS))
-        self.threshold = float(self.config["threshold"])
-        self.min_relevance = float(self.config.get("min_relevance", 0.0))
+        self._set_rule()
         self.calibration = Calibration.from_config(self.config)
         self._lock = threading.Lock()  # tokenizers objects must not be shared between threads mid-call
+
+    def _set_rule(self) -> None:
+        self.threshold = float(self.config["threshold"])
+        self.min_relevance = float(self.config.get("min_relevance", 0.0))
+        # The joint line of the rule (reader.json "evidence"): a passage the reader finds only fairly
+        # likely is enough when the question's words are all over it, not when they are far from it.
+        joint = self.config.get("evidence", {})
+        self.relevance_weight = float(joint.get("relevance_weight", 0.0))
+        self.evidence_threshold = float(joint.get("threshold", float("-inf")))
+
+    def abstains(self, confidence: float, relevance: float) -> bool:
+        """The rule fitted with the model: abstain when the best passage's answerability, the search's
+        relevance, or their joint evidence (logit of the one + a weight x the other) is too low."""
+        return (confidence < self.threshold or relevance < self.min_relevance
+                or bool(evidence(confidence, relevance, self.relevance_weight) < self.evidence_threshold))
 
     def read(self, question: str, passages: Sequence[tuple[str, str]]) -> list[Reading]:
         """One Reading per (title, text) passage, in order."""
