@@ -1,5 +1,6 @@
 """Topic alerts: after a refresh that added articles, each followed topic is searched among the new
-articles only (the engine's own retrieval, reader and abstention: by meaning, not keywords), and
+articles only (the engine's own retrieval and reader, by meaning, not keywords; a topic asks no fact,
+so whether an article is on it is the search's relevance, not the reader's answerability), and
 each user gets at most one message holding the new cited excerpts for every topic of theirs that
 matched. An article is never sent twice for the same topic (FollowStore.mark_sent).
 
@@ -53,7 +54,7 @@ def _search(engine: Engine, topic: str, cache: dict, paths: Sequence[str] = (), 
     if key not in cache:
         try:
             cache[key] = engine.ask(topic, k=PER_TOPIC if paths else 1, within_paths=tuple(paths),
-                                    within_docs=(doc,) if doc else ())
+                                    within_docs=(doc,) if doc else (), topic=True)
         except QuestionError as exc:
             log.info("Topic %r not searched: %s", topic, exc)
             cache[key] = None

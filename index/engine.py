@@ -320,7 +320,7 @@ class Engine:
     def ask(self, question: str, k: int = 5, retriever: str = "hybrid", abstain: bool = True, *,
             since: date | None = None, until: date | None = None, sources: Sequence[str] = (),
             today: date | None = None, within_docs: Sequence[str] = (), within_paths: Sequence[str] = (),
-            language: str = "") -> Answer:
+            language: str = "", topic: bool = False) -> Answer:
         """Cited excerpts answering question, best first, or an abstention. Raises QuestionError.
 
         Time in the question ("latest", "yesterday", "in March 2022", since:/until:/source:) or in
@@ -333,6 +333,8 @@ class Engine:
         short to identify.
         abstain=False keeps the citations of a question the engine would abstain on (for evaluation);
         Answer.abstained still says what the engine would have done.
+        topic=True reads question as a followed topic ("Chilean mines"), not a question: it asks no
+        fact for the reader's answerability to find, so only the search's relevance decides.
         """
         began = time.perf_counter()
         question = clean_question(question)
@@ -407,7 +409,9 @@ class Engine:
             confidence = max(r.confidence for r in readings)
             # The rule fitted with the model (index/models/train_reader.py): the reader's doubt, a
             # question whose words and meaning are far from everything found, or both together.
-            abstained = reader.abstains(confidence, score)
+            # A topic asks no fact: the reader, trained on questions, doubts "Chilean mines" over an
+            # article about strikes at two Chilean mines (0.07); whether an article is on it is relevance.
+            abstained = score < reader.min_relevance if topic else reader.abstains(confidence, score)
             if foreign:
                 # The model reads English: its doubt about another language says little, so only the
                 # answer head's own probability (not the rule fitted on English features) can rule the

@@ -178,6 +178,11 @@ def test_the_paths_filter_searches_only_those_files_articles(where, tmp_path, em
     answer = engine.ask("copper prices", within_paths=("news/copper.json", "news/football.json"))
     assert not answer.abstained and answer.citations[0].title == COPPER[0]
     assert engine.ask("When will the first tram section open?", within_paths=both.paths).abstained
+    # A followed topic is not a question: the article is on "Chilean mines" though the reader, asked it as
+    # a question, doubts it (0.07); a topic the articles are not about is still refused.
+    on_topic = engine.ask("Chilean mines", within_paths=both.paths, topic=True)
+    assert not on_topic.abstained and on_topic.citations[0].title == COPPER[0]
+    assert engine.ask("elections in France", within_paths=both.paths, topic=True).abstained
     assert not engine.ask("When will the first tram section open?", within_paths=("tram.json",)).abstained
 
 
@@ -227,7 +232,8 @@ def test_a_follower_gets_one_message_citing_only_the_new_matching_article_and_ne
                 text = answer_text(alert)
                 assert COPPER[0] in text and "11,000 dollars" in text
                 assert FOOTBALL[0] not in text and "derby" not in text
-                assert "copper prices" in text and "Chilean mines" in text, "both topics, in the one message"
+                assert "<b>copper prices</b>" in alert["text"] and "<b>Chilean mines</b>" in alert["text"], \
+                    "both topics, in the one message"
                 assert alerts_to(fake, BOB) == [], "a topic nothing matched sends nothing"
 
                 # A refresh with nothing on copper, then one that finds nothing new: nothing sent.
